@@ -1,0 +1,66 @@
+"""Calling a traced body under one cached ``jax.jit``, and host-side checks after it.
+
+Array leaves of the arguments are traced; every other leaf (Python numbers, strings,
+callables) is static and part of the cache key, as in ``equinox.filter_jit``. The body,
+the user's function and the configuration are static too, so calling ``fdjax.grad(f)(x)``
+twice with same-shaped x compiles once.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable
+
+import jax
+
+from ._pytree import is_array
+
+__all__ = ["call_jitted", "is_traced"]
+
+
+class _Static:
+    """Hashable wrapper for the static leaves (compared by value, or identity if unhashable)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value):
+        self.value = value
+
+    def _key(self):
+        try:
+            hash(self.value)
+            return ("v", self.value)
+        except TypeError:
+            return ("id", id(self.value))
+
+    def __hash__(self):
+        return hash(self._key())
+
+    def __eq__(self, other):
+        return isinstance(other, _Static) and self._key() == other._key()
+
+
+@functools.partial(jax.jit, static_argnames=("body", "statics", "treedef"))
+def _run(dynamic, *, body, statics, treedef):
+    leaves, it = [], iter(dynamic)
+    for s in statics:
+        leaves.append(next(it) if s is None else s.value)
+    payload = jax.tree_util.tree_unflatten(treedef, leaves)
+    with jax.default_matmul_precision("highest"):
+        return body(*payload)
+
+
+def call_jitted(body: Callable, *payload: Any) -> Any:
+    """``body(*payload)`` under jit; ``body`` must be hashable (a function or a partial of statics).
+
+    Matmul precision is "highest" inside (no TF32 on GPUs: FD differences need every bit).
+    """
+    leaves, treedef = jax.tree_util.tree_flatten(payload)
+    dynamic = [leaf for leaf in leaves if is_array(leaf)]
+    statics = tuple(None if is_array(leaf) else _Static(leaf) for leaf in leaves)
+    return _run(dynamic, body=body, statics=statics, treedef=treedef)
+
+
+def is_traced(*trees: Any) -> bool:
+    """True when any leaf is a tracer (we are inside the user's jit/vmap/grad)."""
+    return any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree_util.tree_leaves(trees))
