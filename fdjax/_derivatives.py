@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import _engine
+from ._engine import Options
 from ._jit import call_jitted, is_traced
 from ._pytree import FlatArgs, flatten_args
 from ._stencils import Stencil, get_stencil
@@ -35,21 +36,6 @@ class NonFiniteError(FloatingPointError, ValueError):
     """f returned NaN/inf at the point or at a perturbed point (named in the message)."""
 
 
-@dataclasses.dataclass(frozen=True)
-class Options:
-    """Static engine options shared by every transform (hashable: part of the jit cache key)."""
-
-    chunk_size: int | None = None
-    memory_budget: int | None = None
-
-    def validate(self, caller: str) -> "Options":
-        for name in ("chunk_size", "memory_budget"):
-            v = getattr(self, name)
-            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1):
-                raise ValueError(f"{caller}({name}=...) must be a positive int or None, got {v!r}")
-        return self
-
-
 # --------------------------------------------------------------------------------------------
 # Traced building blocks (also used by the check and adaptive layers).
 
@@ -66,9 +52,7 @@ def basis_values(flat_fn, x, h, stencil: Stencil, opts: Options):
     if stencil.complex_step:
         coeff = coeff * 1j
     rows = {"index": index, "coeff": coeff}
-    vals = _engine.evaluate(
-        flat_fn, x, _engine.Basis(), rows, chunk_size=opts.chunk_size, memory_budget=opts.memory_budget
-    )
+    vals = _engine.evaluate(flat_fn, x, _engine.Basis(), rows, opts)
     k = len(stencil.offsets)
     return jax.tree_util.tree_map(lambda v: v.reshape((k, n) + v.shape[1:]), vals)
 
@@ -397,10 +381,7 @@ class _JvpBody:
         coeff = (offs[:, None] * h[None]).reshape(-1)
         if self.stencil.complex_step:
             coeff = coeff * 1j
-        vals = _engine.evaluate(
-            main, x, _engine.Directions(v), {"index": index, "coeff": coeff},
-            chunk_size=self.opts.chunk_size, memory_budget=self.opts.memory_budget,
-        )
+        vals = _engine.evaluate(main, x, _engine.Directions(v), {"index": index, "coeff": coeff}, self.opts)
         nk = len(self.stencil.offsets)
         vals = jax.tree_util.tree_map(lambda a: a.reshape((nk, k) + a.shape[1:]), vals)
         f0 = main(x)

@@ -25,10 +25,31 @@ __all__ = [
     "evaluate",
     "choose_chunk_size",
     "DEFAULT_MEMORY_BUDGET",
+    "Options",
 ]
 
 #: Default bytes for the perturbed copies and activations of one chunk.
 DEFAULT_MEMORY_BUDGET = 256 * 2**20
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+    """Static engine options (hashable: part of the jit cache key).
+
+    Attributes:
+        chunk_size: rows per vmapped chunk; None chooses it from ``memory_budget``.
+        memory_budget: bytes one chunk may use; None means ``DEFAULT_MEMORY_BUDGET``.
+    """
+
+    chunk_size: int | None = None
+    memory_budget: int | None = None
+
+    def validate(self, caller: str) -> "Options":
+        for name in ("chunk_size", "memory_budget"):
+            v = getattr(self, name)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1):
+                raise ValueError(f"{caller}({name}=...) must be a positive int or None, got {v!r}")
+        return self
 
 
 def _register(cls):
@@ -144,9 +165,7 @@ def evaluate(
     x: jax.Array,
     perturb: Callable[[jax.Array, dict], jax.Array],
     rows: dict,
-    *,
-    chunk_size: int | None = None,
-    memory_budget: int | None = None,
+    opts: Options = Options(),
 ) -> Any:
     """``fn(perturb(x, row))`` for every row, as a pytree with a leading axis of rows.
 
@@ -159,9 +178,9 @@ def evaluate(
         x: the flat point, shape [N].
         perturb: ``perturb(x, row) -> x'``, e.g. ``Basis()``.
         rows: dict of arrays with a common leading dimension R.
-        chunk_size: rows per vmapped chunk; default from ``memory_budget``.
-        memory_budget: bytes for one chunk; default ``DEFAULT_MEMORY_BUDGET``.
+        opts: chunk size / memory budget.
     """
+    chunk_size, memory_budget = opts.chunk_size, opts.memory_budget
     num_rows = int(jax.tree_util.tree_leaves(rows)[0].shape[0])
 
     def one(row):
