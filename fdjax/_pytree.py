@@ -26,7 +26,7 @@ def is_array(x: Any) -> bool:
 
 def normalize_argnums(argnums: int | Sequence[int], nargs: int, caller: str) -> tuple[int, ...]:
     """Validate argnums against the number of positional arguments."""
-    seq = (argnums,) if isinstance(argnums, int) else tuple(argnums)
+    seq = (argnums,) if isinstance(argnums, int) else tuple(argnums) if isinstance(argnums, (tuple, list)) else None
     if not seq or not all(isinstance(a, int) and not isinstance(a, bool) for a in seq):
         raise TypeError(f"{caller}(argnums=...) must be an int or a non-empty tuple of ints, got {argnums!r}")
     out = []

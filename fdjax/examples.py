@@ -43,15 +43,16 @@ def mlp(sizes=(16, 32, 10), batch: int = 64, dtype=jnp.float64, seed: int = 0):
 
 def digits(batch: int = 16, size: int = 8, seed: int = 0, dtype=jnp.float64):
     """A deterministic digits-like batch: blurred strokes of 10 classes on a size×size grid."""
-    k1, k2 = jax.random.split(jax.random.key(seed))
+    k1 = jax.random.key(seed)
     labels = jnp.arange(batch) % 10
-    i, j = jnp.meshgrid(jnp.arange(size), jnp.arange(size), indexing="ij")
-    angle = labels[:, None, None] * (jnp.pi / 10)
+    i, j = jnp.meshgrid(jnp.arange(size, dtype=dtype), jnp.arange(size, dtype=dtype), indexing="ij")
+    lab = labels.astype(dtype)[:, None, None]
+    angle = lab * (jnp.pi / 10)
     c = (size - 1) / 2
     dist = jnp.abs((i - c) * jnp.cos(angle) - (j - c) * jnp.sin(angle))
-    ring = jnp.abs(jnp.hypot(i - c, j - c) - (labels[:, None, None] % 3 + 1.5))
-    img = jnp.exp(-dist**2) + 0.5 * jnp.exp(-ring**2) * (labels[:, None, None] >= 5)
-    img = img + 0.1 * jax.random.normal(k1, img.shape)
+    ring = jnp.abs(jnp.hypot(i - c, j - c) - (lab % 3 + 1.5))
+    img = jnp.exp(-(dist**2)) + 0.5 * jnp.exp(-(ring**2)) * (lab >= 5).astype(dtype)
+    img = img + 0.1 * jax.random.normal(k1, img.shape, dtype)
     return img[:, None, :, :].astype(dtype), labels
 
 
