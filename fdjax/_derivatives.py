@@ -160,6 +160,16 @@ class _JacobianBody:
             return out[0] if self.has_aux else out
 
         x = fa.x
+        if isinstance(step, str):  # step="auto": the per-parameter step sweep (fdjax._sweep)
+            from ._sweep import adaptive_basis, auto_diagnostics
+
+            out0 = full(x)
+            f0 = out0[0] if self.has_aux else out0
+            d = adaptive_basis(main, x, f0, self.stencil, self.opts).estimate
+            diag = auto_diagnostics(f0, d)
+            if self.stencil.complex_step:
+                d, diag["complex_ok"] = _complex_safety(main, x, f0, None, d)
+            return _to_jacobian(fa, d), (out0[1] if self.has_aux else None), diag
         rel = relative_step_vector(step, fa, self.stencil, self.caller)
         if self.stencil.complex_step:
             h = rel * jnp.maximum(jnp.abs(x), 1)
@@ -247,23 +257,30 @@ def _check_output(fun, args, kwargs, has_aux, scalar, caller):
             raise TypeError(f"{caller} requires real floating-point outputs, got dtype {leaf.dtype}")
 
 
-def _make(fun, argnums, method, step, chunk_size, memory_budget, has_aux, scalar, caller):
+def _make(fun, argnums, method, step, chunk_size, memory_budget, has_aux, scalar, caller, devices=None):
     if not callable(fun):
         raise TypeError(f"{caller}(fun=...) must be callable, got {type(fun).__name__}")
     stencil = get_stencil(method, caller)
     if stencil.derivative != 1:
         raise ValueError(f"{caller}(method=...) needs a first-derivative stencil, got derivative order {stencil.derivative}")
-    check_step_static(step, caller)
-    opts = Options(chunk_size, memory_budget).validate(caller)
+    check_step_static(step, caller, allow_auto=True)
+    opts = Options(chunk_size, memory_budget, devices).validate(caller)
 
     @functools.wraps(fun)
     def transformed(*args, **kwargs):
         fa = flatten_args(args, argnums, caller)
         check_x_finite(fa, caller)
-        check_step_values(step, caller)
+        auto = isinstance(step, str)  # "auto", validated above
+        if not auto:
+            check_step_values(step, caller)
         body = _JacobianBody(fun, argnums, stencil, opts, has_aux, scalar, caller)
         jac, aux, diag = call_jitted(body, fa.args, kwargs, step)
-        raise_nonfinite(fa, caller, diag["f0_finite"], diag["row_finite"], stencil.offsets, diag["h"])
+        if auto:
+            from ._sweep import raise_auto_nonfinite
+
+            raise_auto_nonfinite(fa, caller, diag)
+        else:
+            raise_nonfinite(fa, caller, diag["f0_finite"], diag["row_finite"], stencil.offsets, diag["h"])
         if "complex_ok" in diag and not is_traced(diag["complex_ok"]) and not bool(diag["complex_ok"]):
             raise ValueError(
                 f"{caller}(method='complex'): the function is not complex-step safe: Re f(x + ih) "
@@ -284,6 +301,7 @@ def jacobian(
     chunk_size: int | None = None,
     memory_budget: int | None = None,
     has_aux: bool = False,
+    devices: int | Sequence[jax.Device] | None = None,
 ) -> Callable:
     """FD Jacobian of ``fun`` with respect to ``argnums``, laid out as ``jax.jacfwd``.
 
@@ -299,9 +317,18 @@ def jacobian(
         step: relative step (h_i = step·max(|x_i|, 1)), a float or a pytree matching the
             argument(s); default eps^(1/(p+1)) of the dtype: cbrt(eps) for central,
             sqrt(eps) for forward/backward. The step actually taken, (x_i + h_i) − x_i, is used.
+            ``"auto"``: a step per parameter (and output element) from the step sweep of
+            ``fdjax.sweep`` (28 halvings from 0.1·max(|x_i|, 1) in float64, 22 in float32:
+            2·N·K evaluations in one batch), returning its best estimate (plain or
+            Richardson). The return type does not change; for a scalar function
+            ``fdjax.sweep(fun, *args)`` has the same estimates with their error estimates
+            and diagnosis (sweep an output element, ``lambda x: fun(x)[i]``, for the rest).
         chunk_size: perturbed evaluations per vmapped chunk; default from ``memory_budget``.
-        memory_budget: bytes for one chunk (default 256 MiB).
+        memory_budget: bytes for one chunk (default 256 MiB on CPU, 1 GiB on GPU/TPU).
         has_aux: ``fun`` returns ``(output, aux)``; the transform returns ``(jac, aux)``.
+        devices: where the perturbed evaluations run: None (default) shards them over all
+            of ``jax.devices()`` when there are several; an int k uses the first k
+            (1: no sharding); or a sequence of ``jax.Device``.
 
     Integer and boolean leaves are not differentiated; their blocks are float0 zeros, as
     ``jax.jacfwd(..., allow_int=True)`` returns.
@@ -317,7 +344,7 @@ def jacobian(
         >>> bool(jnp.allclose(J, jnp.diag(jnp.cos(jnp.array([0.0, 1.0]))), atol=1e-9))
         True
     """
-    return _make(fun, argnums, method, step, chunk_size, memory_budget, has_aux, False, "fdjax.jacobian")
+    return _make(fun, argnums, method, step, chunk_size, memory_budget, has_aux, False, "fdjax.jacobian", devices)
 
 
 def grad(
@@ -329,6 +356,7 @@ def grad(
     chunk_size: int | None = None,
     memory_budget: int | None = None,
     has_aux: bool = False,
+    devices: int | Sequence[jax.Device] | None = None,
 ) -> Callable:
     """FD gradient of a scalar function, with the structure of the differentiated argument(s).
 
@@ -336,7 +364,9 @@ def grad(
     evaluations (central; N for one-sided, plus f(x) once) run in one jit-compiled,
     vmapped, chunked batch.
 
-    Args: see ``fdjax.jacobian``; ``fun`` must return a real scalar.
+    Args: see ``fdjax.jacobian``; ``fun`` must return a real scalar. With ``step="auto"``
+    the gradient is the best estimate of the adaptive step sweep; ``fdjax.sweep`` with the
+    same arguments returns the same values with their error estimates and ``Status`` flags.
 
     Integer and boolean leaves are not differentiated: their gradient is a float0 zero array,
     as ``jax.grad(..., allow_int=True)`` returns.
@@ -346,8 +376,11 @@ def grad(
         >>> g = fdjax.grad(lambda p: jnp.sum(p["w"] ** 2) + p["b"])({"w": jnp.ones(3), "b": 2.0})
         >>> [round(float(v), 6) for v in g["w"]], round(float(g["b"]), 6)
         ([2.0, 2.0, 2.0], 1.0)
+        >>> g = fdjax.grad(lambda x: jnp.sum(jnp.log(x)), step="auto")(jnp.array([1e-3, 2.0]))
+        >>> [round(float(v), 3) for v in g]
+        [1000.0, 0.5]
     """
-    return _make(fun, argnums, method, step, chunk_size, memory_budget, has_aux, True, "fdjax.grad")
+    return _make(fun, argnums, method, step, chunk_size, memory_budget, has_aux, True, "fdjax.grad", devices)
 
 
 # --------------------------------------------------------------------------------------------
@@ -420,7 +453,7 @@ def _flatten_tangents(primals, tangents, caller, batched):
     return jnp.concatenate(flats)[None]
 
 
-def _jvp_impl(fun, primals, tangents, method, step, chunk_size, memory_budget, batched, caller):
+def _jvp_impl(fun, primals, tangents, method, step, chunk_size, memory_budget, batched, caller, devices=None):
     if not callable(fun):
         raise TypeError(f"{caller}(fun=...) must be callable, got {type(fun).__name__}")
     if not isinstance(primals, (tuple, list)) or not isinstance(tangents, (tuple, list)):
@@ -431,7 +464,7 @@ def _jvp_impl(fun, primals, tangents, method, step, chunk_size, memory_budget, b
     check_step_static(step, caller)
     if step is not None and not isinstance(step, (int, float)):
         raise TypeError(f"{caller}(step=...) must be a positive float (one step per direction), got {type(step).__name__}")
-    opts = Options(chunk_size, memory_budget).validate(caller)
+    opts = Options(chunk_size, memory_budget, devices).validate(caller)
     primals = tuple(jax.tree_util.tree_map(jnp.asarray, tuple(primals)))
     fa = flatten_args(primals, tuple(range(len(primals))), caller)
     check_x_finite(fa, caller)
@@ -466,6 +499,7 @@ def jvp(
     step: float | None = None,
     chunk_size: int | None = None,
     memory_budget: int | None = None,
+    devices: int | Sequence[jax.Device] | None = None,
 ) -> tuple[Any, Any]:
     """FD directional derivative: ``(fun(*primals), J·tangents)``, like ``jax.jvp``.
 
@@ -479,7 +513,7 @@ def jvp(
         >>> round(float(t), 6) == round(2 * float(jnp.cos(0.5)), 6)
         True
     """
-    return _jvp_impl(fun, primals, tangents, method, step, chunk_size, memory_budget, False, "fdjax.jvp")
+    return _jvp_impl(fun, primals, tangents, method, step, chunk_size, memory_budget, False, "fdjax.jvp", devices)
 
 
 def batched_jvp(
@@ -491,6 +525,7 @@ def batched_jvp(
     step: float | None = None,
     chunk_size: int | None = None,
     memory_budget: int | None = None,
+    devices: int | Sequence[jax.Device] | None = None,
 ) -> tuple[Any, Any]:
     """Many FD directional derivatives in one engine call.
 
@@ -503,4 +538,4 @@ def batched_jvp(
         >>> [round(float(a), 6) for a in t]
         [2.0, 2.0]
     """
-    return _jvp_impl(fun, primals, tangents, method, step, chunk_size, memory_budget, True, "fdjax.batched_jvp")
+    return _jvp_impl(fun, primals, tangents, method, step, chunk_size, memory_budget, True, "fdjax.batched_jvp", devices)

@@ -3,20 +3,39 @@
 A *plan* is a perturbation rule plus a table of rows. Row r asks for
 ``fn(perturb(x, row_r))``. The rows are small per-row records (an integer index, a
 coefficient, ...), never [rows, N] arrays: each perturbed point is built inside the
-batch from its row, evaluated with ``jax.vmap`` and ``jax.lax.map(batch_size=B)`` so
-that only B perturbed copies of x exist at a time. B comes from ``chunk_size`` or from a
-memory budget. The engine knows nothing about derivatives, AD or verdicts.
+batch from its row, evaluated with ``jax.vmap`` over chunks of B rows in a
+``jax.lax.map``, so that at most B perturbed copies of x exist at a time (and none at
+all when XLA fuses the perturbation into f's first use of x). B comes from
+``chunk_size`` or from a memory budget and a cache model (``fdjax._plan``). With several
+devices the rows are sharded over a 1-D mesh (``fdjax._devices``): x is replicated, each
+device runs its share of chunks, the values are gathered. The engine knows nothing about
+derivatives, AD or verdicts.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from ._devices import ROW_AXIS, check_devices, row_mesh
+from ._plan import (
+    DEFAULT_MEMORY_BUDGET,
+    LargePlanWarning,
+    cache_bytes,
+    choose_chunk_size,
+    default_budget,
+    estimate_row,
+    measure_row,
+    row_jaxpr,
+    warn_if_long,
+)
 
 __all__ = [
     "Basis",
@@ -24,12 +43,15 @@ __all__ = [
     "RandomDirections",
     "evaluate",
     "choose_chunk_size",
+    "chunk_plan",
     "DEFAULT_MEMORY_BUDGET",
+    "LargePlanWarning",
     "Options",
 ]
 
-#: Default bytes for the perturbed copies and activations of one chunk.
-DEFAULT_MEMORY_BUDGET = 256 * 2**20
+#: Plans with at least this many rows are costed (for ``LargePlanWarning``) even when
+#: ``chunk_size`` is given; smaller plans with a given chunk size skip the measurement.
+COST_ROWS = 100_000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,19 +59,31 @@ class Options:
     """Static engine options (hashable: part of the jit cache key).
 
     Attributes:
-        chunk_size: rows per vmapped chunk; None chooses it from ``memory_budget``.
-        memory_budget: bytes one chunk may use; None means ``DEFAULT_MEMORY_BUDGET``.
+        chunk_size: rows per vmapped chunk (per device); None chooses it from
+            ``memory_budget`` and, on CPU, the last-level cache size.
+        memory_budget: bytes one chunk may use (its perturbed copies of x plus f's
+            temporaries, measured by XLA); None means 256 MiB on CPU, 1 GiB on GPU/TPU.
+        devices: where the rows run: None (every device in ``jax.devices()``; several
+            devices shard the rows, and after ``jax.distributed.initialize()`` that is
+            every process's devices), an int k (the first k devices; 1 turns sharding
+            off) or a sequence of ``jax.Device``.
     """
 
     chunk_size: int | None = None
     memory_budget: int | None = None
+    devices: int | tuple | None = None
 
-    def validate(self, caller: str) -> "Options":
+    def validate(self, caller: str) -> Options:
+        """Check every field; returns the options with ``devices`` normalized.
+
+        Raises:
+            ValueError, TypeError: naming ``caller``, the argument and the bad value.
+        """
         for name in ("chunk_size", "memory_budget"):
             v = getattr(self, name)
             if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1):
                 raise ValueError(f"{caller}({name}=...) must be a positive int or None, got {v!r}")
-        return self
+        return dataclasses.replace(self, devices=check_devices(self.devices, caller))
 
 
 def _register(cls):
@@ -65,6 +99,11 @@ class Basis:
     """Perturb one coordinate: ``x.at[row["index"]].add(row["coeff"])``.
 
     Rows: ``index`` (int32) and ``coeff`` (the signed step s_k·h_i, real or imaginary).
+
+    Built as ``where(arange(N) == index, x + coeff, x)``, bit for bit the same values as
+    the scatter, but elementwise: under vmap XLA fuses it into f's first reads of x (the
+    slices and layout copies that feed its matmuls), so a chunk never materialises a
+    [B, N] array of perturbed copies unless f itself needs one.
     """
 
     _data = ()
@@ -73,7 +112,13 @@ class Basis:
         coeff = row["coeff"]
         if jnp.iscomplexobj(coeff) and not jnp.iscomplexobj(x):
             x = x.astype(coeff.dtype)
-        return x.at[row["index"]].add(coeff.astype(x.dtype))
+        index = jnp.asarray(row["index"])
+        if not jnp.issubdtype(index.dtype, jnp.integer):
+            raise TypeError(f"Basis rows need an integer 'index', got {index.dtype}")
+        n = x.shape[0]
+        index = jnp.where(index < 0, index + n, index)
+        hit = jnp.arange(n, dtype=index.dtype) == index
+        return jnp.where(hit, x + coeff.astype(x.dtype), x)
 
 
 @_register
@@ -119,45 +164,78 @@ class RandomDirections:
     def direction(self, x: jax.Array, row: dict) -> jax.Array:
         v = random_direction(self.key, row["index"], x.shape[0], x.dtype, self.distribution)
         if "lo" in row:
-            i = jnp.arange(x.shape[0])
-            v = jnp.where((i >= row["lo"]) & (i < row["hi"]), v, jnp.zeros_like(v))
+            lo, hi = jnp.asarray(row["lo"]), jnp.asarray(row["hi"])
+            i = jnp.arange(x.shape[0], dtype=jnp.result_type(lo, hi))
+            v = jnp.where((i >= lo) & (i < hi), v, jnp.zeros_like(v))
         return v
 
     def __call__(self, x: jax.Array, row: dict) -> jax.Array:
         return x + row["coeff"].astype(x.dtype) * self.direction(x, row)
 
 
-def _jaxpr_bytes(jaxpr) -> int:
-    """Sum of the sizes of all intermediate values of a jaxpr (sub-jaxprs included)."""
-    total = 0
-    for eqn in jaxpr.eqns:
-        for v in eqn.outvars:
-            aval = v.aval
-            if hasattr(aval, "shape") and hasattr(aval, "dtype"):
-                total += math.prod(aval.shape) * np.dtype(aval.dtype).itemsize
-        for p in eqn.params.values():
-            sub = getattr(p, "jaxpr", None)
-            if sub is not None and hasattr(sub, "eqns"):
-                total += _jaxpr_bytes(sub)
-            elif hasattr(p, "eqns"):
-                total += _jaxpr_bytes(p)
-    return total
+def _pad_rows(rows: dict, total: int) -> dict:
+    """Rows padded to ``total`` by repeating the last row (padded values are dropped)."""
+    num = int(jax.tree_util.tree_leaves(rows)[0].shape[0])
+    if total == num:
+        return rows
+    return jax.tree_util.tree_map(
+        lambda a: jnp.concatenate([a, jnp.repeat(a[-1:], total - num, axis=0)]), rows
+    )
 
 
-def row_bytes(one: Callable, row0: Any, x: jax.Array) -> int:
-    """Estimated bytes one row costs inside a vmapped chunk.
+def _chunked(one: Callable, rows: dict, b: int):
+    """``vmap(one)`` over chunks of exactly b rows, one chunk after another."""
+    num = int(jax.tree_util.tree_leaves(rows)[0].shape[0])
+    n_chunks = num // b
+    if n_chunks <= 1:
+        return jax.vmap(one)(rows)
+    chunks = jax.tree_util.tree_map(lambda a: a.reshape((n_chunks, b) + a.shape[1:]), rows)
+    out = jax.lax.map(jax.vmap(one), chunks)
+    return jax.tree_util.tree_map(lambda a: a.reshape((n_chunks * b,) + a.shape[2:]), out)
 
-    The perturbed copy of x (and its cotangent-free temporaries: twice its size) plus the
-    sum of all intermediate values of one evaluation, from the jaxpr. The sum ignores buffer
-    reuse, so it over-estimates activations: a safe side for a memory budget.
+
+def chunk_plan(fn, x, perturb, rows, opts: Options = Options()) -> dict:
+    """The engine's plan for these rows: devices, rows per device, chunk size, row cost.
+
+    Runs at trace time (nothing is executed); ``evaluate`` uses it, and benchmarks and
+    tests read it to see what the engine chose. The row cost is measured by XLA only when
+    it matters: a plan of at least ``COST_ROWS`` rows (for ``LargePlanWarning``), or no
+    ``chunk_size`` given and the jaxpr's over-estimate does not fit every row into one
+    chunk; otherwise that estimate stands (``row_cost.source == "estimate"``).
     """
-    jaxpr = jax.make_jaxpr(one)(row0)
-    return 2 * x.size * x.dtype.itemsize + _jaxpr_bytes(jaxpr.jaxpr)
-
-
-def choose_chunk_size(num_rows: int, bytes_per_row: int, memory_budget: int) -> int:
-    """Largest chunk within the budget, at least 1, at most the number of rows."""
-    return int(max(1, min(num_rows, memory_budget // max(bytes_per_row, 1))))
+    num_rows = int(jax.tree_util.tree_leaves(rows)[0].shape[0])
+    mesh = row_mesh(opts.devices)
+    ndev = 1 if mesh is None else int(mesh.size)
+    platform = (mesh.devices.flat[0] if mesh is not None else jax.devices()[0]).platform
+    per_device = -(-num_rows // ndev)
+    budget = default_budget(platform) if opts.memory_budget is None else opts.memory_budget
+    cost = None
+    if opts.chunk_size is None or num_rows >= COST_ROWS:
+        row0 = jax.tree_util.tree_map(lambda a: a[0], rows)
+        copy = jax.eval_shape(perturb, x, row0)
+        copy_bytes = int(np.prod(copy.shape)) * np.dtype(copy.dtype).itemsize
+        closed = row_jaxpr(lambda x, row: fn(perturb(x, row)), x, row0)
+        cost = estimate_row(closed, copy_bytes)
+        room = min(budget, cache_bytes() // 2) if platform == "cpu" else budget
+        if opts.chunk_size is not None or num_rows >= COST_ROWS or per_device * cost.bytes > room:
+            cost = measure_row(closed, copy_bytes, need_memory=opts.chunk_size is None)
+            warn_if_long(cost, num_rows, ndev, platform)
+    if opts.chunk_size is not None:
+        b = min(opts.chunk_size, max(per_device, 1))
+    else:
+        b = choose_chunk_size(per_device, cost.bytes, budget, platform)
+    n_chunks = -(-per_device // b) if per_device else 0
+    return {
+        "mesh": mesh,
+        "devices": ndev,
+        "platform": platform,
+        "rows": num_rows,
+        "rows_per_device": per_device,
+        "chunk_size": b,
+        "chunks_per_device": n_chunks,
+        "padded_rows": ndev * n_chunks * b,
+        "row_cost": cost,
+    }
 
 
 def evaluate(
@@ -171,35 +249,42 @@ def evaluate(
 
     Runs under the caller's trace (call it inside ``jax.jit``). Every row is evaluated in
     a vmapped chunk of exactly B rows (the rows are padded by repeating the last one), so
-    a row's value does not depend on where the chunk boundaries fall.
+    a row's value does not depend on where the chunk boundaries fall; with several
+    devices each evaluates ``rows / devices`` rows in chunks of the same B and the values
+    are gathered (replicated) afterwards.
 
     Args:
         fn: function of a flat vector.
         x: the flat point, shape [N].
         perturb: ``perturb(x, row) -> x'``, e.g. ``Basis()``.
         rows: dict of arrays with a common leading dimension R.
-        opts: chunk size / memory budget.
+        opts: chunk size / memory budget / devices.
+
+    Warns:
+        LargePlanWarning: the plan is expected to take longer than
+            ``fdjax._plan.PLAN_WARNING_SECONDS`` (the message gives the estimate).
     """
-    chunk_size, memory_budget = opts.chunk_size, opts.memory_budget
-    num_rows = int(jax.tree_util.tree_leaves(rows)[0].shape[0])
+    plan = chunk_plan(fn, x, perturb, rows, opts)
+    num_rows, b, mesh = plan["rows"], plan["chunk_size"], plan["mesh"]
 
-    def one(row):
-        return fn(perturb(x, row))
+    def local(x, rows):
+        return _chunked(lambda row: fn(perturb(x, row)), rows, b)
 
-    if chunk_size is None:
-        row0 = jax.tree_util.tree_map(lambda a: a[0], rows)
-        budget = DEFAULT_MEMORY_BUDGET if memory_budget is None else memory_budget
-        chunk_size = choose_chunk_size(num_rows, row_bytes(one, row0, x), budget)
-    b = int(min(chunk_size, num_rows))
-    n_chunks = -(-num_rows // b)
-    pad = n_chunks * b - num_rows
-    if pad:
-        rows = jax.tree_util.tree_map(
-            lambda a: jnp.concatenate([a, jnp.repeat(a[-1:], pad, axis=0)]), rows
-        )
-    chunks = jax.tree_util.tree_map(lambda a: a.reshape((n_chunks, b) + a.shape[1:]), rows)
-    if n_chunks == 1:
-        out = jax.vmap(one)(jax.tree_util.tree_map(lambda a: a[0], chunks))
-        return out if not pad else jax.tree_util.tree_map(lambda a: a[:num_rows], out)
-    out = jax.lax.map(jax.vmap(one), chunks)
-    return jax.tree_util.tree_map(lambda a: a.reshape((n_chunks * b,) + a.shape[2:])[:num_rows], out)
+    def body(x, rows):
+        if num_rows == 0:
+            return local(x, rows)
+        rows = _pad_rows(rows, plan["padded_rows"])
+        if mesh is None:
+            out = local(x, rows)
+        else:
+            sharded = jax.shard_map(
+                local, mesh=mesh, in_specs=(P(), P(ROW_AXIS)), out_specs=P(ROW_AXIS), check_vma=False
+            )
+            out = jax.lax.with_sharding_constraint(sharded(x, rows), NamedSharding(mesh, P()))
+        if plan["padded_rows"] == num_rows:
+            return out
+        return jax.tree_util.tree_map(lambda a: a[:num_rows], out)
+
+    # Always compiled: inside the caller's jit this nests (and is inlined); called eagerly it
+    # still fuses, so a row's bits do not depend on whether the caller jits.
+    return jax.jit(body)(x, rows)

@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 import jax
 
+from ._devices import replicate
 from ._pytree import is_array
 
 __all__ = ["call_jitted", "is_traced"]
@@ -54,9 +55,14 @@ def call_jitted(body: Callable, *payload: Any) -> Any:
     """``body(*payload)`` under jit; ``body`` must be hashable (a function or a partial of statics).
 
     Matmul precision is "highest" inside (no TF32 on GPUs: FD differences need every bit).
+    When the body's engine options shard the rows over several devices, concrete array
+    arguments are first replicated onto those devices (see ``_devices.replicate``).
     """
     leaves, treedef = jax.tree_util.tree_flatten(payload)
     dynamic = [leaf for leaf in leaves if is_array(leaf)]
+    opts = getattr(body, "opts", None)
+    if opts is not None and hasattr(opts, "devices") and not is_traced(dynamic):
+        dynamic = replicate(dynamic, opts.devices)
     statics = tuple(None if is_array(leaf) else _Static(leaf) for leaf in leaves)
     return _run(dynamic, body=body, statics=statics, treedef=treedef)
 

@@ -1,0 +1,8 @@
+"""``python -m fdjax`` is the ``fdjax`` command."""
+
+import sys
+
+from .cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,449 @@
+"""Gradient checking against AD: ``check_grad``, ``assert_grad``, ``check_jvp``, ``check_vjp``.
+
+This module validates the input and calls the traced body (``_check_body``) under one
+cached jit. The error model is in ``_check_model``, the engine batches in ``_check_rows``,
+bisection in ``_locate``, the result type in ``_check_result`` and its formatting in
+``_check_format``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ._check_aggregate import _Aggregate
+from ._check_body import _CheckBody, _Config
+from ._check_model import DEFAULT_MARGIN
+from ._check_result import GradCheck, GradientCheckError
+from ._derivatives import check_x_finite
+from ._engine import Options
+from ._jit import call_jitted, is_traced
+from ._pytree import flatten_args, normalize_argnums
+from ._stencils import Stencil, get_stencil
+from ._steps import check_step_static, check_step_values
+
+__all__ = ["check_grad", "assert_grad", "check_jvp", "check_vjp", "GradCheck", "GradientCheckError", "MODES"]
+
+#: The check modes.
+MODES = ("full", "subset", "directional", "locate")
+_DEFAULT_SUBSET_K = 16
+
+
+def _positive_int(value, name: str, caller: str, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{caller}({name}=...) must be an int >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _validate_common(caller, fun, mode, method, margin, num_directions, max_located, precision, k):
+    if not callable(fun):
+        raise TypeError(f"{caller}(f=...) must be callable, got {type(fun).__name__}")
+    if not isinstance(mode, str) or mode not in MODES:
+        raise ValueError(f"{caller}(mode=...) must be one of {list(MODES)}, got {mode!r}")
+    stencil = get_stencil(method, caller)
+    if stencil.complex_step:
+        raise ValueError(
+            f"{caller}(method=...) must be a real stencil: the complex step has no one-sided "
+            f"slopes for kink detection; use 'central', 'central4', 'forward', ..., got {method!r}"
+        )
+    if stencil.derivative != 1:
+        raise ValueError(
+            f"{caller}(method=...) must be a first-derivative stencil, got derivative order {stencil.derivative}"
+        )
+    if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not (math.isfinite(margin) and margin > 0):
+        raise ValueError(f"{caller}(margin=...) must be a positive finite number, got {margin!r}")
+    num_directions = _positive_int(num_directions, "num_directions", caller)
+    max_located = _positive_int(max_located, "max_located", caller)
+    if precision not in (None, "float64"):
+        raise ValueError(f"{caller}(precision=...) must be None (the arguments' dtype) or 'float64', got {precision!r}")
+    if precision == "float64" and not jax.config.jax_enable_x64:
+        raise ValueError(
+            f"{caller}(precision='float64') needs 64-bit JAX, which is disabled: set the environment "
+            "variable JAX_ENABLE_X64=1 before starting Python, or call "
+            "jax.config.update('jax_enable_x64', True) at startup, before creating arrays"
+        )
+    if k is not None:
+        if mode != "subset":
+            raise ValueError(f"{caller}(k=...) applies to mode='subset' only, got mode={mode!r}")
+        _positive_int(k, "k", caller)
+    return stencil, float(margin), num_directions, max_located
+
+
+def _to_float64(tree):
+    def cast(leaf):
+        if isinstance(leaf, (jax.Array, np.ndarray, np.generic)) and jnp.issubdtype(leaf.dtype, jnp.floating):
+            return jnp.asarray(leaf, jnp.float64)
+        return leaf
+
+    return jax.tree_util.tree_map(cast, tree)
+
+
+def _key(key, caller):
+    if key is None:
+        return jax.random.key(0)
+    if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
+        return jax.random.key(int(key))
+    if isinstance(key, jax.Array) and (
+        jnp.issubdtype(key.dtype, jax.dtypes.prng_key) or (key.dtype == jnp.uint32 and key.shape == (2,))
+    ):
+        return key
+    raise TypeError(f"{caller}(key=...) must be None, an int seed or a jax.random key, got {key!r}")
+
+
+def _subset_k(fa, k, caller):
+    sizes = [int(np.prod(s, dtype=np.int64)) for s in fa.float_shapes]
+    if k is None:
+        return tuple(min(_DEFAULT_SUBSET_K, s) for s in sizes)
+    for name, s in zip(fa.float_paths, sizes):
+        if k > s:
+            raise ValueError(
+                f"{caller}(k=...) must not exceed the size of any leaf: k={k} but leaf {name} has {s} "
+                f"element(s); use k <= {min(sizes)} or k=None (min(16, leaf size) per leaf)"
+            )
+    return tuple(int(k) for _ in sizes)
+
+
+def _step_kind(step, caller) -> str:
+    check_step_static(step, caller, allow_auto=True)
+    if isinstance(step, str):
+        raise ValueError(
+            f"{caller}(step='auto') is not available yet: the adaptive step sweep (fdjax._adaptive) "
+            "is not part of this build; pass step=None (the default relative step) or a float"
+        )
+    check_step_values(step, caller)
+    if step is None:
+        return "default"
+    if isinstance(step, (int, float)):
+        return "scalar"
+    return "tree"
+
+
+def _check_output(fun, args, caller, scalar):
+    out = jax.eval_shape(lambda a: fun(*a), args)
+    leaves = jax.tree_util.tree_leaves(out)
+    if scalar and not (len(leaves) == 1 and hasattr(out, "shape") and out.shape == ()):
+        shape = getattr(out, "shape", type(out).__name__)
+        raise TypeError(
+            f"{caller} requires a scalar-output function (shape ()), got output {shape}; "
+            "use fdjax.check_vjp or fdjax.check_jvp for vector-valued functions"
+        )
+    if not leaves:
+        raise TypeError(f"{caller}: the function returned no arrays")
+    for leaf in leaves:
+        if not jnp.issubdtype(leaf.dtype, jnp.floating):
+            raise TypeError(f"{caller} requires real floating-point outputs, got dtype {leaf.dtype}")
+    return out
+
+
+def _run(
+    caller, kind, fun, args, argnums, mode, method, step, key, k, num_directions, max_located, order,
+    precision, margin, chunk_size, memory_budget, cotangents=None, tangents=None,
+) -> GradCheck:
+    stencil, margin, num_directions, max_located = _validate_common(
+        caller, fun, mode, method, margin, num_directions, max_located, precision, k
+    )
+    if isinstance(order, bool) or order not in (1, 2):
+        raise ValueError(f"{caller}(order=...) must be 1 or 2, got {order!r}")
+    opts = Options(chunk_size, memory_budget).validate(caller)
+    step_kind = _step_kind(step, caller)
+    key = _key(key, caller)
+    if precision == "float64":
+        args = _to_float64(tuple(args))
+        cotangents = _to_float64(cotangents)
+        tangents = _to_float64(tangents)
+    fa = flatten_args(args, argnums, caller)
+    check_x_finite(fa, caller)
+    args = fa.args
+    out = _check_output(fun, args, caller, scalar=kind == "grad")
+    subset_k = _subset_k(fa, k, caller) if mode == "subset" else ()
+    tangent = None
+    if kind != "grad":
+        cotangents = _check_cotangents(cotangents, out, caller)
+    if tangents is not None:
+        tangent = _flatten_tangent(args, tangents, caller)
+    cfg = _Config(
+        fun=fun,
+        argnums=argnums,
+        kind=kind,
+        mode=mode,
+        stencil=stencil,
+        opts=opts,
+        order=order,
+        subset_k=subset_k,
+        num_directions=num_directions,
+        max_located=max_located,
+        margin=margin,
+        caller=caller,
+        has_tangent=tangent is not None,
+        step_kind=step_kind,
+    )
+    raw = call_jitted(_CheckBody(cfg), args, step, key, cotangents, tangent)
+    agg = _Aggregate(
+        caller=caller,
+        kind=kind,
+        mode=mode,
+        stencil=stencil,
+        order=order,
+        margin=margin,
+        has_analytic=kind != "jvp" or mode == "full",
+        leaf_names=tuple(fa.float_paths),
+        leaf_shapes=tuple(tuple(int(d) for d in s) for s in fa.float_shapes),
+    )
+    if is_traced(raw):  # inside the user's jit: the verdict is traced too
+        return agg(raw, jnp)
+    with np.errstate(all="ignore"):  # NaN/inf are verdicts here, not warnings
+        return agg(jax.device_get(raw), np)
+
+
+def _check_cotangents(cot, out, caller):
+    if cot is None:
+        return None
+    o_leaves, o_def = jax.tree_util.tree_flatten(out)
+    try:
+        c_leaves, c_def = jax.tree_util.tree_flatten(cot)
+    except Exception:  # pragma: no cover - defensive
+        c_leaves, c_def = [], None
+    if c_def != o_def:
+        raise ValueError(
+            f"{caller}(cotangents=...) must have the structure of the function's output: {c_def} vs {o_def}"
+        )
+    fixed = []
+    for c, o in zip(c_leaves, o_leaves):
+        shape = tuple(np.shape(c))
+        if shape != tuple(o.shape):
+            raise ValueError(
+                f"{caller}(cotangents=...) leaf shape {shape} does not match the output leaf shape {tuple(o.shape)}"
+            )
+        if not (jnp.issubdtype(jnp.result_type(c), jnp.floating) or jnp.issubdtype(jnp.result_type(c), jnp.integer)):
+            raise TypeError(f"{caller}(cotangents=...) leaves must be real arrays, got dtype {jnp.result_type(c)}")
+        fixed.append(jnp.asarray(c, o.dtype))
+    return jax.tree_util.tree_unflatten(o_def, fixed)
+
+
+def _flatten_tangent(primals, tangents, caller):
+    p_leaves, p_def = jax.tree_util.tree_flatten(tuple(primals))
+    if not isinstance(tangents, (tuple, list)):
+        raise TypeError(f"{caller}(tangents=...) must be a tuple or list with one entry per primal, got {type(tangents).__name__}")
+    t_leaves, t_def = jax.tree_util.tree_flatten(tuple(tangents))
+    if t_def != p_def:
+        raise ValueError(f"{caller}(tangents=...) must have the structure of primals: {t_def} vs {p_def}")
+    flats = []
+    for p, t in zip(p_leaves, t_leaves):
+        if tuple(np.shape(t)) != tuple(np.shape(p)):
+            raise ValueError(
+                f"{caller}(tangents=...) leaf shape {tuple(np.shape(t))} does not match the primal shape {tuple(np.shape(p))}"
+            )
+        if jnp.issubdtype(jnp.result_type(p), jnp.floating):
+            flats.append(jnp.ravel(jnp.asarray(t, jnp.result_type(p))))
+    dt = np.result_type(*[np.dtype(f.dtype) for f in flats])
+    return jnp.concatenate([f.astype(dt) for f in flats])
+
+
+def check_grad(
+    f: Callable,
+    *args: Any,
+    argnums: int | Sequence[int] = 0,
+    mode: str = "full",
+    method: str | Stencil = "central",
+    step: Any = None,
+    key: Any = None,
+    k: int | None = None,
+    num_directions: int = 8,
+    max_located: int = 2,
+    order: int = 1,
+    precision: str | None = None,
+    margin: float = DEFAULT_MARGIN,
+    chunk_size: int | None = None,
+    memory_budget: int | None = None,
+) -> GradCheck:
+    """Check ``jax.grad(f, argnums)(*args)`` against finite differences, with an error model.
+
+    Every f evaluation runs in a jit-compiled, vmapped, chunked engine batch; the call works
+    inside ``jax.jit`` too (it returns a pytree of arrays). Modes:
+
+    - ``"full"``: every element i, from f at x ± h_i·e_i and x ± 2h_i·e_i (4N evaluations for
+      central: the 2h pair estimates the truncation error and finds kinks), plus one
+      directional check per leaf along the analytic gradient, which sums the evidence of the
+      whole leaf (catches a gradient scaled by 1 + 1e-2 in float32 where each element alone
+      is too noisy).
+    - ``"subset"``: ``k`` random elements per leaf (default min(16, leaf size)); each leaf's
+      sample comes from its key path, so it does not change when other leaves change.
+    - ``"directional"``: ``num_directions`` Rademacher directions over all coordinates, one
+      random direction per leaf and one along each leaf's analytic gradient: O(K + leaves).
+    - ``"locate"``: the directional check, then bisection of the (up to ``max_located``)
+      worst failing directions down to single elements, confirmed element-wise:
+      O(max_located · log2 N) evaluations.
+
+    Each element or direction passes when |analytic − numeric| <= tolerance, with
+    ``tolerance = margin·(T + R + E_ad)``: T = |e(2h) − e(h)|/(2^p − 1) the truncation
+    error from the same batch (e = FD − analytic, p the stencil order), R = Σ|w_k|·ρ/h the
+    round-off with ρ = max(eps·max|f|, 2σ) (σ: the noise of f, measured in the batch from
+    f(x ± δ) with ulp-sized δ), and E_ad = 8·eps·Σ|w_k|·|a|·|δ_k|/h the analytic side's
+    rounding. Where f is not smooth within ±2h (|4·S(h) − S(2h)| > |S(h)|/4 + 20ρ with
+    S(h) = f(x+h) − 2f(x) + f(x−h)) the element is a *kink*: reported with both one-sided
+    slopes and whether the analytic value is between them, and left out of the verdict.
+    f(x) is evaluated in every batch and by the AD pass; if the values differ beyond
+    rounding the result is marked not deterministic (dropout or an RNG left on) and fails
+    without blaming the gradient. NaN/inf values are reported with the element and offset.
+
+    Args:
+        f: scalar-valued function; ``f(*args)`` must return a real scalar.
+        *args: its positional arguments (pytrees of arrays).
+        argnums: which argument(s) to differentiate; integer leaves are held fixed.
+        mode: ``"full"``, ``"subset"``, ``"directional"`` or ``"locate"``.
+        method: FD stencil: ``"central"`` (default), ``"central4"``, ``"central6"``,
+            ``"forward"``, ``"backward"`` or a first-derivative ``fdjax.Stencil``.
+        step: relative step (h_i = step·max(|x_i|, 1)), a float or a pytree matching the
+            argument(s); default eps^(1/(p+1)) of the dtype (cbrt(eps) for central). Along a
+            direction v on a support S the step is step·max(‖x_S‖, 1)/‖v_S‖ (float or default).
+        key: random key or int seed for subset samples and directions; default key(0).
+        k: elements per leaf in ``"subset"`` mode.
+        num_directions: random directions over all coordinates (directional, locate).
+        max_located: segments followed by ``"locate"`` (at most this many wrong elements
+            are located).
+        order: 1, or 2 to check the second derivative: FD of ``jax.grad(f)`` contracted
+            with a random Rademacher vector v against the AD Hessian-vector product Hv.
+        precision: None (check in the arguments' dtype: float32 is checked in float32 with
+            float32 steps and tolerances) or ``"float64"``: cast every floating argument to
+            float64 first. Needs 64-bit JAX (``JAX_ENABLE_X64=1`` in the environment or
+            ``jax.config.update("jax_enable_x64", True)`` at startup).
+        margin: the multiple of the predicted FD error allowed (default 10).
+        chunk_size, memory_budget: engine options (rows per vmapped chunk / bytes).
+
+    Returns:
+        A ``GradCheck``: per element, per leaf and overall figures, ``passed``, and a
+        readable ``summary()``.
+
+    Raises:
+        ValueError, TypeError: on bad input (named argument, bad value, what is accepted),
+            e.g. a non-scalar f, an unknown mode, ``k`` larger than a leaf.
+
+    Example:
+        >>> import jax.numpy as jnp, fdjax
+        >>> f = lambda p: jnp.sum(jnp.tanh(p["w"]) ** 2)
+        >>> fdjax.check_grad(f, {"w": jnp.linspace(-1.0, 1.0, 5)}).passed.item()
+        True
+    """
+    argnums_t = normalize_argnums(argnums, len(args), "fdjax.check_grad")
+    del argnums_t
+    return _run(
+        "fdjax.check_grad", "grad", f, args, argnums, mode, method, step, key, k, num_directions,
+        max_located, order, precision, margin, chunk_size, memory_budget,
+    )
+
+
+def assert_grad(f: Callable, *args: Any, **kwargs: Any) -> GradCheck:
+    """``check_grad`` that raises ``GradientCheckError`` (an AssertionError) when it fails.
+
+    The message is the check's summary table. Call it outside ``jax.jit`` (e.g. in pytest).
+    Takes the arguments of ``fdjax.check_grad`` and returns its result when it passes.
+
+    Example:
+        >>> import jax.numpy as jnp, fdjax
+        >>> _ = fdjax.assert_grad(lambda x: jnp.sum(jnp.exp(x)), jnp.ones(3))
+    """
+    result = check_grad(f, *args, **kwargs)
+    if is_traced(result.passed):
+        raise TypeError(
+            "fdjax.assert_grad cannot raise inside jax.jit (the verdict is traced); call "
+            "fdjax.check_grad there and inspect `result.passed` outside"
+        )
+    if not bool(result.passed):
+        raise GradientCheckError(result)
+    return result
+
+
+def check_vjp(
+    f: Callable,
+    primals: Sequence[Any],
+    cotangents: Any = None,
+    *,
+    mode: str = "full",
+    method: str | Stencil = "central",
+    step: Any = None,
+    key: Any = None,
+    k: int | None = None,
+    num_directions: int = 8,
+    max_located: int = 2,
+    precision: str | None = None,
+    margin: float = DEFAULT_MARGIN,
+    chunk_size: int | None = None,
+    memory_budget: int | None = None,
+) -> GradCheck:
+    """Check the reverse-mode derivative (``jax.vjp``, custom_vjp rules) of a vector-valued f.
+
+    With a cotangent c (given, or Gaussian from ``key``) the VJP Jᵀc is compared, per input
+    element, with the FD derivative of ⟨c, f(x)⟩ — in ``"full"`` mode that is the FD
+    Jacobian contracted with c; in directional modes the identity ⟨u, Jᵀc⟩ = ⟨Ju, c⟩ along
+    random directions u. Error model, modes and result: as ``fdjax.check_grad``.
+
+    Args:
+        f: function of the primals returning an array or a pytree of real arrays.
+        primals: tuple of positional arguments; all are differentiated.
+        cotangents: pytree matching f's output (structure and shapes), or None for random.
+        Other arguments: see ``fdjax.check_grad``.
+
+    Example:
+        >>> import jax.numpy as jnp, fdjax
+        >>> fdjax.check_vjp(lambda x: jnp.sin(x) * x, (jnp.arange(4.0),)).passed.item()
+        True
+    """
+    primals = _primals(primals, "fdjax.check_vjp")
+    return _run(
+        "fdjax.check_vjp", "vjp", f, primals, tuple(range(len(primals))), mode, method, step, key, k,
+        num_directions, max_located, 1, precision, margin, chunk_size, memory_budget, cotangents=cotangents,
+    )
+
+
+def check_jvp(
+    f: Callable,
+    primals: Sequence[Any],
+    tangents: Sequence[Any] | None = None,
+    *,
+    cotangents: Any = None,
+    mode: str = "full",
+    method: str | Stencil = "central",
+    step: Any = None,
+    key: Any = None,
+    k: int | None = None,
+    num_directions: int = 8,
+    max_located: int = 2,
+    precision: str | None = None,
+    margin: float = DEFAULT_MARGIN,
+    chunk_size: int | None = None,
+    memory_budget: int | None = None,
+) -> GradCheck:
+    """Check the forward-mode derivative (``jax.jvp``, custom_jvp rules) of a vector-valued f.
+
+    The outputs are contracted with a cotangent c (given, or Gaussian from ``key``): per
+    input element i, ⟨c, J·e_i⟩ from ``jax.jvp`` (``"full"``: N batched JVPs; ``"subset"``:
+    k per leaf) is compared with the FD derivative of ⟨c, f(x)⟩; in directional modes
+    ⟨c, J·u⟩ from ``jax.jvp`` along each direction u. ``tangents`` (one pytree like the
+    primals), when given, is checked as one more direction. Error model, modes and result:
+    as ``fdjax.check_grad``.
+
+    Example:
+        >>> import jax.numpy as jnp, fdjax
+        >>> fdjax.check_jvp(jnp.sin, (jnp.arange(3.0),), mode="directional").passed.item()
+        True
+    """
+    primals = _primals(primals, "fdjax.check_jvp")
+    return _run(
+        "fdjax.check_jvp", "jvp", f, primals, tuple(range(len(primals))), mode, method, step, key, k,
+        num_directions, max_located, 1, precision, margin, chunk_size, memory_budget,
+        cotangents=cotangents, tangents=tangents,
+    )
+
+
+def _primals(primals, caller):
+    if not isinstance(primals, (tuple, list)):
+        raise TypeError(
+            f"{caller}(primals=...) must be a tuple or list of positional arguments, got {type(primals).__name__}"
+        )
+    if not primals:
+        raise ValueError(f"{caller}(primals=...) must not be empty")
+    return tuple(primals)

@@ -1,0 +1,308 @@
+"""Formatting of a ``GradCheck`` outside jit: the summary table and the JSON-ready dict."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ._check_model import FAIL, KINK, NONFINITE, PASS, STATUS_NAMES, UNCHECKED
+from ._check_result import _DIRECTION, _ELEMENT, _LEAF, DIRECTION_KINDS
+
+__all__ = ["summary", "to_dict", "element_rows", "verdict_line"]
+
+_DIGITS = {"float64": 15.7, "float32": 6.9, "float16": 3.3, "bfloat16": 2.1}
+
+
+def _h(r, name):
+    return r._host(getattr(r, name))
+
+
+def _g(v, width=10, prec=3):
+    v = float(v)
+    if math.isnan(v):
+        return "-".rjust(width)
+    return f"{v:>{width}.{prec}e}"
+
+
+def _offset_text(off) -> str:
+    off = float(off)
+    if math.isnan(off):
+        return "the analytic value"
+    if off == 0:
+        return "f(x) itself (offset 0)"
+    return f"offset {off:+g}·h"
+
+
+def verdict_line(r) -> str:
+    """One line: PASSED / FAILED and why."""
+    if not bool(_h(r, "deterministic")):
+        return (
+            f"FAILED: f is not deterministic: f(x) evaluated repeatedly differs by "
+            f"{float(_h(r, 'f0_spread')):.3g} (rounding allows ~{_det_allow(r):.3g}). Dropout or an RNG "
+            "left on? The gradient was not judged."
+        )
+    if bool(_h(r, "nonfinite")):
+        return "FAILED: " + _nonfinite_text(r)
+    failed = int(_h(r, "failed"))
+    checked = int(_h(r, "checked"))
+    kinks = int(_h(r, "kinks"))
+    what = "jax.grad" if r.kind == "grad" and r.order == 1 else {
+        "grad": "the AD Hessian-vector product",
+        "vjp": "jax.vjp",
+        "jvp": "jax.jvp",
+    }[r.kind]
+    if failed:
+        return f"FAILED: {failed} of {checked} checks disagree with {what} beyond the error model"
+    extra = f"; {kinks} kink(s) left out" if kinks else ""
+    if checked == 0:
+        return f"PASSED (vacuously): nothing could be checked{extra}"
+    return f"PASSED: {checked} checks agree with {what} within the error model{extra}"
+
+
+def _det_allow(r) -> float:
+    eps = np.finfo(np.dtype(r.dtype)).eps if r.dtype in _DIGITS else 2.2e-16
+    return 16 * eps * abs(float(_h(r, "value"))) + 4 * float(_h(r, "noise"))
+
+
+def _nonfinite_text(r) -> str:
+    idx = int(_h(r, "nonfinite_index"))
+    d = int(_h(r, "nonfinite_direction"))
+    off = float(_h(r, "nonfinite_offset"))
+    if not math.isfinite(float(_h(r, "value"))) or (idx < 0 and d < 0 and off == 0):
+        return "f returned a non-finite value at the unperturbed point x"
+    if idx >= 0:
+        name = r.element_name(idx)
+        if math.isnan(off):
+            return f"the analytic derivative is non-finite at {name}"
+        return f"f returned NaN/inf at a perturbed point: element {name}, {_offset_text(off)}"
+    if d >= 0:
+        kinds = _h(r, "dir_kind")
+        return f"f returned NaN/inf along direction {d} ({DIRECTION_KINDS[int(kinds[d])]}), {_offset_text(off)}"
+    return "a non-finite value was met"
+
+
+def element_rows(r, max_rows: int | None = None) -> list[int]:
+    """Flat indices of the checked elements, worst first (failures, non-finite, kinks, then by
+    difference/tolerance)."""
+    status = _h(r, "status")
+    idx = np.flatnonzero(status != UNCHECKED)
+    if idx.size == 0:
+        return []
+    err = _h(r, "abs_error")[idx]
+    tol = _h(r, "tolerance")[idx]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(tol > 0, err / tol, np.where(err > 0, np.inf, 0.0))
+    ratio = np.nan_to_num(ratio, nan=np.inf)
+    rank = np.select(
+        [status[idx] == FAIL, status[idx] == NONFINITE, status[idx] == KINK], [0, 1, 2], default=3
+    )
+    order = np.lexsort((-ratio, rank))
+    out = idx[order]
+    return out.tolist() if max_rows is None else out[:max_rows].tolist()
+
+
+def _why(r, i) -> str:
+    s = int(_h(r, "status")[i])
+    a = float(_h(r, "analytic")[i])
+    err = float(_h(r, "abs_error")[i])
+    tol = float(_h(r, "tolerance")[i])
+    parts = (
+        f"truncation {float(_h(r, 'truncation')[i]):.2g}, round-off {float(_h(r, 'roundoff')[i]):.2g}, "
+        f"AD {float(_h(r, 'ad_rounding')[i]):.2g}"
+    )
+    if s == FAIL:
+        times = err / tol if tol > 0 else math.inf
+        return f"FAIL: |diff| is {times:.3g} × the tolerance {tol:.2g} (margin {r.margin:g} × ({parts}))"
+    if s == PASS:
+        return f"ok: |diff| <= tolerance {tol:.2g} ({parts})"
+    if s == KINK:
+        dp, dm = float(_h(r, "slope_plus")[i]), float(_h(r, "slope_minus")[i])
+        sub = "is" if bool(_h(r, "subgradient")[i]) else "is NOT"
+        return f"kink (left out): D+ = {dp:.4g}, D- = {dm:.4g}; analytic {a:.4g} {sub} between them"
+    if s == NONFINITE:
+        if i == int(_h(r, "nonfinite_index")):
+            return "non-finite: " + _offset_text(float(_h(r, "nonfinite_offset")))
+        return "non-finite value at one of this element's offsets or its analytic value"
+    return STATUS_NAMES[s]
+
+
+def _digits_of(rel, dtype):
+    top = _DIGITS.get(dtype, 15.7)
+    if not math.isfinite(rel):
+        return 0.0
+    return min(top, max(0.0, -math.log10(max(rel, 10.0 ** (-top)))))
+
+
+def summary(r, max_rows: int = 10) -> str:
+    """The table printed by ``str(GradCheck)``."""
+    lines = []
+    what = {"grad": "check_grad", "vjp": "check_vjp", "jvp": "check_jvp"}[r.kind]
+    lines.append(f"fdjax.{what}: {verdict_line(r)}")
+    lines.append(
+        f"  mode={r.mode}  method={r.method}  order={r.order}  dtype={r.dtype}  margin={r.margin:g}  "
+        f"evaluations={int(_h(r, 'evaluations'))}"
+    )
+    lines.append(
+        f"  f(x) = {float(_h(r, 'value')):.6g}   noise of f = {float(_h(r, 'noise')):.2g}   "
+        f"deterministic: {'yes' if bool(_h(r, 'deterministic')) else 'NO'}"
+    )
+    # Leaves.
+    name_w = max([len("leaf")] + [len(n) for n in r.leaf_names] + [len("overall")])
+    name_w = min(name_w, 40)
+    head = (
+        f"  {'leaf':<{name_w}} {'size':>8} {'checked':>8} {'kinks':>6} {'failed':>6} {'norm ratio':>10} "
+        f"{'max rel':>10} {'digits':>6} {'sign':>6}  verdict"
+    )
+    lines.append("")
+    lines.append(head)
+    nr, mr, dg, sg = (_h(r, f) for f in ("leaf_norm_ratio", "leaf_max_rel_error", "leaf_digits", "leaf_sign_agreement"))
+    ps, ck, fl, kk = (_h(r, f) for f in ("leaf_passed", "leaf_checked", "leaf_failed", "leaf_kinks"))
+    for j, (name, shape) in enumerate(zip(r.leaf_names, r.leaf_shapes)):
+        size = math.prod(shape)
+        lines.append(
+            f"  {name[:name_w]:<{name_w}} {size:>8d} {int(ck[j]):>8d} {int(kk[j]):>6d} {int(fl[j]):>6d} "
+            f"{_g(nr[j])} {_g(mr[j])} {float(dg[j]):>6.1f} {float(sg[j]):>6.3f}  {'ok' if ps[j] else 'FAIL'}"
+        )
+    lines.append(
+        f"  {'overall':<{name_w}} {r.size:>8d} {int(_h(r, 'checked')):>8d} {int(_h(r, 'kinks')):>6d} "
+        f"{int(_h(r, 'failed')):>6d} {_g(_h(r, 'norm_ratio'))} {_g(_h(r, 'max_rel_error'))} "
+        f"{float(_h(r, 'digits')):>6.1f} {float(_h(r, 'sign_agreement')):>6.3f}  "
+        f"{'ok' if bool(_h(r, 'passed')) else 'FAIL'}"
+    )
+    # Elements.
+    rows = element_rows(r, max_rows)
+    if rows:
+        total = int(np.sum(_h(r, "status") != UNCHECKED))
+        lines.append("")
+        lines.append(f"  worst elements ({len(rows)} of {total} checked, worst first):")
+        ew = min(max([len("element")] + [len(r.element_name(i)) for i in rows]), 48)
+        lines.append(
+            f"  {'element':<{ew}} {'analytic':>11} {'numeric':>11} {'difference':>11} {'rel err':>9} "
+            f"{'digits':>6} {'sign':>4}  why"
+        )
+        an, nu = _h(r, "analytic"), _h(r, "numeric")
+        for i in rows:
+            a, n = float(an[i]), float(nu[i])
+            rel = float(_h(r, "rel_error")[i])
+            sign = ("+" if a > 0 else "-" if a < 0 else "0") + "/" + ("+" if n > 0 else "-" if n < 0 else "0")
+            lines.append(
+                f"  {r.element_name(i)[:ew]:<{ew}} {a:>11.4e} {n:>11.4e} {a - n:>11.3e} {rel:>9.2e} "
+                f"{_digits_of(rel, r.dtype):>6.1f} {sign:>4}  {_why(r, i)}"
+            )
+    # Directions.
+    dstatus = _h(r, "dir_status")
+    if dstatus.size:
+        order = _direction_order(r)[:max_rows]
+        lines.append("")
+        lines.append(f"  directions ({len(order)} of {dstatus.size}, worst first):")
+        lines.append(
+            f"  {'direction':<28} {'support':>17} {'analytic':>11} {'numeric':>11} {'difference':>11} "
+            f"{'tolerance':>10}  verdict"
+        )
+        for d in order:
+            lines.append("  " + _direction_line(r, d))
+    located = _h(r, "located")
+    if r.mode == "locate":
+        found = sorted({int(i) for i in located if i >= 0})
+        status = _h(r, "status")
+        bad = [i for i in found if status[i] == FAIL]
+        lines.append("")
+        if not found:
+            lines.append("  locate: no failing direction, nothing to bisect")
+        else:
+            names = ", ".join(r.element_name(i) for i in bad) or "none confirmed"
+            lines.append(f"  locate: bisection ended at {len(found)} element(s); confirmed wrong: {names}")
+    return "\n".join(lines)
+
+
+def _direction_order(r):
+    st = _h(r, "dir_status")
+    err, tol = _h(r, "dir_abs_error"), _h(r, "dir_tolerance")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.nan_to_num(np.where(tol > 0, err / tol, np.inf), nan=np.inf)
+    rank = np.select([st == FAIL, st == NONFINITE, st == KINK, st == PASS], [0, 1, 2, 3], default=4)
+    return np.lexsort((-ratio, rank)).tolist()
+
+
+def _direction_line(r, d) -> str:
+    kind = int(_h(r, "dir_kind")[d])
+    leaf = int(_h(r, "dir_leaf")[d])
+    lo, hi = int(_h(r, "dir_lo")[d]), int(_h(r, "dir_hi")[d])
+    label = DIRECTION_KINDS[kind] + (f" {r.leaf_names[leaf]}" if leaf >= 0 else f" #{d}")
+    st = int(_h(r, "dir_status")[d])
+    a, n = float(_h(r, "dir_analytic")[d]), float(_h(r, "dir_numeric")[d])
+    tol = float(_h(r, "dir_tolerance")[d])
+    if st == KINK:
+        sub = "valid" if bool(_h(r, "dir_subgradient")[d]) else "NOT a valid"
+        verdict = (
+            f"kink (left out): D+ = {float(_h(r, 'dir_slope_plus')[d]):.4g}, "
+            f"D- = {float(_h(r, 'dir_slope_minus')[d]):.4g}, {sub} subgradient"
+        )
+    elif st == FAIL:
+        verdict = f"FAIL: |diff| is {abs(a - n) / tol if tol > 0 else math.inf:.3g} × tolerance"
+    else:
+        verdict = STATUS_NAMES[st] if st != PASS else "ok"
+    return (
+        f"{label[:28]:<28} {f'[{lo}, {hi})':>17} {a:>11.4e} {n:>11.4e} {a - n:>11.3e} {tol:>10.2e}  {verdict}"
+    )
+
+
+def _clean(v):
+    if isinstance(v, np.ndarray):
+        v = v.item()
+    if isinstance(v, (bool, np.bool_)):
+        return bool(v)
+    if isinstance(v, (int, np.integer)):
+        return int(v)
+    v = float(v)
+    return v if math.isfinite(v) else None if math.isnan(v) else ("inf" if v > 0 else "-inf")
+
+
+def to_dict(r, max_elements: int | None = None) -> dict:
+    """JSON-ready dict of a ``GradCheck`` (NaN becomes None, ±inf the strings "inf"/"-inf")."""
+    out = {
+        "caller": r.caller,
+        "kind": r.kind,
+        "mode": r.mode,
+        "method": r.method,
+        "order": r.order,
+        "dtype": r.dtype,
+        "margin": r.margin,
+        "verdict": verdict_line(r),
+    }
+    for f in (
+        "passed", "checked", "failed", "kinks", "deterministic", "f0_spread", "value", "noise",
+        "norm_ratio", "max_rel_error", "digits", "sign_agreement", "nonfinite", "nonfinite_index",
+        "nonfinite_direction", "nonfinite_offset", "evaluations",
+    ):
+        out[f] = _clean(_h(r, f))
+    out["located"] = [int(i) for i in _h(r, "located") if i >= 0]
+    leaves = []
+    for j, (name, shape, start) in enumerate(zip(r.leaf_names, r.leaf_shapes, r.leaf_starts)):
+        rec = {"name": name, "shape": list(shape), "start": start}
+        for f in _LEAF:
+            rec[f[len("leaf_"):]] = _clean(_h(r, f)[j])
+        leaves.append(rec)
+    out["leaves"] = leaves
+    rows = element_rows(r, max_elements)
+    els = {"index": rows, "name": [r.element_name(i) for i in rows]}
+    for f in _ELEMENT:
+        arr = _h(r, f)
+        if f == "status":
+            els[f] = [STATUS_NAMES[int(arr[i])] for i in rows]
+        else:
+            els[f] = [_clean(arr[i]) for i in rows]
+    out["elements"] = els
+    dirs = {}
+    for f in _DIRECTION:
+        arr = _h(r, f)
+        key = f[len("dir_"):]
+        if f == "dir_status":
+            dirs[key] = [STATUS_NAMES[int(v)] for v in arr]
+        elif f == "dir_kind":
+            dirs[key] = [DIRECTION_KINDS[int(v)] for v in arr]
+        else:
+            dirs[key] = [_clean(v) for v in arr]
+    out["directions"] = dirs
+    return out

@@ -1,0 +1,198 @@
+"""The error model of a gradient check: one FD measurement against its analytic prediction.
+
+A *measurement* is the FD derivative along one direction u (a basis vector e_i or a random,
+gradient-aligned or bisection direction) at the step h and at 2h, from the values
+f(x + s·h·u) for the offsets s of ``check_offsets(stencil)`` (always including ±1 and ±2)
+and f(x) from the same batch. Its analytic prediction is the same stencil applied to the
+analytic linear model L(δ_s) = a·δ_s, where δ_s = fl(x + s·h·u) − x is the displacement the
+batch actually took, so that a representable-step error never looks like a gradient error.
+
+With D(h) the FD value and A(h) the analytic prediction, e = D(h) − A(h) and
+
+    tolerance = margin · (T + R + E_ad)
+    T    = |e(2h) − e(h)| / (2^p − 1)           truncation (Richardson; p = stencil accuracy)
+    R    = (Σ_k |w_k|) · ρ / h                  round-off of the f values
+    ρ    = max(eps_f · max_k |f_k|, 2 · σ)      per-value rounding bound; σ = measured noise
+    E_ad = 8 · eps · Σ_k |w_k| · (|a|·|δ_k|) / h  rounding of the analytic side
+
+σ is the noise of f measured in the same jit from pairs f(x ± δ) with ulp-sized random δ
+(``_check_rows``): it catches cancellation inside f (e.g. log-sum-exp of logits ~50 minus the
+target logit) that eps·|f| alone would miss. The bug term a − ∇f cancels in T (it is the same
+at h and 2h), so a wrong gradient never widens its own tolerance.
+
+Kinks: with S(h) = f(x+h) − 2f(x) + f(x−h), a function that is smooth at the scale of the step
+has S(2h) ≈ 4·S(h) (the difference is h⁴·f''''). Where |4·S(h) − S(2h)| exceeds
+``KINK_RATIO``·|S(h)| plus its worst-case rounding 20·ρ, f is not smooth within ±2h of x
+(ReLU at 0, abs, max-pool ties, a clip boundary): the measurement is a *kink*. It reports
+both one-sided slopes D+ = (f(x+h) − f(x))/h and D− = (f(x) − f(x−h))/h and whether the
+analytic value lies between them (a valid subgradient), and it is left out of the verdict.
+Kink detection uses f values only, so a bug cannot turn a measurement into a kink.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import jax.numpy as jnp
+import numpy as np
+
+from ._stencils import Stencil
+
+__all__ = [
+    "UNCHECKED",
+    "PASS",
+    "FAIL",
+    "KINK",
+    "NONFINITE",
+    "STATUS_NAMES",
+    "DEFAULT_MARGIN",
+    "KINK_RATIO",
+    "Measurement",
+    "check_offsets",
+    "measure",
+    "rounding_bound",
+    "relative_error",
+    "digits_of",
+]
+
+UNCHECKED, PASS, FAIL, KINK, NONFINITE = 0, 1, 2, 3, 4
+STATUS_NAMES = ("unchecked", "pass", "fail", "kink", "nonfinite")
+
+#: Default multiple of the predicted FD error that a difference may reach.
+DEFAULT_MARGIN = 10.0
+#: A kink when |4·S(h) − S(2h)| > KINK_RATIO·|S(h)| + 20·ρ.
+KINK_RATIO = 0.25
+#: Measured noise σ is multiplied by this in the rounding bound ρ (max over a few samples).
+SIGMA_FACTOR = 2.0
+#: Rounding of the analytic side: this many eps times Σ|a_i·δ_i|.
+AD_FACTOR = 8.0
+
+
+def check_offsets(stencil: Stencil) -> tuple[float, ...]:
+    """Offsets evaluated by a check: the stencil at h and at 2h, plus ±1, ±2 for kinks."""
+    s = set(stencil.offsets) | {2.0 * o for o in stencil.offsets} | {-2.0, -1.0, 1.0, 2.0}
+    return tuple(sorted(s))
+
+
+class Measurement(NamedTuple):
+    """One row per measured direction (all arrays share the leading dimension M)."""
+
+    numeric: jnp.ndarray  # D(h): the FD derivative along the direction
+    analytic: jnp.ndarray  # A(h): the analytic prediction for the same displacements
+    error: jnp.ndarray  # D(h) − A(h), signed
+    tolerance: jnp.ndarray
+    truncation: jnp.ndarray
+    roundoff: jnp.ndarray
+    ad_rounding: jnp.ndarray
+    kink: jnp.ndarray  # bool
+    slope_plus: jnp.ndarray
+    slope_minus: jnp.ndarray
+    subgradient: jnp.ndarray  # bool: analytic within [min(D+, D−), max(D+, D−)] ± tolerance
+    finite: jnp.ndarray  # bool
+    first_bad_offset: jnp.ndarray  # offset of the first non-finite value (nan when finite; 0 = f(x))
+    status: jnp.ndarray  # int8 code
+
+
+def rounding_bound(values, f0, sigma, eps_f, xp=jnp):
+    """ρ per measurement: max(eps_f · max |f|, SIGMA_FACTOR · σ). values [K, M]."""
+    mag = xp.maximum(xp.max(xp.abs(values), axis=0), xp.abs(f0))
+    return xp.maximum(eps_f * mag, SIGMA_FACTOR * sigma)
+
+
+def measure(
+    F, f0, L, B, h, rho, stencil: Stencil, offsets, eps_ad: float, margin: float, xp=jnp
+) -> Measurement:
+    """Apply the error model (module docstring) to a batch of measurements.
+
+    Args:
+        F: f values [K, M] at the offsets ``offsets`` (K of them) for M directions.
+        f0: f(x) from the same batch (scalar).
+        L: analytic predictions a·δ [K, M] of f(x + δ_k) − f(x) to first order.
+        B: |a|·|δ| [K, M] (bounds the analytic side's rounding).
+        h: nominal step per direction [M].
+        rho: rounding bound of one f value [M] (``rounding_bound``).
+        stencil: the first-derivative stencil of the check.
+        offsets: the K offsets, a tuple of floats (``check_offsets(stencil)``).
+        eps_ad: machine epsilon of the analytic values.
+        margin: multiple of the predicted error allowed.
+        xp: the array module, ``jax.numpy`` (traced) or ``numpy`` (on the host).
+    """
+    pos = {o: k for k, o in enumerate(offsets)}
+    w = stencil.weights
+    w0 = stencil.center_weight
+
+    def at(arr, s):
+        return arr[pos[s]]
+
+    def apply(arr, scale, center):
+        tot = sum(wk * at(arr, scale * s) for s, wk in zip(stencil.offsets, w))
+        if center is not None and w0 != 0.0:
+            tot = tot + w0 * center
+        return tot / (scale * h)
+
+    d1 = apply(F, 1.0, f0)
+    a1 = apply(L, 1.0, None)
+    d2 = apply(F, 2.0, f0)
+    a2 = apply(L, 2.0, None)
+    err = d1 - a1
+    p = stencil.accuracy
+    trunc = xp.abs((d2 - a2) - err) / (2.0**p - 1.0)
+    sumw = sum(abs(x) for x in w) + abs(w0)
+    roundoff = sumw * rho / h
+    ad = AD_FACTOR * eps_ad * sum(abs(wk) * at(B, s) for s, wk in zip(stencil.offsets, w)) / h
+    tol = margin * (trunc + roundoff + ad)
+
+    s1 = at(F, 1.0) - 2 * f0 + at(F, -1.0) - (at(L, 1.0) + at(L, -1.0))
+    s2 = at(F, 2.0) - 2 * f0 + at(F, -2.0) - (at(L, 2.0) + at(L, -2.0))
+    kink = xp.abs(4 * s1 - s2) > KINK_RATIO * xp.abs(s1) + 20.0 * rho
+    dplus = (at(F, 1.0) - f0) / h
+    dminus = (f0 - at(F, -1.0)) / h
+    lo = xp.minimum(dplus, dminus) - tol
+    hi = xp.maximum(dplus, dminus) + tol
+    sub = (a1 >= lo) & (a1 <= hi)
+
+    fin_rows = xp.isfinite(F)
+    finite = xp.all(fin_rows, axis=0) & xp.isfinite(f0) & xp.all(xp.isfinite(L), axis=0)
+    finite = finite & xp.isfinite(a1) & xp.isfinite(tol)
+    first = xp.argmin(fin_rows, axis=0)
+    offs = xp.asarray(offsets, F.dtype)
+    bad_off = xp.where(
+        ~xp.isfinite(f0),
+        xp.zeros_like(d1),
+        xp.where(xp.all(fin_rows, axis=0), xp.full_like(d1, xp.nan), offs[first]),
+    )
+    bad_off = xp.where(finite, xp.full_like(d1, xp.nan), bad_off)
+    status = xp.where(
+        ~finite,
+        NONFINITE,
+        xp.where(kink, KINK, xp.where(xp.abs(err) > tol, FAIL, PASS)),
+    ).astype(np.int8)
+    return Measurement(
+        numeric=d1,
+        analytic=a1,
+        error=err,
+        tolerance=tol,
+        truncation=trunc,
+        roundoff=roundoff,
+        ad_rounding=ad,
+        kink=kink & finite,
+        slope_plus=dplus,
+        slope_minus=dminus,
+        subgradient=sub,
+        finite=finite,
+        first_bad_offset=bad_off,
+        status=status,
+    )
+
+
+def relative_error(a, n, xp=jnp):
+    """|a − n| / max(|a|, |n|), 0 where both are 0 (cs231n)."""
+    den = xp.maximum(xp.abs(a), xp.abs(n))
+    return xp.where(den > 0, xp.abs(a - n) / xp.where(den > 0, den, 1), 0.0)
+
+
+def digits_of(rel, eps: float, xp=jnp):
+    """Significant decimal digits in agreement: −log10(rel) clipped to [0, −log10(eps)]."""
+    top = -math.log10(eps)
+    return xp.clip(-xp.log10(xp.maximum(rel, eps)), 0.0, top)

@@ -1,0 +1,267 @@
+"""The engine batches of a gradient check: element rows, direction rows and noise probes.
+
+Each ``*_samples`` function builds rows and runs ONE ``_engine.evaluate`` call; the values
+(``Samples``) go through the error model (``measure_samples``) later, in the aggregation
+body, whose compilation does not depend on the user's function. Directions are generated inside the batch from a seed
+(random Rademacher signs, ``_check_random``), from the analytic vector (gradient-aligned) or from a user tangent, restricted to
+coordinates lo <= i < hi, so a segment of a leaf, a leaf or the whole vector are all one row.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from . import _engine
+from ._check_random import rademacher
+from ._check_model import Measurement, check_offsets, measure, rounding_bound
+from ._engine import Options
+from ._stencils import Stencil
+
+__all__ = [
+    "KIND_RANDOM",
+    "KIND_ALONG",
+    "KIND_TANGENT",
+    "KIND_PROBE",
+    "Linear",
+    "DirectionRows",
+    "Samples",
+    "basis_samples",
+    "direction_samples",
+    "measure_samples",
+    "probe_sigma",
+]
+
+KIND_RANDOM, KIND_ALONG, KIND_TANGENT, KIND_PROBE = 0, 1, 2, 3
+#: Probe pairs f(x ± δ) with δ_i = PROBE_SCALE·eps·max(|x_i|, 1)·r_i (r Rademacher).
+NUM_PROBES = 4
+PROBE_SCALE = 4.0
+PROBE_INDEX0 = 1 << 30
+
+
+@dataclasses.dataclass(frozen=True)
+class Linear:
+    """The analytic side as a linear functional of a displacement δ.
+
+    ``vector`` is the analytic gradient-like vector a (so L(δ) = a·δ) or None when only a
+    JVP is available (``check_jvp`` in directional modes); then ``jvp(δ)`` gives L(δ).
+    """
+
+    vector: jax.Array | None
+    jvp: Callable | None = None
+
+    def __call__(self, d):
+        if self.vector is not None:
+            return jnp.vdot(self.vector, d), jnp.vdot(jnp.abs(self.vector), jnp.abs(d))
+        val = self.jvp(d)
+        return val, jnp.abs(val)
+
+    def at(self, idx):
+        """a_i for the flat indices ``idx`` (via batched JVPs when there is no vector)."""
+        if self.vector is not None:
+            return self.vector[idx]
+        n = self._n
+
+        def one(i):
+            return self.jvp(jax.nn.one_hot(i, n, dtype=self._dtype))
+
+        batch = int(max(1, min(idx.shape[0], (1 << 22) // max(n, 1))))
+        return jax.lax.map(one, idx, batch_size=batch)
+
+    _n: int = 0
+    _dtype: object = None
+
+
+@dataclasses.dataclass(frozen=True)
+class DirectionPerturbation:
+    """x + coeff·v restricted to lo <= i < hi, v chosen by the row's ``kind``.
+
+    Random (and probe) directions are Rademacher signs times max(|x_i|, 1), the scale of the
+    per-element step, so that parameters of very different magnitudes each move in proportion.
+    """
+
+    seed: jax.Array  # uint32 seed of the random directions (``_check_random``)
+    along: jax.Array | None  # [N] analytic vector (None when unavailable)
+    tangent: jax.Array | None  # [N] user tangent (None when none)
+
+    def __call__(self, x, row):
+        n = x.shape[0]
+        kind = row["kind"]
+        v = rademacher(self.seed, row["index"], n, x.dtype) * jnp.maximum(jnp.abs(x), 1)
+        if self.along is not None:
+            v = jnp.where(kind == KIND_ALONG, self.along.astype(x.dtype), v)
+        if self.tangent is not None:
+            v = jnp.where(kind == KIND_TANGENT, self.tangent.astype(x.dtype), v)
+        i = jnp.arange(n, dtype=jnp.int32)
+        v = jnp.where((i >= row["lo"]) & (i < row["hi"]), v, jnp.zeros_like(v))
+        coeff = row["coeff"].astype(x.dtype)
+        return jnp.where(coeff == 0, x, x + coeff * v)
+
+
+@dataclasses.dataclass(frozen=True)
+class DirectionRows:
+    """M directions: kind, stream index and support [lo, hi) per direction (int32 arrays)."""
+
+    kind: jax.Array
+    index: jax.Array
+    lo: jax.Array
+    hi: jax.Array
+
+    @property
+    def size(self) -> int:
+        return int(self.kind.shape[0])
+
+    @staticmethod
+    def concat(parts: list["DirectionRows"]) -> "DirectionRows":
+        return DirectionRows(*[jnp.concatenate([getattr(p, f) for p in parts]) for f in ("kind", "index", "lo", "hi")])
+
+
+def _prefix(v):
+    return jnp.concatenate([jnp.zeros((1,), v.dtype), jnp.cumsum(v)])
+
+
+def direction_steps(x, rows: DirectionRows, along, tangent, rel):
+    """Nominal step per direction: rel·max(‖x_S‖, 1)/‖v_S‖ (a relative move of x_S by rel).
+
+    Returns (h, valid): valid is False for an empty direction (v_S = 0).
+    """
+
+    def seg(v):
+        if v is None:
+            return jnp.zeros(rows.lo.shape, x.dtype)
+        c = _prefix(v * v)
+        return jnp.sqrt(jnp.maximum(c[rows.hi] - c[rows.lo], 0))
+
+    xs = seg(x)
+    vn = seg(jnp.maximum(jnp.abs(x), 1))
+    if along is not None:
+        vn = jnp.where(rows.kind == KIND_ALONG, seg(along), vn)
+    if tangent is not None:
+        vn = jnp.where(rows.kind == KIND_TANGENT, seg(tangent), vn)
+    valid = vn > 0
+    h = rel * jnp.maximum(xs, 1) / jnp.where(valid, vn, 1)
+    return h.astype(x.dtype), valid
+
+
+class Samples(NamedTuple):
+    """Raw values of one engine batch of M measurements (before the error model).
+
+    F: f at the K offsets [K, M]; L: analytic first-order predictions a·δ [K, M]; B: |a|·|δ|
+    [K, M]; h: nominal steps [M]; q: h_eff/h for basis rows (ones for directions); centers:
+    f(x) twice [2]; valid: non-empty direction [M]; probes: the 2·NUM_PROBES probe values.
+    """
+
+    F: jax.Array
+    L: jax.Array
+    B: jax.Array
+    h: jax.Array
+    q: jax.Array
+    centers: jax.Array
+    valid: jax.Array
+    probes: jax.Array
+
+
+def probe_sigma(probes, f0, xp=jnp):
+    """σ: max_p |(f(x+δ_p) + f(x−δ_p))/2 − f(x)| (the linear term cancels; what is left is noise)."""
+    if probes.shape[0] == 0:
+        return xp.zeros((), f0.dtype)
+    r = (probes[:NUM_PROBES] + probes[NUM_PROBES:]) / 2 - f0
+    return xp.max(xp.where(xp.isfinite(r), xp.abs(r), 0))
+
+
+def measure_samples(s: Samples, sigma, stencil: Stencil, margin: float, eps_ad: float, xp=jnp) -> Measurement:
+    """The error model (``_check_model.measure``) applied to a batch of samples."""
+    eps_f = float(jnp.finfo(s.F.dtype).eps)
+    f0 = s.centers[0]
+    rho = rounding_bound(s.F, f0, sigma, eps_f, xp)
+    return measure(s.F, f0, s.L, s.B, s.h, rho, stencil, check_offsets(stencil), eps_ad, margin, xp)
+
+
+def direction_samples(
+    fn, x, lin: Linear, seed, along, tangent, rows: DirectionRows, rel, stencil: Stencil, opts: Options,
+    probes: bool = False,
+) -> Samples:
+    """f along M directions (and, with ``probes``, the noise probes) in one engine call."""
+    offsets = check_offsets(stencil)
+    k, m = len(offsets), rows.size
+    h, valid = direction_steps(x, rows, along, tangent, rel)
+    offs = jnp.asarray(offsets, x.dtype)
+    kind = [jnp.tile(rows.kind, k)]
+    index = [jnp.tile(rows.index, k)]
+    lo = [jnp.tile(rows.lo, k)]
+    hi = [jnp.tile(rows.hi, k)]
+    coeff = [(offs[:, None] * h[None, :]).reshape(-1)]
+    n = x.shape[0]
+    # f(x) twice: coefficient 0 gives exactly x.
+    kind.append(jnp.zeros(2, jnp.int32))
+    index.append(jnp.zeros(2, jnp.int32))
+    lo.append(jnp.zeros(2, jnp.int32))
+    hi.append(jnp.zeros(2, jnp.int32))
+    coeff.append(jnp.zeros(2, x.dtype))
+    if probes:
+        p = NUM_PROBES
+        eps = float(jnp.finfo(x.dtype).eps)
+        kind.append(jnp.full(2 * p, KIND_PROBE, jnp.int32))
+        index.append(jnp.tile(PROBE_INDEX0 + jnp.arange(p, dtype=jnp.int32), 2))
+        lo.append(jnp.zeros(2 * p, jnp.int32))
+        hi.append(jnp.full(2 * p, n, jnp.int32))
+        coeff.append(jnp.repeat(jnp.asarray([PROBE_SCALE * eps, -PROBE_SCALE * eps], x.dtype), p))
+    table = {
+        "kind": jnp.concatenate(kind),
+        "index": jnp.concatenate(index),
+        "lo": jnp.concatenate(lo),
+        "hi": jnp.concatenate(hi),
+        "coeff": jnp.concatenate(coeff),
+    }
+
+    def one(xp):
+        lv, lb = lin(xp - x)
+        return fn(xp), lv, lb
+
+    vals, lvals, lbound = _engine.evaluate(one, x, DirectionPerturbation(seed, along, tangent), table, opts)
+    F = vals[: k * m].reshape(k, m)
+    fdt = F.dtype
+    return Samples(
+        F=F,
+        L=lvals[: k * m].reshape(k, m).astype(fdt),
+        B=lbound[: k * m].reshape(k, m).astype(fdt),
+        h=h.astype(fdt),
+        q=jnp.ones((m,), fdt),
+        centers=vals[k * m : k * m + 2],
+        valid=valid,
+        probes=vals[k * m + 2 :],
+    )
+
+
+def basis_samples(fn, x, a_e, idx, h_e, stencil: Stencil, opts: Options) -> Samples:
+    """f at x + s·h_i·e_i for the coordinates ``idx`` (steps ``h_e``) in one engine call.
+
+    ``q`` = h_eff/h with h_eff = Σ_k w_k·δ_k the step the stencil actually took: the
+    measurement divided by q is the element's FD derivative, comparable with a_i itself.
+    """
+    offsets = check_offsets(stencil)
+    k, m = len(offsets), int(idx.shape[0])
+    offs = jnp.asarray(offsets, x.dtype)
+    index = jnp.concatenate([jnp.tile(idx.astype(jnp.int32), k), jnp.zeros(2, jnp.int32)])
+    coeff = jnp.concatenate([(offs[:, None] * h_e[None, :]).reshape(-1), jnp.zeros(2, x.dtype)])
+    vals = _engine.evaluate(fn, x, _engine.Basis(), {"index": index, "coeff": coeff}, opts)
+    F = vals[: k * m].reshape(k, m)
+    fdt = F.dtype
+    xe = x[idx]
+    delta = (xe[None, :] + offs[:, None] * h_e[None, :]) - xe[None, :]
+    a_e = a_e.astype(x.dtype)
+    pos = {o: i for i, o in enumerate(offsets)}
+    heff = sum(w * delta[pos[s]] for s, w in zip(stencil.offsets, stencil.weights))
+    return Samples(
+        F=F,
+        L=(a_e[None, :] * delta).astype(fdt),
+        B=(jnp.abs(a_e)[None, :] * jnp.abs(delta)).astype(fdt),
+        h=h_e.astype(fdt),
+        q=(heff / h_e).astype(fdt),
+        centers=vals[k * m :],
+        valid=jnp.ones((m,), bool),
+        probes=jnp.zeros((0,), fdt),
+    )

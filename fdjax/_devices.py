@@ -1,0 +1,90 @@
+"""Which devices the engine's rows are spread over: the ``devices=`` option and its 1-D mesh.
+
+The rows of a plan are independent, so the engine shards them over a 1-D
+``jax.sharding.Mesh`` with one axis, ``"rows"``; x is replicated and each device evaluates
+its share. After ``jax.distributed.initialize()`` ``jax.devices()`` lists the devices of
+every process, so the same code builds a global mesh and runs multi-host (every process
+calls the same function on the same x, as in any multi-controller JAX program).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from collections.abc import Sequence
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+__all__ = ["ROW_AXIS", "check_devices", "resolve_devices", "row_mesh", "replicate"]
+
+#: Name of the mesh axis that the rows of a plan are sharded over.
+ROW_AXIS = "rows"
+
+
+def check_devices(devices: Any, caller: str) -> int | tuple | None:
+    """Validate the ``devices=`` option; returns it normalized (a tuple for a sequence).
+
+    Accepted: ``None`` (every device: ``jax.devices()``; sharding is on when there are
+    several), a positive int k (the first k of ``jax.devices()``; 1 turns sharding off),
+    or a non-empty sequence of distinct ``jax.Device`` of one platform.
+    """
+    if devices is None:
+        return None
+    if isinstance(devices, (int, np.integer)) and not isinstance(devices, bool):
+        n = jax.device_count()
+        if not 1 <= devices <= n:
+            raise ValueError(
+                f"{caller}(devices=...) must be between 1 and the number of devices ({n}), got {devices!r}"
+            )
+        return int(devices)
+    if isinstance(devices, jax.Device):
+        devices = (devices,)
+    if isinstance(devices, (str, bytes)) or not isinstance(devices, Sequence) or not devices:
+        raise TypeError(
+            f"{caller}(devices=...) must be None, a positive int or a non-empty sequence of "
+            f"jax.Device, got {devices!r}"
+        )
+    devs = tuple(devices)
+    bad = [d for d in devs if not isinstance(d, jax.Device)]
+    if bad:
+        raise TypeError(f"{caller}(devices=...) must contain jax.Device objects, got {bad[0]!r}")
+    if len(set(devs)) != len(devs):
+        raise ValueError(f"{caller}(devices=...) lists a device more than once: {list(devs)}")
+    platforms = sorted({d.platform for d in devs})
+    if len(platforms) > 1:
+        raise ValueError(f"{caller}(devices=...) mixes platforms {platforms}; give devices of one platform")
+    return devs
+
+
+def resolve_devices(devices: int | tuple | None) -> tuple:
+    """The concrete devices for a validated ``devices=`` value (resolved at trace time)."""
+    if devices is None:
+        return tuple(jax.devices())
+    if isinstance(devices, int):
+        return tuple(jax.devices()[:devices])
+    return devices
+
+
+def row_mesh(devices: int | tuple | None) -> Mesh | None:
+    """The 1-D ``("rows",)`` mesh over the resolved devices, or None for one device."""
+    devs = resolve_devices(devices)
+    if len(devs) <= 1:
+        return None
+    return Mesh(np.asarray(devs, dtype=object), (ROW_AXIS,))
+
+
+def replicate(leaves: list, devices: int | tuple | None) -> list:
+    """Concrete ``jax.Array`` leaves put replicated on the row mesh (others unchanged).
+
+    An array committed to one device (``jax.device_put(x, d)``, or the output of a jitted
+    step on such arrays) cannot enter a computation sharded over several devices; a
+    replicated copy can. Call it outside any trace (inside the user's jit the placement
+    is the user's: there, arrays committed to one device need ``devices=1``).
+    """
+    mesh = row_mesh(devices)
+    if mesh is None:
+        return leaves
+    sharding = NamedSharding(mesh, P())
+    return [jax.device_put(leaf, sharding) if isinstance(leaf, jax.Array) else leaf for leaf in leaves]

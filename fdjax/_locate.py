@@ -1,0 +1,111 @@
+"""Bug localisation by bisection (group testing) over failing directional checks.
+
+A directional check along v restricted to a segment S = [lo, hi) of the flat vector measures
+e(S) = Σ_{i∈S} (∇f − a)_i·v_i. Starting from the failing directions, every active segment is
+split in two halves, both halves are measured along the *same* direction (same random stream
+index, so e(left) + e(right) = e(S)) and the worst failing halves are kept. After
+ceil(log2 N) levels every active segment is one coordinate, which is then confirmed
+element-wise with the full error model. With ``width`` active segments the cost is
+2·width·K evaluations per level (K = 4 offsets for central): O(width·log N), all traced (one
+engine call per level inside a ``lax.fori_loop``), skipped by ``lax.cond`` when no
+direction failed.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+
+from ._check_model import FAIL, Measurement, check_offsets
+from ._check_rows import DirectionRows, Linear, basis_samples, direction_samples, measure_samples
+from ._engine import Options
+from ._stencils import Stencil
+
+__all__ = ["levels_for", "locate", "locate_evaluations"]
+
+
+def levels_for(max_size: int) -> int:
+    """Bisection levels that reduce a segment of ``max_size`` coordinates to one."""
+    return max(0, math.ceil(math.log2(max(max_size, 1))))
+
+
+def locate_evaluations(width: int, levels: int, stencil: Stencil) -> int:
+    """f evaluations of one bisection run plus the element-wise confirmation."""
+    k = len(check_offsets(stencil))
+    return levels * (2 * width * k + 2) + width * k + 2
+
+
+def _score(meas: Measurement, ok):
+    t = meas.tolerance
+    ratio = jnp.abs(meas.error) / jnp.where(t > 0, t, 1)
+    ratio = jnp.where(t > 0, ratio, jnp.inf)
+    return jnp.where(ok & (meas.status == FAIL), ratio, -jnp.inf)
+
+
+def locate(
+    fn,
+    x,
+    lin: Linear,
+    seed,
+    along,
+    tangent,
+    start: DirectionRows,
+    start_meas: Measurement,
+    start_valid,
+    rel,
+    h_elem,
+    stencil: Stencil,
+    sigma,
+    margin: float,
+    opts: Options,
+    width: int,
+):
+    """Bisect the ``width`` worst failing directions of ``start`` down to single coordinates.
+
+    Returns (ran, idx, active, samples): whether any direction failed, the located flat
+    indices [width], which of them are real, and their element-wise ``Samples`` (to be
+    judged by the error model like any element).
+    """
+    n = x.shape[0]
+    eps_ad = float(jnp.finfo(x.dtype).eps)
+    levels = levels_for(n)
+    score0 = _score(start_meas, start_valid)
+    m0 = start.size
+    if m0 < width:
+        pad = width - m0
+        score0 = jnp.concatenate([score0, jnp.full((pad,), -jnp.inf, score0.dtype)])
+        start = DirectionRows.concat([start, DirectionRows(*(jnp.zeros(pad, jnp.int32) for _ in range(4)))])
+    top, sel = jax.lax.top_k(score0, width)
+    init = (start.kind[sel], start.index[sel], start.lo[sel], start.hi[sel], top > -jnp.inf)
+    ran = jnp.any(init[-1])
+
+    def level(_, state):
+        kind, index, lo, hi, active = state
+        size = hi - lo
+        mid = jnp.where(size > 1, lo + size // 2, hi)
+        rows = DirectionRows.concat([DirectionRows(kind, index, lo, mid), DirectionRows(kind, index, mid, hi)])
+        samples = direction_samples(fn, x, lin, seed, along, tangent, rows, rel, stencil, opts)
+        meas = measure_samples(samples, sigma, stencil, margin, eps_ad)
+        score = _score(meas, samples.valid & jnp.concatenate([active, active]))
+        # Two lineages that reached the same segment follow it once; the slot is freed.
+        order = jnp.argsort(-score)
+        lo_s, hi_s, ok_s = rows.lo[order], rows.hi[order], score[order] > -jnp.inf
+        same = (lo_s[:, None] == lo_s[None, :]) & (hi_s[:, None] == hi_s[None, :]) & ok_s[None, :]
+        dup = jnp.any(jnp.tril(same, -1), axis=1)
+        score = score.at[order].set(jnp.where(dup, -jnp.inf, score[order]))
+        best, pick = jax.lax.top_k(score, width)
+        return rows.kind[pick], rows.index[pick], rows.lo[pick], rows.hi[pick], best > -jnp.inf
+
+    def run(state):
+        kind, index, lo, hi, active = jax.lax.fori_loop(0, levels, level, state)
+        idx = jnp.where(active, lo, 0).astype(jnp.int32)
+        return idx, active, basis_samples(fn, x, lin.at(idx), idx, h_elem[idx], stencil, opts)
+
+    def skip(state):
+        shapes = jax.eval_shape(run, state)
+        return jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+
+    idx, active, samples = jax.lax.cond(ran, run, skip, init)
+    return ran, idx, active, samples

@@ -1,0 +1,267 @@
+"""How many rows go into one vmapped chunk, and how long a plan will take.
+
+The cost of one row (one perturbed evaluation) is measured once per computation: the
+one-row program is lowered and compiled on its own and XLA reports its temporaries
+(``compiled.memory_analysis()``) and its FLOPs and bytes (``lowered.cost_analysis()``).
+Where the backend reports no memory analysis, a documented estimate replaces it: the sum
+of the sizes of every intermediate value of the jaxpr (no buffer reuse assumed, so an
+over-estimate). A row costs its perturbed copy of x plus those temporaries. Small plans
+skip the compile: when even the over-estimate fits all rows into one chunk, one chunk it is.
+
+Chunk size B:
+- at most ``memory_budget // row_bytes`` (the budget bounds one chunk's memory);
+- on CPU also at most the largest power of two with ``B · row_bytes <= LLC / 2`` (half
+  the last-level cache; the other half holds x, the GEMM's packed panels and whatever
+  else runs): a chunk whose perturbed copies and activations stay in cache runs at the
+  GEMM rate, one that spills streams from DRAM. Measured on the tanh-MLP benchmark with
+  a 32 MB L3: throughput is flat for chunk working sets of ~4-20 MB and falls by 2-3×
+  beyond ~32 MB (see docs/performance.md);
+- on GPU/TPU as large as the budget allows (wide batches fill the device);
+- then the rows are split into equal chunks (a multiple of 8 rows when B >= 8) so that
+  padding wastes less than one row per chunk instead of up to B - 1.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import glob
+import hashlib
+import math
+import os
+import warnings
+from typing import Any
+from collections.abc import Callable
+
+import jax
+import numpy as np
+from jax.extend.core import ClosedJaxpr, jaxpr_as_fun
+
+__all__ = [
+    "DEFAULT_MEMORY_BUDGET",
+    "ACCELERATOR_MEMORY_BUDGET",
+    "PLAN_WARNING_SECONDS",
+    "LargePlanWarning",
+    "RowCost",
+    "row_jaxpr",
+    "estimate_row",
+    "measure_row",
+    "cache_bytes",
+    "choose_chunk_size",
+    "expected_seconds",
+    "warn_if_long",
+]
+
+#: Default bytes one chunk may use on CPU.
+DEFAULT_MEMORY_BUDGET = 256 * 2**20
+#: Default bytes one chunk may use on a GPU/TPU (wide chunks fill the device).
+ACCELERATOR_MEMORY_BUDGET = 2**30
+#: A plan expected to run longer than this many seconds warns (``LargePlanWarning``).
+PLAN_WARNING_SECONDS = 600.0
+#: Last-level cache size assumed when the OS does not report one.
+FALLBACK_CACHE_BYTES = 16 * 2**20
+
+# Nominal rates for the time estimate only (FLOP/s per device, bytes/s per device).
+_NOMINAL = {"cpu": (2.5e10, 1e10), "gpu": (1e13, 1e12), "tpu": (5e13, 1e12)}
+
+
+class LargePlanWarning(UserWarning):
+    """A plan of perturbed evaluations is expected to take very long (the message says how long)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RowCost:
+    """Cost of one perturbed evaluation.
+
+    Attributes:
+        bytes: memory one row adds to a chunk: its perturbed copy of x plus f's temporaries.
+        flops: FLOPs of one evaluation from XLA's cost analysis (NaN when not reported).
+        bytes_accessed: bytes read and written by one evaluation (NaN when not reported).
+        source: ``"memory_analysis"`` (measured by XLA) or ``"estimate"`` (jaxpr sizes).
+    """
+
+    bytes: int
+    flops: float
+    bytes_accessed: float
+    source: str
+
+
+_COSTS: dict[str, RowCost] = {}
+
+
+def _jaxpr_bytes(jaxpr) -> int:
+    """Sum of the sizes of all intermediate values of a jaxpr (sub-jaxprs included)."""
+    total = 0
+    for eqn in jaxpr.eqns:
+        for v in eqn.outvars:
+            aval = v.aval
+            if hasattr(aval, "shape") and hasattr(aval, "dtype"):
+                total += math.prod(aval.shape) * np.dtype(aval.dtype).itemsize
+        for p in eqn.params.values():
+            sub = getattr(p, "jaxpr", p)
+            if hasattr(sub, "eqns"):
+                total += _jaxpr_bytes(sub)
+    return total
+
+
+def _struct(v):
+    return jax.ShapeDtypeStruct(v.aval.shape, v.aval.dtype)
+
+
+def _first(analysis) -> dict:
+    if isinstance(analysis, (list, tuple)):
+        analysis = analysis[0] if analysis else None
+    return dict(analysis or {})
+
+
+def row_jaxpr(one: Callable, x: jax.Array, row0: Any):
+    """The jaxpr of one perturbed evaluation ``one(x, row0)`` (traced, never run)."""
+    return jax.make_jaxpr(one)(x, row0)
+
+
+def estimate_row(closed, copy_bytes: int) -> RowCost:
+    """The fallback: perturbed copy + every intermediate of the jaxpr (an over-estimate)."""
+    return RowCost(copy_bytes + _jaxpr_bytes(closed.jaxpr), math.nan, math.nan, "estimate")
+
+
+def measure_row(closed, copy_bytes: int, need_memory: bool = True) -> RowCost:
+    """Measure one perturbed evaluation with XLA, once per distinct computation.
+
+    Works under the caller's trace: the one-row jaxpr's constants (possibly tracers of the
+    caller's jit) become abstract arguments of a separately lowered program, so nothing
+    is executed. FLOPs come from the lowered program (cheap); the memory needs a compile
+    (``need_memory``). Results are cached by the lowered program's text. ``copy_bytes`` is
+    the size of one perturbed copy of x.
+    """
+    jaxpr = closed.jaxpr
+
+    def run(consts, *args):
+        return jaxpr_as_fun(ClosedJaxpr(jaxpr, consts))(*args)
+
+    try:
+        lowered = jax.jit(run).lower(
+            [_struct(v) for v in jaxpr.constvars], *[_struct(v) for v in jaxpr.invars]
+        )
+        key = hashlib.sha1(lowered.as_text().encode()).hexdigest() + str(need_memory)
+    except Exception:  # noqa: BLE001 - exotic avals (tokens, effects): fall back to the estimate
+        return estimate_row(closed, copy_bytes)
+    if key in _COSTS:
+        return _COSTS[key]
+    cost = _first(_safe(lambda: lowered.cost_analysis()))
+    flops = float(cost.get("flops", math.nan))
+    accessed = float(cost.get("bytes accessed", math.nan))
+    temp, source = None, "estimate"
+    if need_memory:
+        mem = _safe(lambda: lowered.compile().memory_analysis())
+        if mem is not None and getattr(mem, "temp_size_in_bytes", None) is not None:
+            temp = int(mem.temp_size_in_bytes) + int(mem.output_size_in_bytes)
+            source = "memory_analysis"
+    if temp is None:
+        temp = _jaxpr_bytes(jaxpr)
+    result = RowCost(copy_bytes + temp, flops, accessed, source)
+    _COSTS[key] = result
+    return result
+
+
+def _safe(thunk):
+    try:
+        return thunk()
+    except Exception:  # noqa: BLE001 - analyses are optional backend features
+        return None
+
+
+@functools.cache
+def cache_bytes() -> int:
+    """Size of the largest (last-level) CPU cache, from Linux sysfs; 16 MiB if unknown."""
+    sizes = []
+    for path in glob.glob("/sys/devices/system/cpu/cpu0/cache/index*/size"):
+        try:
+            with open(path) as fh:
+                text = fh.read().strip().upper()
+        except OSError:
+            continue
+        mult = {"K": 2**10, "M": 2**20, "G": 2**30}.get(text[-1:], 1)
+        digits = text.rstrip("KMG")
+        if digits.isdigit():
+            sizes.append(int(digits) * mult)
+    if not sizes and hasattr(os, "sysconf"):
+        for name in ("SC_LEVEL3_CACHE_SIZE", "SC_LEVEL2_CACHE_SIZE"):
+            try:
+                v = os.sysconf(name)
+            except (ValueError, OSError):
+                continue
+            if v and v > 0:
+                sizes.append(int(v))
+    return max(sizes) if sizes else FALLBACK_CACHE_BYTES
+
+
+def default_budget(platform: str) -> int:
+    return DEFAULT_MEMORY_BUDGET if platform == "cpu" else ACCELERATOR_MEMORY_BUDGET
+
+
+def choose_chunk_size(num_rows: int, row_bytes: int, memory_budget: int, platform: str = "cpu") -> int:
+    """Rows per chunk: within the budget, cache-sized on CPU, balanced over the chunks.
+
+    Example:
+        >>> choose_chunk_size(1000, 2**20, 2**30, "gpu")   # all rows fit: one chunk
+        1000
+        >>> choose_chunk_size(1000, 2**20, 100 * 2**20, "gpu")   # budget: <= 100 rows
+        100
+    """
+    row_bytes = max(int(row_bytes), 1)
+    target = max(1, memory_budget // row_bytes)
+    if platform == "cpu":
+        fit = max(1, cache_bytes() // 2 // row_bytes)
+        target = min(target, 1 << (fit.bit_length() - 1))
+    if num_rows <= target:
+        return max(1, num_rows)
+    if target >= 8:
+        target -= target % 8
+    n_chunks = -(-num_rows // target)
+    b = -(-num_rows // n_chunks)
+    if target >= 8:
+        b = -(-b // 8) * 8
+    return b
+
+
+def expected_seconds(cost: RowCost, num_rows: int, num_devices: int, platform: str) -> float:
+    """Rough time for ``num_rows`` evaluations: max(FLOPs / rate, bytes / bandwidth) per row."""
+    rate, bandwidth = _NOMINAL.get(platform, _NOMINAL["gpu"])
+    if platform == "cpu":
+        rate *= (os.cpu_count() or 1) / 2
+    per_row = max(
+        cost.flops / rate if math.isfinite(cost.flops) else 0.0,
+        cost.bytes_accessed / bandwidth if math.isfinite(cost.bytes_accessed) else 0.0,
+        1e-6,
+    )
+    return per_row * num_rows / max(num_devices, 1)
+
+
+def _fmt_time(s: float) -> str:
+    if s >= 86400:
+        return f"{s / 86400:.1f} days"
+    if s >= 3600:
+        return f"{s / 3600:.1f} h"
+    if s >= 60:
+        return f"{s / 60:.1f} min"
+    if s >= 1:
+        return f"{s:.1f} s"
+    return f"{s * 1e3:.2g} ms"
+
+
+def warn_if_long(cost: RowCost, num_rows: int, num_devices: int, platform: str) -> None:
+    """Warn (``LargePlanWarning``) when the plan is expected to exceed ``PLAN_WARNING_SECONDS``."""
+    total = expected_seconds(cost, num_rows, num_devices, platform)
+    if total <= PLAN_WARNING_SECONDS:
+        return
+    one = expected_seconds(cost, 1, 1, platform)
+    warnings.warn(
+        f"fdjax: this plan evaluates the function at {num_rows:,} perturbed points; expected "
+        f"≈ {_fmt_time(total)} on {num_devices} {platform} device(s) (≈ {_fmt_time(one)} per "
+        "evaluation, a rough estimate from XLA's cost analysis). A full finite-difference "
+        "gradient costs O(N) evaluations of f; a directional check (a few random directions, "
+        f"O(10) evaluations: ≈ {_fmt_time(32 * one)}) or a subset of the parameters is far "
+        "cheaper. Silence with warnings.filterwarnings('ignore', category=LargePlanWarning).",
+        LargePlanWarning,
+        stacklevel=2,
+    )

@@ -1,0 +1,256 @@
+"""The step ladder through the engine: every step, offset and parameter in one batch.
+
+``ladder_values`` builds the rows (parameter × offset × step) inside the trace from integer
+ranges and evaluates them with ONE ``_engine.evaluate`` call; ``read_ladder`` forms the FD
+estimates and hands them to the numerics in ``_ladder``. ``adaptive_basis`` is the traced
+helper behind ``step="auto"``; the public ``fdjax.sweep`` lives in ``_adaptive``.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import _engine
+from ._engine import Options
+from ._ladder import ROUNDOFF_ULPS, analyze, default_num_steps, relative_ladder
+from ._jit import is_traced
+from ._stencils import Stencil
+from ._steps import eps_of
+
+__all__ = [
+    "AdaptiveResult",
+    "adaptive_basis",
+    "auto_diagnostics",
+    "default_relative_steps",
+    "ladder_values",
+    "raise_auto_nonfinite",
+    "read_ladder",
+    "split_channels",
+]
+
+
+class AdaptiveResult(NamedTuple):
+    """Per coordinate (leading axis N) and output element: what ``step="auto"`` found.
+
+    Each field has the structure of the function's output with a leading axis of N
+    coordinates (a [N] array for a scalar function).
+    """
+
+    estimate: object
+    error_estimate: object
+    step: object
+    status: object
+
+
+#: Near 0 the default ladder reaches down to STRETCH_TO·|x_i| ...
+STRETCH_TO = 1e-3
+#: ... with a step ratio of at most MAX_RATIO.
+MAX_RATIO = 4.0
+
+
+def default_relative_steps(dtype, num_steps: int | None = None) -> tuple[float, ...]:
+    """The default ladder 0.1·2^-k (k < num_steps; default from the dtype) as Python floats."""
+    k = default_num_steps(dtype) if num_steps is None else num_steps
+    return tuple(float(v) for v in relative_ladder(k, np.float64))
+
+
+def _one_sided_offsets(stencil: Stencil):
+    """Positions of the offsets +1 and −1 when the stencil has both (else None): the kink test."""
+    if stencil.complex_step or stencil.derivative != 1:
+        return None
+    offs = list(stencil.offsets)
+    if 1.0 in offs and -1.0 in offs:
+        return offs.index(1.0), offs.index(-1.0)
+    return None
+
+
+def ladder_values(
+    flat_fn, x, f0, stencil: Stencil, opts: Options, rel, scale, index=None, vectors=None, stretch=True
+):
+    """Evaluate the ladder (traced): ONE engine call for every parameter, offset and step.
+
+    Args:
+        flat_fn: function of the flat vector; any pytree of real arrays as output.
+        x: flat point [N]; f0: ``flat_fn(x)``.
+        rel: relative steps (tuple of floats, decreasing), K of them.
+        scale: typical magnitude: coordinate i steps by rel_k·max(|x_i|, scale).
+        index: int [M] coordinates to perturb (default all), or
+        vectors: [D, N] directions (then M = D; the step is rel_k·max(|x_i| over the
+            support, scale)/max|v|).
+        stretch: for a coordinate with 0 < |x_i| and rel_{K−1}·max(|x_i|, scale) >
+            STRETCH_TO·|x_i|, keep the first step but widen the ratio (at most
+            MAX_RATIO) so that the last step reaches STRETCH_TO·|x_i|: functions singular
+            at 0 (log, 1/x, x^a) evaluated near 0 vary on the scale |x_i|, not ``scale``.
+
+    Returns:
+        (raw, sizes): ``raw`` a dict of arrays for ``read_ladder`` (V: values [S, K, M, O],
+        F0 [O], h [K, M]); ``sizes`` the element count of each output leaf.
+    """
+    dt = x.dtype
+    relv = jnp.asarray(rel, dt)
+    K, S = len(rel), len(stencil.offsets)
+    if vectors is None:
+        idx = jnp.arange(x.shape[0], dtype=jnp.int32) if index is None else index.astype(jnp.int32)
+        xm = x[idx]
+        nominal = relv[:, None] * jnp.maximum(jnp.abs(xm), jnp.asarray(scale, dt))[None]
+        if stretch and K > 2:
+            top, bottom = nominal[0], jnp.minimum(nominal[-1], STRETCH_TO * jnp.abs(xm))
+            ratio = jnp.clip(
+                (top / jnp.where(bottom > 0, bottom, top)) ** (1.0 / (K - 1)), rel[0] / rel[1], MAX_RATIO
+            )
+            powers = jnp.arange(K, dtype=dt)[:, None]
+            nominal = jnp.where((bottom < nominal[-1])[None], top[None] * ratio[None] ** -powers, nominal)
+        h = nominal if stencil.complex_step else (xm[None] + nominal) - xm[None]  # the step taken
+        perturb = _engine.Basis()
+        row_index = idx
+    else:
+        v = vectors.astype(dt)
+        vmax = jnp.max(jnp.abs(v), axis=1)
+        xs = jnp.max(jnp.where(v != 0, jnp.abs(x)[None], 0), axis=1)
+        s = jnp.maximum(xs, jnp.asarray(scale, dt)) / jnp.where(vmax > 0, vmax, 1)
+        h = relv[:, None] * s[None]
+        perturb = _engine.Directions(v)
+        row_index = jnp.arange(v.shape[0], dtype=jnp.int32)
+    M = row_index.shape[0]
+    offs = jnp.asarray(stencil.offsets, dt)
+    coeff = (offs[:, None, None] * h[None]).reshape(-1)  # [S, K, M] rows
+    if stencil.complex_step:
+        coeff = jax.lax.complex(jnp.zeros_like(coeff), coeff)
+    rows = {"index": jnp.broadcast_to(row_index[None, None], (S, K, M)).reshape(-1), "coeff": coeff}
+    vals = _engine.evaluate(flat_fn, x, perturb, rows, opts)
+    leaves = jax.tree_util.tree_leaves(vals)
+    sizes = [int(math.prod(a.shape[1:])) for a in leaves]
+    V = jnp.concatenate([a.reshape(S, K, M, -1) for a in leaves], axis=-1)  # [S, K, M, O]
+    F0 = jnp.concatenate([jnp.ravel(a) for a in jax.tree_util.tree_leaves(f0)]).astype(dt)
+    return {"V": V, "F0": F0, "h": h}, sizes
+
+
+@functools.partial(jax.jit, static_argnames=("stencil", "levels"))
+def read_ladder(raw, stencil: Stencil, levels: int):
+    """Estimates on the ladder and their analysis (``_ladder.analyze``) per channel.
+
+    Jitted on its own (static: stencil, levels; the shapes): called outside a trace, the
+    analysis compiles once per shape and is reused across functions.
+
+    Returns:
+        ``per_channel`` (arrays [M, O]) and ``per_step`` (arrays [K, M, O]) dicts.
+    """
+    V, F0, h = raw["V"], raw["F0"], raw["h"]
+    _, K, M, n_out = V.shape
+    dt = h.dtype
+    eps = eps_of(dt)
+    hb = h[:, :, None]
+    w = np.asarray(stencil.weights)
+    if stencil.complex_step:
+        D = jnp.imag(V[0]) / hb
+        e_model = ROUNDOFF_ULPS * eps * jnp.abs(jnp.imag(V[0]))
+    else:
+        wj = jnp.asarray(w, dt)[:, None, None, None]
+        D = (jnp.sum(wj * V, axis=0) + stencil.center_weight * F0) / hb**stencil.derivative
+        e_model = (
+            ROUNDOFF_ULPS
+            * eps
+            * (jnp.sum(jnp.abs(wj * V), axis=0) + abs(stencil.center_weight) * jnp.abs(F0))
+        )
+    valid = jnp.all(jnp.isfinite(V), axis=0) & jnp.isfinite(F0)
+    hc = jnp.broadcast_to(hb, D.shape)
+    flat = lambda a: a.reshape((K, M * n_out))  # noqa: E731
+    gap = None
+    sided = _one_sided_offsets(stencil)
+    if sided is not None:
+        vp, vm = V[sided[0]], V[sided[1]]
+        g_model = ROUNDOFF_ULPS * eps * (jnp.abs(vp) + 2 * jnp.abs(F0) + jnp.abs(vm))
+        g_scale = math.sqrt(6.0) / math.sqrt(float(np.sum(w**2)) + stencil.center_weight**2)
+        gap = (flat(vp - 2 * F0 + vm), flat(g_model), g_scale)
+    out = analyze(flat(D), flat(hc), flat(e_model), flat(valid), stencil, levels=levels, gap=gap)
+
+    per_channel = {
+        k: out[k].reshape(M, n_out)
+        for k in ("estimate", "error", "step", "status", "level", "order", "noise")
+    }
+    if sided is not None:
+        k_at = out["kink_index"].reshape(M, n_out)
+        pick = lambda a: jnp.take_along_axis(a, k_at[None], 0)[0]  # noqa: E731
+        hk = pick(hc)
+        per_channel["slope_plus"] = (pick(vp) - F0) / hk
+        per_channel["slope_minus"] = (F0 - pick(vm)) / hk
+    else:
+        per_channel["slope_plus"] = per_channel["slope_minus"] = jnp.full((M, n_out), jnp.nan, dt)
+    per_step = {k: out[k].reshape(K, M, n_out) for k in ("roundoff", "differences", "significant", "orders")}
+    per_step["estimates"] = jnp.where(valid, D, jnp.nan)
+    return {"per_channel": per_channel, "per_step": per_step}
+
+
+def split_channels(a, f0, sizes):
+    """[M, O] -> the output pytree with each leaf [M, *leaf_shape]."""
+    leaves, treedef = jax.tree_util.tree_flatten(f0)
+    pieces, start = [], 0
+    for leaf, n in zip(leaves, sizes, strict=True):
+        pieces.append(a[:, start : start + n].reshape((a.shape[0],) + jnp.shape(leaf)))
+        start += n
+    return jax.tree_util.tree_unflatten(treedef, pieces)
+
+
+def adaptive_basis(
+    flat_fn, x, f0, stencil: Stencil, opts: Options, num_steps: int | None = None
+) -> AdaptiveResult:
+    """The adaptive step for every coordinate of x, in one engine call (traced).
+
+    The helper behind ``step="auto"`` of ``fdjax.grad``/``jacobian``/``check_grad``: a
+    ladder of ``num_steps`` halvings (default 28 in float64, 22 in float32) from
+    0.1·max(|x_i|, 1), per coordinate and output element the best estimate (plain or
+    Richardson), its error estimate, the step and a ``Status`` bit mask.
+
+    Args:
+        flat_fn: function of the flat vector x [N]; output: a pytree of real arrays.
+        x: the flat point.
+        f0: ``flat_fn(x)``.
+        stencil: a first-derivative stencil.
+        opts: engine options.
+        num_steps: ladder length (>= 3).
+
+    Returns:
+        ``AdaptiveResult`` whose fields have the output's structure with a leading N.
+    """
+    rel = default_relative_steps(x.dtype, num_steps)
+    raw, sizes = ladder_values(flat_fn, x, f0, stencil, opts, rel, 1.0)
+    pc = read_ladder(raw, stencil, 2)["per_channel"]
+    split = lambda a: split_channels(a, f0, sizes)  # noqa: E731
+    return AdaptiveResult(
+        estimate=split(pc["estimate"]),
+        error_estimate=split(pc["error"]),
+        step=split(pc["step"]),
+        status=split(pc["status"]),
+    )
+
+
+def auto_diagnostics(f0, d):
+    """What ``step="auto"`` reports to the host: f(x) finite, and per coordinate whether
+    the estimate is finite (False only when every step of its ladder was non-finite)."""
+    finite = [jnp.all(jnp.isfinite(a).reshape(a.shape[0], -1), axis=1) for a in jax.tree_util.tree_leaves(d)]
+    f0_ok = jnp.all(jnp.asarray([jnp.all(jnp.isfinite(a)) for a in jax.tree_util.tree_leaves(f0)]))
+    return {"f0_finite": f0_ok, "auto_finite": functools.reduce(jnp.logical_and, finite)}
+
+
+def raise_auto_nonfinite(fa, caller: str, diag) -> None:
+    """NonFiniteError naming the first parameter whose whole ladder was non-finite (host side)."""
+    from ._derivatives import NonFiniteError, element_name
+
+    if is_traced(diag["f0_finite"], diag["auto_finite"]):
+        return
+    if not bool(diag["f0_finite"]):
+        raise NonFiniteError(f"{caller}: the function returned a non-finite value at the unperturbed point")
+    ok = np.asarray(diag["auto_finite"])
+    if not ok.all():
+        i = int(np.flatnonzero(~ok)[0])
+        raise NonFiniteError(
+            f"{caller}(step='auto'): the function returned non-finite values at every step of the sweep "
+            f"for parameter {element_name(fa, i)} ({int((~ok).sum())} of {ok.size} parameters); "
+            "steps that give NaN/inf are skipped, but this parameter had none left"
+        )

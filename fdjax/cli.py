@@ -1,0 +1,436 @@
+"""The ``fdjax`` command: check, sweep, report, calc — and, with no arguments, the main job.
+
+``fdjax`` alone runs a full gradient check and an adaptive-ε sweep on the built-in CNN,
+prints a summary and writes ``fdjax-report.html``. Exit status: 0 on success, 1 when
+``fdjax check`` finds a wrong gradient, 2 on bad usage (including a bad TARGET, reported
+in one line).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shlex
+import sys
+from typing import Any
+from collections.abc import Sequence
+
+__all__ = ["main", "build_parser"]
+
+DEFAULT_TARGET = "fdjax.examples:cnn"
+DEFAULT_REPORT = "fdjax-report.html"
+FORMATS = ("text", "json", "md", "html")
+_SUFFIX_FORMAT = {".html": "html", ".htm": "html", ".md": "md", ".json": "json", ".txt": "text"}
+
+
+class UsageError(Exception):
+    """Bad usage found after parsing (exit status 2, one line on stderr)."""
+
+
+# ----------------------------------------------------------------------------------------------
+# Parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return v
+
+
+def _step(text: str) -> float | str:
+    if text == "auto":
+        return text
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive number or 'auto', got {text!r}") from None
+    if not (math.isfinite(v) and v > 0):
+        raise argparse.ArgumentTypeError(f"must be positive and finite, got {text!r}")
+    return v
+
+
+def _problem_options(p: argparse.ArgumentParser, default_format: str) -> None:
+    p.add_argument(
+        "target",
+        nargs="?",
+        default=DEFAULT_TARGET,
+        metavar="TARGET",
+        help="module:function or path/to/file.py:function; a function returning "
+        "(loss_fn, params, *args), or the loss itself with --params "
+        f"(default: {DEFAULT_TARGET}, the built-in CNN)",
+    )
+    p.add_argument(
+        "--params",
+        metavar="MODULE:ATTR",
+        help="the loss's first argument (a value, or a function without arguments returning it)",
+    )
+    p.add_argument(
+        "--args",
+        metavar="MODULE:ATTR",
+        help="the loss's other positional arguments (a tuple, or a function returning one)",
+    )
+    p.add_argument(
+        "--dtype",
+        choices=("float32", "float64"),
+        help="cast the floating-point parameters and arguments to this dtype",
+    )
+    p.add_argument(
+        "--method",
+        default="central",
+        choices=("central", "forward", "backward", "central4", "central6", "complex"),
+        help="finite-difference stencil (default: central)",
+    )
+    p.add_argument("--key", type=int, default=0, help="PRNG seed for subsets and directions (default: 0)")
+    p.add_argument(
+        "--chunk-size",
+        type=_positive_int,
+        metavar="N",
+        help="perturbed evaluations per vmapped chunk (default: from a memory budget)",
+    )
+    p.add_argument(
+        "--format",
+        choices=FORMATS,
+        default=None,
+        help=f"output format (default: {default_format}, or from the -o suffix)",
+    )
+    p.add_argument("-o", "--output", metavar="PATH", help="write the output to PATH instead of stdout")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no terminal summary")
+
+
+def _check_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("gradient check")
+    g.add_argument(
+        "--mode",
+        default="full",
+        choices=("full", "subset", "directional", "locate"),
+        help="full: every element; subset: -k random elements per leaf; directional/locate: "
+        "random directions (default: full)",
+    )
+    g.add_argument(
+        "--step",
+        type=_step,
+        default=None,
+        metavar="H",
+        help="relative step, or 'auto' for the per-parameter adaptive step "
+        "(default: cbrt(eps) of the dtype for central)",
+    )
+    g.add_argument(
+        "-k",
+        "--subset",
+        type=_positive_int,
+        metavar="K",
+        help="elements per leaf (subset mode) or random directions (directional/locate modes)",
+    )
+    g.add_argument(
+        "--precision", choices=("float64",), help="evaluate f in float64 even when the parameters are float32"
+    )
+
+
+def _sweep_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("step sweep")
+    g.add_argument(
+        "--num-steps",
+        type=_positive_int,
+        metavar="K",
+        help="halvings in the step ladder (default: from the dtype)",
+    )
+    g.add_argument(
+        "--sweep-size",
+        type=_positive_int,
+        metavar="N",
+        default=None,
+        help="parameters in the sweep: all when N or fewer, else N chosen at random "
+        "(default: 1024 for `report`, all for `sweep`)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (subcommands check, sweep, report, calc)."""
+    parser = argparse.ArgumentParser(
+        prog="fdjax",
+        description="Finite-difference gradient checks, step sweeps and diagnostic reports for JAX. "
+        "With no command: check and sweep the built-in CNN and write fdjax-report.html.",
+    )
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"fdjax {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser(
+        "check",
+        help="compare jax.grad with finite differences; exit 1 when wrong",
+        description="Gradient check of TARGET. Exit 0 when it passes, 1 when it fails, 2 on bad usage.",
+    )
+    _problem_options(p, "text")
+    _check_options(p)
+
+    p = sub.add_parser(
+        "sweep",
+        help="the adaptive step sweep: error vs h per parameter",
+        description="Step sweep of TARGET: estimates on a ladder of steps, observed orders, "
+        "the chosen step and an error estimate per parameter.",
+    )
+    _problem_options(p, "text")
+    _sweep_options(p)
+    p.add_argument("--step", type=_step, default=None, metavar="H", help=argparse.SUPPRESS)
+
+    p = sub.add_parser(
+        "report",
+        help="check + sweep + plots as one report (HTML, Markdown or JSON)",
+        description="Gradient check, step sweep, gradient norms and a loss-landscape slice "
+        f"of TARGET as one report (default -o {DEFAULT_REPORT}).",
+    )
+    _problem_options(p, "html")
+    _check_options(p)
+    _sweep_options(p)
+    g = p.add_argument_group("report")
+    g.add_argument("--no-sweep", action="store_true", help="skip the step sweep")
+    g.add_argument("--no-landscape", action="store_true", help="skip the loss-landscape slice")
+    g.add_argument(
+        "--resolution",
+        type=_positive_int,
+        default=21,
+        metavar="R",
+        help="landscape grid points per axis (default: 21)",
+    )
+
+    p = sub.add_parser(
+        "calc",
+        help="the single-parameter calculator: θ, J(θ), ε, J(θ±ε) → gradient",
+        description="Finite-difference gradient of one parameter from loss values, shown "
+        "as a worked example.",
+    )
+    p.add_argument("--theta", metavar="θ", help="the parameter value θ")
+    p.add_argument("--J", "--loss", dest="loss", metavar="J(θ)", help="the loss at θ")
+    p.add_argument("--eps", "--epsilon", dest="epsilon", metavar="ε", help="the step ε (positive)")
+    p.add_argument("--J-plus", "--loss-plus", dest="loss_plus", metavar="J(θ+ε)", help="the loss at θ+ε")
+    p.add_argument("--J-minus", "--loss-minus", dest="loss_minus", metavar="J(θ−ε)", help="the loss at θ−ε")
+    p.add_argument(
+        "--method",
+        default="central",
+        choices=("central", "forward", "backward"),
+        help="difference formula (default: central)",
+    )
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument(
+        "--plot", metavar="FILE", help="draw the loss points and the secant line to FILE (.png/.svg/.pdf)"
+    )
+    p.add_argument(
+        "--table", action="store_true", help="print the ε table for J(θ) = θ² at --theta (ε = 1e-1 … 1e-7)"
+    )
+    return parser
+
+
+# ----------------------------------------------------------------------------------------------
+# calc
+
+_CALC_FLAGS = {
+    "theta": "--theta",
+    "loss": "--J",
+    "epsilon": "--eps",
+    "loss_plus": "--J-plus",
+    "loss_minus": "--J-minus",
+}
+
+
+def _run_calc(ns: argparse.Namespace, out) -> int:
+    from ._calculator import LABELS, REQUIRED, calculate, epsilon_table
+
+    have_values = any(getattr(ns, k) is not None for k in ("loss", "loss_plus", "loss_minus", "epsilon"))
+    if ns.table and ns.theta is None:
+        raise UsageError("--table needs --theta (θ)")
+    if ns.plot and ns.theta is None:
+        raise UsageError("--plot needs --theta (θ)")
+    calc = None
+    if have_values or not ns.table:
+        needs = ("epsilon",) + REQUIRED[ns.method]
+        missing = [n for n in needs if getattr(ns, n) is None]
+        if missing:
+            need = ", ".join(f"{_CALC_FLAGS[n]} ({LABELS[n]})" for n in needs)
+            miss = ", ".join(f"{_CALC_FLAGS[n]} ({LABELS[n]})" for n in missing)
+            raise UsageError(f"--method {ns.method} needs {need}; missing: {miss}")
+        try:
+            calc = calculate(
+                ns.theta,
+                epsilon=ns.epsilon,
+                loss=ns.loss,
+                loss_plus=ns.loss_plus,
+                loss_minus=ns.loss_minus,
+                method=ns.method,
+            )
+        except (TypeError, ValueError) as e:
+            raise UsageError(_flag_message(str(e))) from None
+    table = None
+    if ns.table:
+        try:
+            table = epsilon_table(ns.theta)
+        except (TypeError, ValueError) as e:
+            raise UsageError(_flag_message(str(e))) from None
+    if ns.json:
+        doc: dict[str, Any] = {}
+        if calc is not None:
+            doc.update(calc.to_dict())
+        if table is not None:
+            doc["table"] = table.to_dict()
+        out.write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+    else:
+        parts = [str(calc)] if calc is not None else []
+        if table is not None:
+            parts.append(str(table))
+        out.write("\n\n".join(parts) + "\n")
+    if ns.plot and calc is not None:
+        _calc_plot(calc, ns.plot)
+        if not ns.json:
+            out.write(f"wrote {ns.plot}\n")
+    return 0
+
+
+def _flag_message(message: str) -> str:
+    """Turn API argument names in a message into the command's flags."""
+    import re
+
+    flags = dict(_CALC_FLAGS, epsilons="--table steps")
+    return re.sub(r"fdjax\.\w+\((\w+)=\.\.\.\)", lambda m: flags.get(m.group(1), m.group(0)), message)
+
+
+def _calc_plot(calc, path: str) -> None:
+    from .report import plots
+
+    th, eps = calc.theta, calc.epsilon
+    pts = [
+        (x, y)
+        for x, y in ((calc.theta_minus, calc.loss_minus), (th, calc.loss), (calc.theta_plus, calc.loss_plus))
+        if y is not None
+    ]
+    through = {
+        "central": (calc.theta_plus, calc.loss_plus),
+        "forward": (calc.theta_plus, calc.loss_plus),
+        "backward": (calc.theta_minus, calc.loss_minus),
+    }[calc.method]
+    title = f"{calc.method} difference: dJ/dθ ≈ {calc.text['gradient']}"
+    fig = plots.secant_figure(th, eps, pts, through, calc.gradient, title=title)
+    try:
+        plots.save(fig, path)
+    except (OSError, ValueError) as e:
+        raise UsageError(f"--plot {path!r}: {e}") from None
+
+
+# ----------------------------------------------------------------------------------------------
+# check / sweep / report
+
+
+def _output_format(ns: argparse.Namespace, default: str) -> str:
+    if ns.format:
+        return ns.format
+    if ns.output:
+        return _SUFFIX_FORMAT.get(os.path.splitext(ns.output)[1].lower(), default)
+    return default
+
+
+def _command_line(argv: Sequence[str]) -> str:
+    return " ".join(["fdjax", *(shlex.quote(a) for a in argv)])
+
+
+def _run_job(ns: argparse.Namespace, argv: Sequence[str], out) -> int:
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    from ._target import TargetError, cast_floats, load_problem
+    from .report import _run, render
+
+    try:
+        problem = load_problem(ns.target, ns.params, ns.args)
+    except TargetError as e:
+        raise UsageError(str(e)) from None
+    if ns.dtype:
+        problem.params = cast_floats(problem.params, ns.dtype)
+        problem.args = tuple(cast_floats(a, ns.dtype) for a in problem.args)
+
+    command = ns.command
+    fmt = _output_format(ns, "html" if command == "report" else "text")
+    if command == "report" and fmt == "html" and not ns.output:
+        ns.output = DEFAULT_REPORT
+    if ns.output and not os.path.isdir(os.path.dirname(os.path.abspath(ns.output))):
+        raise UsageError(f"-o {ns.output!r}: No such file or directory: {os.path.dirname(ns.output)!r}")
+    interactive = not ns.quiet and sys.stderr.isatty()
+    job = _run.Job(
+        check=command in ("check", "report"),
+        sweep=command == "sweep" or (command == "report" and not ns.no_sweep),
+        landscape=command == "report" and not ns.no_landscape,
+        method=ns.method,
+        mode=getattr(ns, "mode", "full"),
+        step=getattr(ns, "step", None),
+        k=getattr(ns, "subset", None),
+        key=ns.key,
+        precision=getattr(ns, "precision", None),
+        chunk_size=ns.chunk_size,
+        num_steps=getattr(ns, "num_steps", None),
+        sweep_size=getattr(ns, "sweep_size", None) or (1024 if command == "report" else None),
+        resolution=getattr(ns, "resolution", 21),
+    )
+    try:
+        doc = _run.diagnose(
+            problem.loss_fn,
+            problem.params,
+            *problem.args,
+            job=job,
+            progress=interactive,
+            target=problem.name,
+            command=_command_line(argv),
+        )
+    except (TypeError, ValueError) as e:
+        raise UsageError(f"{problem.name}: {str(e).strip().splitlines()[0]}") from None
+
+    text_summary = fmt != "text" and ns.output and not ns.quiet
+    rendered = render(doc, fmt)
+    if ns.output:
+        try:
+            with open(ns.output, "w", encoding="utf-8") as fh:
+                fh.write(rendered)
+        except OSError as e:
+            raise UsageError(f"-o {ns.output!r}: {e.strerror or e}") from None
+    else:
+        out.write(rendered if rendered.endswith("\n") else rendered + "\n")
+    if text_summary:
+        out.write(render(doc, "text", color=out.isatty() if hasattr(out, "isatty") else False))
+        out.write(f"\nwrote {ns.output}\n")
+    if command == "check" and doc["verdict"]["passed"] is False:
+        return 1
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------
+# main
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status (0 ok, 1 check failed, 2 bad usage)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    job_argv = argv
+    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version")):
+        # The main job: `fdjax [options]` is `fdjax report fdjax.examples:cnn -o fdjax-report.html`.
+        if not any(a in ("-o", "--output") or a.startswith("--output=") for a in argv):
+            argv = [*argv, "-o", DEFAULT_REPORT]
+        argv = ["report", *argv]
+    parser = build_parser()
+    ns = parser.parse_args(argv)
+    if ns.command is None:  # pragma: no cover - unreachable: the default job is inserted above
+        parser.print_help()
+        return 2
+    out = sys.stdout
+    try:
+        if ns.command == "calc":
+            return _run_calc(ns, out)
+        return _run_job(ns, job_argv, out)
+    except UsageError as e:
+        print(f"fdjax {ns.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:  # pragma: no cover
+        print("fdjax: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,204 @@
+"""The report document: one JSON-ready dict with every number a report shows.
+
+Schema ``fdjax.report/1`` (``schema.json`` beside this file; described in
+``docs/report-schema.md``). The text, Markdown and HTML renderers read only this document.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import math
+import os
+import platform
+import sys
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import _views
+
+__all__ = ["SCHEMA", "SCHEMA_PATH", "build", "gradient_norms", "worst_flat_index", "load_schema", "jsonable"]
+
+SCHEMA = "fdjax.report/1"
+SCHEMA_PATH = os.path.join(os.path.dirname(__file__), "schema.json")
+
+#: A leaf's gradient is "vanishing" when its RMS is below VANISHING × the median RMS over
+#: leaves (or exactly zero), "exploding" when above EXPLODING × the median or not finite.
+VANISHING = 1e-3
+EXPLODING = 1e3
+
+
+def load_schema() -> dict[str, Any]:
+    """The JSON Schema of the document."""
+    with open(SCHEMA_PATH, encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+def jsonable(obj: Any) -> Any:
+    """Plain JSON types: arrays to lists, NumPy scalars to Python, NaN/inf to None.
+
+    Example:
+        >>> jsonable({"a": np.array([1.0, np.nan]), "b": np.int32(3)})
+        {'a': [1.0, None], 'b': 3}
+    """
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, (jax.Array, np.ndarray)):
+        return jsonable(np.asarray(obj).tolist())
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        f = float(obj)
+        return f if math.isfinite(f) else None
+    return obj
+
+
+def gradient_norms(fa, grads) -> dict[str, Any]:
+    """Per-leaf norms of the analytic gradient with vanishing/exploding flags."""
+    g_leaves = [
+        np.asarray(leaf, np.float64)
+        for leaf in jax.tree_util.tree_leaves(grads)
+        if jnp.issubdtype(jnp.result_type(leaf), jnp.floating)
+    ]
+    p_leaves = [np.asarray(leaf, np.float64) for leaf in fa.unravel(fa.x)]
+    rows = []
+    for path, shape, g, p in zip(fa.float_paths, fa.float_shapes, g_leaves, p_leaves, strict=False):
+        gn = float(np.linalg.norm(g.ravel()))
+        pn = float(np.linalg.norm(p.ravel()))
+        size = int(np.prod(shape, dtype=np.int64))
+        rows.append(
+            {
+                "path": path,
+                "shape": list(shape),
+                "size": size,
+                "param_norm": pn,
+                "grad_norm": gn,
+                "grad_rms": gn / math.sqrt(max(size, 1)),
+                "ratio": gn / pn if pn > 0 else None,
+                "flag": "ok",
+            }
+        )
+    rms = np.asarray([r["grad_rms"] for r in rows])
+    finite = rms[np.isfinite(rms) & (rms > 0)]
+    median = float(np.median(finite)) if finite.size else 0.0
+    for r in rows:
+        v = r["grad_rms"]
+        if not math.isfinite(v) or (median > 0 and v > EXPLODING * median):
+            r["flag"] = "exploding"
+        elif v == 0 or (median > 0 and v < VANISHING * median):
+            r["flag"] = "vanishing"
+    return jsonable(
+        {
+            "leaves": rows,
+            "median_rms": median,
+            "thresholds": {
+                "vanishing": VANISHING,
+                "exploding": EXPLODING,
+                "relative_to": "median RMS over leaves",
+            },
+        }
+    )
+
+
+def worst_flat_index(check_doc: dict | None) -> int | None:
+    """Flat index of the worst element that failed the check (None if none failed)."""
+    worst = _views.worst_elements(check_doc, 1, failed_only=True)
+    return worst[0]["flat"] if worst else None
+
+
+def _devices() -> list[str]:
+    out = []
+    for d in jax.devices():
+        kind = getattr(d, "device_kind", "") or d.platform
+        out.append(f"{d.platform}:{d.id} ({kind})")
+    return out
+
+
+def build(
+    *,
+    fa,
+    loss: float,
+    job,
+    sections: dict[str, Any],
+    timings: dict[str, float],
+    wall_time: float,
+    started: float,
+    evaluations: int | None,
+    target: str | None,
+    command: str | None,
+    notes: list[str],
+) -> dict[str, Any]:
+    """Assemble the document from the computed sections."""
+    from .. import __version__
+    import jaxlib
+
+    check_doc = sections.get("check")
+    sweep_doc = sections.get("sweep")
+    if evaluations is None:
+        evaluations = _views.count_evaluations(
+            check_doc, sweep_doc, sections.get("landscape"), sections.get("parameter_slice")
+        )
+    dtype = str(fa.x.dtype)
+    verdict = _views.verdict(
+        check_doc, sweep_doc, dtype=dtype, mode=job.mode if job.check else None, method=job.method
+    )
+    doc = {
+        "schema": SCHEMA,
+        "meta": {
+            "fdjax_version": __version__,
+            "jax_version": jax.__version__,
+            "jaxlib_version": jaxlib.__version__,
+            "numpy_version": np.__version__,
+            "python_version": platform.python_version(),
+            "platform": f"{platform.system()} {platform.machine()}",
+            "backend": jax.default_backend(),
+            "devices": _devices(),
+            "x64": bool(jax.config.jax_enable_x64),
+            "command": command,
+            "target": target,
+            "created": datetime.datetime.fromtimestamp(started, datetime.UTC).isoformat(timespec="seconds"),
+            "wall_time_s": wall_time,
+            "timings_s": dict(timings),
+            "evaluations": evaluations,
+            "argv": list(sys.argv),
+        },
+        "problem": {
+            "dtype": dtype,
+            "loss": loss,
+            "num_parameters": fa.size,
+            "leaves": [
+                {"path": p, "shape": list(s), "size": int(np.prod(s, dtype=np.int64)), "dtype": str(d)}
+                for p, s, d in zip(fa.float_paths, fa.float_shapes, fa.float_dtypes, strict=False)
+            ],
+        },
+        "options": {
+            "check": job.check,
+            "sweep": job.sweep,
+            "landscape": job.landscape,
+            "mode": job.mode,
+            "method": job.method,
+            "step": job.step,
+            "k": job.k,
+            "key": job.key,
+            "precision": job.precision,
+            "chunk_size": job.chunk_size,
+            "num_steps": job.num_steps,
+            "sweep_size": job.sweep_size,
+            "resolution": job.resolution,
+        },
+        "verdict": verdict,
+        "check": check_doc,
+        "sweep": sweep_doc,
+        "gradient_norms": sections.get("gradient_norms"),
+        "landscape": sections.get("landscape"),
+        "parameter_slice": sections.get("parameter_slice"),
+        "notes": list(notes),
+    }
+    return jsonable(doc)

@@ -1,0 +1,254 @@
+"""Run the diagnostics a report shows and collect them as one JSON-ready document.
+
+This is the only part of ``fdjax.report`` that calls into the library (check_grad, sweep,
+the landscape and a one-parameter slice); the renderers only read the document.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.flatten_util import ravel_pytree
+
+from .._landscape import landscape as _landscape
+from .._landscape import parameter_slice
+from .._pytree import flatten_args
+from . import _document
+from ._progress import Progress
+
+__all__ = ["Job", "diagnose", "MAX_ELEMENTS"]
+
+#: The report keeps at most this many checked elements (the worst first) of a check.
+MAX_ELEMENTS = 20000
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    """What to run and how (the command line's options).
+
+    Attributes:
+        check: run ``fdjax.check_grad``.
+        sweep: run ``fdjax.sweep``.
+        landscape: evaluate the loss-landscape slice.
+        method, mode, step, k, key, precision, chunk_size: passed to the check (and the sweep).
+        num_steps: halvings of the sweep's ladder (None: the sweep's default).
+        sweep_size: at most this many parameters in the sweep, chosen at random from the
+            key (None: all).
+        resolution: landscape grid points per axis.
+        span: landscape grid half-width, in units of the filter-normalised directions.
+    """
+
+    check: bool = True
+    sweep: bool = True
+    landscape: bool = True
+    method: str = "central"
+    mode: str = "full"
+    step: Any = None
+    k: int | None = None
+    key: int = 0
+    precision: str | None = None
+    chunk_size: int | None = None
+    num_steps: int | None = None
+    sweep_size: int | None = 1024
+    resolution: int = 21
+    span: float = 1.0
+
+
+def _estimated_rows(job: Job, n: int, leaves: int) -> dict[str, int]:
+    """Rough evaluation counts per stage, for the progress bar's totals."""
+    offsets = {"central": 2, "forward": 1, "backward": 1, "central4": 4, "central6": 6, "complex": 1}
+    per = offsets.get(job.method, 2)
+    if job.mode == "subset":
+        check = per * (job.k or 10) * leaves
+    elif job.mode in ("directional", "locate"):
+        check = 2 * ((job.k or 16) + leaves)
+    else:
+        check = per * n
+    m = n if job.sweep_size is None else min(n, job.sweep_size)
+    sweep = 2 * m * (job.num_steps or 28)
+    return {"check": check + 4, "sweep": sweep + 4, "landscape": job.resolution**2, "slice": 64}
+
+
+def diagnose(
+    fn: Callable,
+    *args: Any,
+    job: Job = Job(),
+    progress: bool | Progress = False,
+    target: str | None = None,
+    command: str | None = None,
+) -> dict[str, Any]:
+    """Check, sweep and map ``fn(*args)`` (gradient with respect to ``args[0]``); return the
+    report document (see ``docs/report-schema.md``).
+
+    Args:
+        fn: scalar loss; differentiated with respect to its first argument.
+        *args: its positional arguments.
+        job: what to run (``Job``).
+        progress: show a progress bar (or pass a ``Progress``).
+        target: the TARGET string to record (command line).
+        command: the command line that reproduces the report.
+
+    Returns:
+        The document: a dict of JSON types only.
+    """
+    started = time.time()
+    prog = progress if isinstance(progress, Progress) else Progress(enabled=bool(progress))
+    counted = prog.wrap(fn)
+    fa = flatten_args(args, 0, "fdjax.report.diagnose")
+    est = _estimated_rows(job, fa.size, len(fa.float_paths))
+    timings: dict[str, float] = {}
+    sections: dict[str, Any] = {}
+    notes: list[str] = []
+
+    loss0 = float(jax.jit(fn)(*args))
+    grads = jax.grad(fn)(*args)
+
+    check_obj = None
+    if job.check:
+        t = time.perf_counter()
+        with prog.stage("check", est["check"]):
+            check_obj = _run_check(counted, args, job, notes)
+        timings["check"] = time.perf_counter() - t
+        sections["check"] = check_obj.to_dict(MAX_ELEMENTS) if check_obj is not None else None
+
+    if job.sweep:
+        t = time.perf_counter()
+        with prog.stage("sweep", est["sweep"]):
+            sweep_obj = _run_sweep(counted, args, fa.size, job, grads, notes)
+        timings["sweep"] = time.perf_counter() - t
+        sections["sweep"] = sweep_obj.to_dict() if sweep_obj is not None else None
+
+    if job.landscape:
+        t = time.perf_counter()
+        with prog.stage("landscape", est["landscape"]):
+            ls = _landscape(
+                counted,
+                *args,
+                key=job.key,
+                span=job.span,
+                resolution=job.resolution,
+                chunk_size=job.chunk_size,
+            )
+        timings["landscape"] = time.perf_counter() - t
+        d = ls.to_dict()
+        d.update(span=job.span, resolution=job.resolution, key=job.key)
+        sections["landscape"] = d
+
+    t = time.perf_counter()
+    flat_grad = np.asarray(ravel_pytree(_float_leaves(grads))[0], np.float64)
+    index = _slice_parameter(sections.get("check"), flat_grad, fa)
+    with prog.stage("slice", est["slice"]):
+        sections["parameter_slice"] = _slice(counted, args, fa, index, float(flat_grad[index]), job)
+    timings["slice"] = time.perf_counter() - t
+
+    sections["gradient_norms"] = _document.gradient_norms(fa, grads)
+    return _document.build(
+        fa=fa,
+        loss=loss0,
+        job=job,
+        sections=sections,
+        timings=timings,
+        wall_time=time.time() - started,
+        started=started,
+        evaluations=prog.evaluations if prog.enabled else None,
+        target=target,
+        command=command,
+        notes=notes,
+    )
+
+
+def _float_leaves(tree):
+    return [
+        leaf
+        for leaf in jax.tree_util.tree_leaves(tree)
+        if jnp.issubdtype(jnp.result_type(leaf), jnp.floating)
+    ]
+
+
+def _run_check(fn, args, job: Job, notes: list[str]):
+    try:
+        from .._check import check_grad
+    except ImportError:  # pragma: no cover - the check layer ships with fdjax
+        notes.append("fdjax.check_grad is not available in this version; the check was skipped")
+        return None
+    kwargs: dict[str, Any] = dict(mode=job.mode, method=job.method, step=job.step, key=job.key)
+    if job.k is not None:
+        kwargs["k" if job.mode == "subset" else "num_directions"] = job.k
+    if job.precision is not None:
+        kwargs["precision"] = job.precision
+    if job.chunk_size is not None:
+        kwargs["chunk_size"] = job.chunk_size
+    return check_grad(fn, *args, **kwargs)
+
+
+def _run_sweep(fn, args, n: int, job: Job, grads, notes: list[str]):
+    try:
+        from .._adaptive import sweep
+    except ImportError:  # pragma: no cover - the adaptive layer ships with fdjax
+        notes.append("fdjax.sweep is not available in this version; the sweep was skipped")
+        return None
+    kwargs: dict[str, Any] = dict(
+        method=job.method if job.method != "complex" else "central", reference=grads
+    )
+    if job.num_steps is not None:
+        kwargs["num_steps"] = job.num_steps
+    if job.sweep_size is not None and n > job.sweep_size:
+        idx = np.sort(
+            np.asarray(jax.random.choice(jax.random.key(job.key), n, (job.sweep_size,), replace=False))
+        )
+        kwargs["indices"] = jnp.asarray(idx)
+        notes.append(
+            f"the step sweep covers {job.sweep_size} of {n} parameters, chosen at random (key {job.key})"
+        )
+    if job.chunk_size is not None:
+        kwargs["chunk_size"] = job.chunk_size
+    return sweep(fn, *args, **kwargs)
+
+
+def _slice_parameter(check_doc, flat_grad: np.ndarray, fa) -> int:
+    """The parameter the calculator-style chart shows: the worst failing element of the check,
+    else the element with the largest analytic gradient."""
+    worst = _document.worst_flat_index(check_doc)
+    if worst is not None:
+        return worst
+    g = np.where(np.isfinite(flat_grad), np.abs(flat_grad), -1)
+    return int(np.argmax(g))
+
+
+def _slice(fn, args, fa, index: int, analytic: float, job: Job) -> dict[str, Any]:
+    x = np.asarray(fa.x, np.float64)
+    theta = float(x[index])
+    scale = max(abs(theta), 1.0)
+    eps_machine = float(jnp.finfo(fa.x.dtype).eps)
+    h = eps_machine ** (1 / 3) * scale  # the default central step
+    span = 0.5 * scale
+    display_eps = span / 2.5
+    curve_t = np.linspace(-span, span, 41)
+    offsets = np.concatenate([curve_t, [-display_eps, display_eps, -h, h]])
+    _, losses = parameter_slice(fn, tuple(args), index, offsets, chunk_size=job.chunk_size)
+    curve, pts, step_pts = losses[:41], losses[41:43], losses[43:45]
+    j0 = float(losses[20])
+    numeric = float((step_pts[1] - step_pts[0]) / (2 * h))
+    from .._derivatives import element_name
+
+    return {
+        "parameter": element_name(fa, index),
+        "flat_index": int(index),
+        "theta": theta,
+        "loss": j0,
+        "analytic": float(analytic),
+        "step": h,
+        "numeric": numeric,
+        "display_epsilon": float(display_eps),
+        "display_loss_minus": float(pts[0]),
+        "display_loss_plus": float(pts[1]),
+        "display_secant": float((pts[1] - pts[0]) / (2 * display_eps)),
+        "curve_offsets": [float(v) for v in curve_t],
+        "curve_losses": [float(v) if np.isfinite(v) else None for v in curve],
+    }

@@ -1,0 +1,403 @@
+"""Self-contained HTML rendering of a report document.
+
+One file: inline CSS, plots as SVG data URIs, the document itself embedded as JSON
+(``<script type="application/json" id="fdjax-report">``). Nothing is fetched over the
+network; no JavaScript is needed to read it.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from typing import Any
+
+from . import _views, plots
+from ._format import duration, num, pct, sci, shape
+
+__all__ = ["render_html", "figures"]
+
+_CSS = """
+:root { --ink:#1f2933; --muted:#616e7c; --line:#e4e7eb; --bg:#f5f7fa; --card:#fff;
+  --green:#15803d; --green-bg:#dcfce7; --red:#b91c1c; --red-bg:#fee2e2; --amber:#b45309; --amber-bg:#fef3c7;
+  --blue:#2563eb; }
+* { box-sizing: border-box; }
+body { margin:0; background:var(--bg); color:var(--ink);
+  font:14px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; }
+main { max-width:1180px; margin:0 auto; padding:24px 28px 48px; }
+header.top { display:flex; align-items:baseline; justify-content:space-between; gap:16px;
+  margin-bottom:14px; }
+header.top h1 { font-size:20px; margin:0; letter-spacing:-0.01em; }
+header.top h1 span { color:var(--muted); font-weight:400; }
+header.top .when { color:var(--muted); font-size:12px; }
+h2 { font-size:16px; margin:0 0 10px; }
+.card { background:var(--card); border:1px solid var(--line); border-radius:10px; padding:18px 20px;
+  margin:16px 0;
+  box-shadow:0 1px 2px rgba(16,24,40,.04); }
+.verdict { border-left:6px solid var(--muted); }
+.verdict.pass { border-left-color:var(--green); }
+.verdict.fail { border-left-color:var(--red); }
+.badge { display:inline-block; font-weight:700; font-size:13px; letter-spacing:.04em; padding:3px 10px;
+  border-radius:999px; margin-right:10px; vertical-align:2px; }
+.pass .badge { background:var(--green-bg); color:var(--green); }
+.fail .badge { background:var(--red-bg); color:var(--red); }
+.info .badge { background:#e0e7ff; color:#3730a3; }
+.headline { font-size:17px; font-weight:600; }
+.facts { display:grid; grid-template-columns:repeat(auto-fill, minmax(210px, 1fr)); gap:10px 22px;
+  margin-top:14px; }
+.facts div { min-width:0; }
+.facts dt { color:var(--muted); font-size:11px; text-transform:uppercase; letter-spacing:.06em; }
+.facts dd { margin:0; font-weight:600; overflow-wrap:anywhere; }
+pre.cmd { background:#0f172a; color:#e2e8f0; padding:9px 12px; border-radius:7px; margin:14px 0 0;
+  font:12.5px/1.4 ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; overflow-x:auto; }
+table { border-collapse:collapse; width:100%; font-size:13px; }
+th { text-align:left; color:var(--muted); font-weight:600; font-size:11.5px; text-transform:uppercase;
+  letter-spacing:.04em; border-bottom:1px solid var(--line); padding:6px 8px; white-space:nowrap; }
+td { border-bottom:1px solid var(--line); padding:6px 8px; font-variant-numeric:tabular-nums;
+  white-space:nowrap; }
+td.wrap { white-space:normal; }
+td.num { text-align:right; white-space:nowrap;
+  font-family:ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size:12.5px; }
+td code, td .path { white-space:nowrap;
+  font-family:ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size:12.5px; }
+tr.bad td { background:var(--red-bg); }
+tr.warn td { background:var(--amber-bg); }
+.pill { display:inline-block; white-space:nowrap; margin:1px 0; padding:1px 8px; border-radius:999px;
+  font-size:11.5px; font-weight:600; }
+.pill.ok { background:var(--green-bg); color:var(--green); }
+.pill.bad { background:var(--red-bg); color:var(--red); }
+.pill.warn { background:var(--amber-bg); color:var(--amber); }
+.grid { display:grid; grid-template-columns:repeat(2, minmax(0, 1fr)); gap:16px; }
+.grid .card { margin:0; }
+figure { margin:0; }
+figure img { width:100%; height:auto; display:block; }
+figcaption { color:var(--muted); font-size:12.5px; margin-top:6px; }
+.muted { color:var(--muted); }
+.notes li { color:var(--muted); }
+footer { color:var(--muted); font-size:12px; margin-top:26px; text-align:center; }
+.grid.norms { grid-template-columns:minmax(0, 5fr) minmax(0, 7fr); align-items:start; }
+.scroll { overflow-x:auto; }
+@media (max-width: 860px) { .grid, .grid.norms { grid-template-columns:1fr; } }
+"""
+
+
+def _e(v: Any) -> str:
+    return html.escape(str(v), quote=True)
+
+
+def _pill(text: str, kind: str) -> str:
+    return f'<span class="pill {kind}">{_e(text)}</span>'
+
+
+def _table(header: list[str], rows: list[tuple[list[str], str]], numeric: set[int] = frozenset()) -> str:
+    """rows: (cells already HTML, row class)."""
+    head = "".join(f"<th>{_e(h)}</th>" for h in header)
+    body = []
+    for cells, cls in rows:
+        tds = "".join(
+            f'<td class="num">{c}</td>' if i in numeric else f"<td>{c}</td>" for i, c in enumerate(cells)
+        )
+        body.append(f'<tr class="{cls}">{tds}</tr>' if cls else f"<tr>{tds}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def figures(doc: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    """Every figure the document supports: name → (SVG data URI, caption)."""
+    out: dict[str, tuple[str, str]] = {}
+    curves = _views.sweep_curves(doc.get("sweep"), doc["problem"]["leaves"], 4)
+    if curves:
+        out["error_vs_step"] = (
+            plots.svg_data_uri(plots.error_vs_step_figure(curves)),
+            "Error of the FD estimate against the step h (log-log), one parameter per leaf: "
+            "truncation (dashed, ∝ h^p) dominates to the right, round-off (dotted bound, ∝ 1/h) to the left. "
+            "The star is the step the "
+            "sweep chose and the error of its estimate (Richardson-extrapolated when that was better).",
+        )
+    el = _views.elements(doc.get("check"))
+    if el:
+        import numpy as np
+
+        out["histogram"] = (
+            plots.svg_data_uri(plots.relative_error_histogram([(e["path"], e["rel_error"]) for e in el])),
+            "Relative error |a − n| / max(|a|, |n|) of every checked element, stacked by leaf.",
+        )
+        out["scatter"] = (
+            plots.svg_data_uri(
+                plots.scatter_figure(
+                    np.concatenate([e["analytic"] for e in el]),
+                    np.concatenate([e["numeric"] for e in el]),
+                    np.concatenate([e["failed"] for e in el]),
+                    np.concatenate([e["kink"] for e in el]),
+                )
+            ),
+            "Analytic (jax.grad) against numeric (finite differences); "
+            "a correct gradient lies on the diagonal.",
+        )
+    ps = doc.get("parameter_slice")
+    if ps:
+        th, de = ps["theta"], ps["display_epsilon"]
+        curve_x = [th + t for t in ps["curve_offsets"]]
+        curve_y = [float("nan") if v is None else v for v in ps["curve_losses"]]
+        pts = [(th - de, ps["display_loss_minus"]), (th, ps["loss"]), (th + de, ps["display_loss_plus"])]
+        fig = plots.secant_figure(
+            th,
+            de,
+            pts,
+            (th + de, ps["display_loss_plus"]),
+            ps["display_secant"],
+            curve=(curve_x, curve_y),
+            tangent=(ps["loss"], ps["analytic"]),
+            title=f"J along {ps['parameter']}",
+            xlabel=ps["parameter"],
+        )
+        out["secant"] = (
+            plots.svg_data_uri(fig),
+            f"The calculator's view of one parameter: the loss along {ps['parameter']}, the secant through "
+            f"J(θ±ε) (ε = {num(de, 3)} for display) and the tangent with the analytic slope. At the check's "
+            f"step h = {sci(ps['step'])} the central difference is {num(ps['numeric'], 8)}; "
+            f"jax.grad gives {num(ps['analytic'], 8)}.",
+        )
+    norms = (doc.get("gradient_norms") or {}).get("leaves", [])
+    if norms:
+        out["gradient_norms"] = (
+            plots.svg_data_uri(
+                plots.gradient_norms_figure(
+                    [r["path"] for r in norms],
+                    [r["grad_norm"] if r["grad_norm"] is not None else float("nan") for r in norms],
+                    [r["flag"] for r in norms],
+                )
+            ),
+            "Norm of the analytic gradient per leaf; orange: vanishing, red: exploding "
+            "(relative to the median "
+            "RMS over leaves).",
+        )
+    ls = doc.get("landscape")
+    if ls:
+        out["landscape"] = (
+            plots.svg_data_uri(plots.landscape_figure(ls["alphas"], ls["betas"], ls["loss"])),
+            f"Loss on a {ls['resolution']}×{ls['resolution']} grid along two filter-normalised "
+            "random directions "
+            f"(one batched evaluation of {ls['evaluations']} points); the star marks the parameters.",
+        )
+    return out
+
+
+def _figure(fig: tuple[str, str] | None, alt: str, card: bool = True) -> str:
+    if fig is None:
+        return ""
+    uri, caption = fig
+    inner = f'<figure><img alt="{_e(alt)}" src="{uri}"><figcaption>{_e(caption)}</figcaption></figure>'
+    return f'<div class="card">{inner}</div>' if card else inner
+
+
+def _verdict(doc: dict[str, Any]) -> str:
+    meta, problem, v, opts = doc["meta"], doc["problem"], doc["verdict"], doc["options"]
+    cls = {True: "pass", False: "fail"}.get(v["passed"], "info")
+    badge = {True: "PASSED", False: "FAILED"}.get(v["passed"], "REPORT")
+    steps = opts.get("step") or "default (cbrt eps)"
+    facts = [
+        ("elements checked", num(v["elements_checked"])),
+        ("parameters", f"{problem['num_parameters']} in {len(problem['leaves'])} leaves"),
+        ("mode", v["mode"] or "—"),
+        ("method", v["method"]),
+        ("dtype", problem["dtype"]),
+        ("step", steps),
+        ("max rel error", sci(v.get("max_rel_error"))),
+        ("norm ratio", sci(v.get("norm_ratio"))),
+        ("kinks", num(v["kinks"])),
+        ("evaluations", num(meta["evaluations"])),
+        ("time", duration(meta["wall_time_s"])),
+        ("devices", ", ".join(meta["devices"])),
+        ("loss", num(problem["loss"], 8)),
+        ("versions", f"fdjax {meta['fdjax_version']} · jax {meta['jax_version']}"),
+    ]
+    if v.get("sweep_status"):
+        facts.append(("sweep", ", ".join(f"{k} {c}" for k, c in sorted(v["sweep_status"].items()))))
+    dl = "".join(f"<div><dt>{_e(k)}</dt><dd>{_e(val)}</dd></div>" for k, val in facts)
+    cmd = f'<pre class="cmd">$ {_e(meta["command"])}</pre>' if meta.get("command") else ""
+    return (
+        f'<section class="card verdict {cls}" id="verdict"><div class="headline"><span class="badge">{badge}'
+        f'</span>{_e(v["headline"] or "fdjax report")}</div><dl class="facts">{dl}</dl>{cmd}</section>'
+    )
+
+
+def _leaf_table(doc: dict[str, Any]) -> str:
+    rows = _views.leaf_rows(doc.get("check"))
+    if not rows:
+        return ""
+    body = []
+    for r in rows:
+        status = _pill("ok", "ok") if r["passed"] else _pill("failed", "bad")
+        body.append(
+            (
+                [
+                    f'<span class="path">{_e(r["path"])}</span>',
+                    _e(shape(r["shape"])),
+                    _e(sci(r["max_rel_error"])),
+                    _e(sci(r["norm_ratio"])),
+                    _e(num(r["digits"], 3)),
+                    _e(pct(r["sign_agreement"])),
+                    _e(num(r["kinks"])),
+                    status,
+                ],
+                "" if r["passed"] else "bad",
+            )
+        )
+    table = _table(
+        ["leaf", "shape", "max rel error", "norm ratio", "digits", "sign agreement", "kinks", "status"],
+        body,
+        numeric={2, 3, 4, 5, 6},
+    )
+    return f'<section class="card" id="leaves"><h2>Per-leaf results</h2>{table}</section>'
+
+
+def _worst_table(doc: dict[str, Any]) -> str:
+    worst = _views.worst_elements(doc.get("check"), 10)
+    if not worst:
+        return ""
+    body = []
+    for w in worst:
+        st = str(w.get("status", ""))
+        kind = "bad" if st in ("fail", "nonfinite") else "warn" if st == "kink" else "ok"
+        body.append(
+            (
+                [
+                    f"<code>{_e(w.get('name', ''))}</code>",
+                    _e(num(w.get("analytic"), 8)),
+                    _e(num(w.get("numeric"), 8)),
+                    _e(sci(w.get("abs_error"))),
+                    _e(sci(w.get("rel_error"))),
+                    _e(sci(w.get("tolerance"))),
+                    _pill(st or "—", kind),
+                    _e(w.get("reason", "")),
+                ],
+                "bad" if st == "fail" else "",
+            )
+        )
+    table = _table(
+        ["element", "analytic", "numeric", "abs error", "rel error", "tolerance", "status", "why"],
+        body,
+        numeric={1, 2, 3, 4, 5},
+    )
+    return f'<section class="card" id="worst"><h2>Worst elements</h2>{table}</section>'
+
+
+def _sweep_table(doc: dict[str, Any]) -> str:
+    sweep = doc.get("sweep")
+    rows = _views.sweep_rows(sweep, 12)
+    if not rows:
+        return ""
+    body = []
+    for p in rows:
+        status = p.get("status", [])
+        flags = status if isinstance(status, list) else [status]
+        pills = " ".join(
+            _pill(s, "ok" if s in ("CONVERGED", "EXACT") else "warn" if s in ("ROUNDOFF_LIMITED",) else "bad")
+            for s in flags
+        )
+        body.append(
+            (
+                [
+                    f"<code>{_e(p.get('name', ''))}</code>",
+                    _e(sci(p.get("step"))),
+                    _e(num(p.get("estimate"), 10)),
+                    _e(sci(p.get("error"))),
+                    _e(sci(p.get("true_error_at_step"))),
+                    _e(num(p.get("order"), 3)),
+                    pills,
+                ],
+                "",
+            )
+        )
+    counts = ", ".join(f"{k} {c}" for k, c in sorted(_views.sweep_counts(sweep).items()))
+    table = _table(
+        ["parameter", "chosen h", "estimate", "error estimate", "true error", "observed order", "status"],
+        body,
+        numeric={1, 2, 3, 4, 5},
+    )
+    return (
+        f'<section class="card" id="sweep"><h2>Step sweep</h2><p class="muted">{_views.sweep_size(sweep)} '
+        f"parameters; {_e(counts)}. First {len(rows)} shown; every value is in the JSON report.</p>"
+        f"{table}</section>"
+    )
+
+
+def _norms_table(doc: dict[str, Any]) -> str:
+    norms = (doc.get("gradient_norms") or {}).get("leaves", [])
+    if not norms:
+        return ""
+    body = []
+    for r in norms:
+        kind = {"ok": "ok", "vanishing": "warn", "exploding": "bad"}[r["flag"]]
+        body.append(
+            (
+                [
+                    f'<span class="path">{_e(r["path"])}</span>',
+                    _e(shape(r["shape"])),
+                    _e(sci(r["param_norm"])),
+                    _e(sci(r["grad_norm"])),
+                    _e(sci(r["grad_rms"])),
+                    _e(sci(r["ratio"])),
+                    _pill(r["flag"], kind),
+                ],
+                "" if r["flag"] == "ok" else "warn",
+            )
+        )
+    return _table(["leaf", "shape", "‖θ‖", "‖∇‖", "RMS", "‖∇‖/‖θ‖", "flag"], body, numeric={2, 3, 4, 5})
+
+
+def render_html(doc: dict[str, Any]) -> str:
+    """The report as one self-contained HTML page."""
+    meta = doc["meta"]
+    figs = figures(doc)
+    title = f"fdjax report — {meta.get('target') or 'custom function'}"
+    plots_grid = "".join(_figure(figs.get(k), k) for k in ("error_vs_step", "secant", "histogram", "scatter"))
+    norms = _norms_table(doc)
+    norms_section = ""
+    if norms or "gradient_norms" in figs:
+        norms_section = (
+            f'<section class="card" id="norms"><h2>Layer-wise gradient norms</h2>'
+            f'<div class="grid norms"><div>'
+            f"{_figure(figs.get('gradient_norms'), 'gradient norms', card=False)}</div>"
+            f'<div class="scroll">{norms}</div></div></section>'
+        )
+    landscape = ""
+    if "landscape" in figs:
+        landscape = (
+            f'<section class="card" id="landscape"><h2>Loss landscape</h2><div class="grid">'
+            f"<div>{_figure(figs['landscape'], 'loss landscape', card=False)}</div>"
+            '<div class="muted"><p>Filter-normalised '
+            "directions (Li et al., 2018): each filter of a random Gaussian direction is rescaled to the "
+            "norm of the same filter of the parameters, so the axes are comparable across layers. A smooth "
+            "bowl around the star means the FD steps probe a well-behaved region; sharp ridges mean "
+            "kinks.</p></div></div></section>"
+        )
+    notes = "".join(f"<li>{_e(n)}</li>" for n in doc.get("notes", []))
+    notes_section = f'<section class="card notes"><h2>Notes</h2><ul>{notes}</ul></section>' if notes else ""
+    payload = json.dumps(doc, ensure_ascii=False).replace("</", "<\\/")
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{_e(title)}</title>
+<style>{_CSS}</style>
+</head>
+<body>
+<main>
+<header class="top"><h1>fdjax report <span>{_e(meta.get("target") or "")}</span></h1>
+<div class="when">{_e(meta["created"])}</div></header>
+{_verdict(doc)}
+{_leaf_table(doc)}
+{_worst_table(doc)}
+<div class="grid" id="plots">{plots_grid}</div>
+{_sweep_table(doc)}
+{norms_section}
+{landscape}
+{notes_section}
+<footer>fdjax {_e(meta["fdjax_version"])} · jax {_e(meta["jax_version"])} · schema {_e(doc["schema"])} ·
+the full document is embedded below as JSON (id "fdjax-report")</footer>
+</main>
+<script type="application/json" id="fdjax-report">{payload}</script>
+</body>
+</html>
+"""

@@ -1,0 +1,124 @@
+"""The HTML report in a real browser: headless Chromium renders it, every plot decodes and paints.
+
+Skipped when no Chromium is installed (Debian: ``apt-get install chromium``; ``.ci/run``
+installs it when missing).
+"""
+
+import json
+import re
+import shutil
+import subprocess
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from fdjax import report
+
+CHROMIUM = next(
+    (shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None
+)
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium is not installed")
+
+WIDTH = 1280
+
+# Appended to a copy of the page: after load, list every image's decoded size and box.
+PROBE = """<script>
+window.addEventListener("load", () => {
+  const imgs = [...document.images].map(i => {
+    const r = i.getBoundingClientRect();
+    return {alt: i.alt, w: i.naturalWidth, h: i.naturalHeight, complete: i.complete,
+            x: r.left + scrollX, y: r.top + scrollY, bw: r.width, bh: r.height};
+  });
+  const pre = document.createElement("pre");
+  pre.id = "probe";
+  pre.textContent = JSON.stringify({imgs, height: document.documentElement.scrollHeight});
+  document.body.appendChild(pre);
+});
+</script>"""
+
+
+def chromium(*args, timeout=120):
+    cmd = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--hide-scrollbars",
+        "--enable-logging=stderr",
+        "--v=0",
+        "--force-device-scale-factor=1",
+        *args,
+    ]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+
+def console_errors(stderr: str) -> list[str]:
+    """Console messages and uncaught errors of the page (Chromium logs them as CONSOLE lines)."""
+    return [line for line in stderr.splitlines() if ":CONSOLE" in line or "Uncaught" in line]
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory):
+    def loss(params, x):
+        h = jnp.maximum(x @ params["w1"], 0.0)
+        return jnp.mean((h @ params["w2"] - 1.0) ** 2)
+
+    params = {"w1": jnp.linspace(-1.0, 1.0, 12).reshape(3, 4), "w2": jnp.linspace(0.5, -0.5, 4)}
+    x = jnp.linspace(-1.0, 2.0, 15).reshape(5, 3)
+    doc = report.diagnose(loss, params, x, job=report.Job(resolution=9, num_steps=12), target="browser-test")
+    path = tmp_path_factory.mktemp("browser") / "report.html"
+    path.write_text(report.render(doc, "html"))
+    return path
+
+
+def test_report_renders_its_plots(page, tmp_path):
+    from PIL import Image
+
+    probe_page = tmp_path / "probe.html"
+    probe_page.write_text(page.read_text().replace("</body>", PROBE + "</body>"))
+    dom = chromium(
+        "--dump-dom", "--virtual-time-budget=5000", f"--window-size={WIDTH},1000", probe_page.as_uri()
+    )
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    found = re.search(r'<pre id="probe">(.*?)</pre>', dom.stdout, re.S)
+    assert found, "the page did not finish loading"
+    info = json.loads(found.group(1).replace("&quot;", '"').replace("&amp;", "&"))
+    imgs = info["imgs"]
+    assert len(imgs) >= 5
+    for img in imgs:
+        assert img["complete"] and img["w"] > 100 and img["h"] > 100, (
+            f"plot {img['alt']} did not decode: {img}"
+        )
+
+    # Screenshot the original page (no probe script) tall enough for everything.
+    height = int(info["height"]) + 20
+    shot = tmp_path / "report.png"
+    r = chromium(f"--screenshot={shot}", f"--window-size={WIDTH},{height}", page.as_uri())
+    assert r.returncode == 0 and shot.exists(), r.stderr[-2000:]
+    assert console_errors(r.stderr) == []
+    assert console_errors(dom.stderr) == []
+
+    pixels = np.asarray(Image.open(shot).convert("RGB"), dtype=np.float64)
+    assert pixels.shape[1] == WIDTH
+    for img in imgs:
+        x0, y0 = int(img["x"]) + 2, int(img["y"]) + 2
+        x1, y1 = int(img["x"] + img["bw"]) - 2, int(img["y"] + img["bh"]) - 2
+        region = pixels[y0:y1, x0:x1]
+        assert region.size, f"plot {img['alt']} is outside the screenshot"
+        # A painted plot has ink: many non-white pixels and several distinct colours.
+        ink = np.mean(np.any(region < 200, axis=-1))
+        colours = len(np.unique((region[::3, ::3] // 32).reshape(-1, 3), axis=0))
+        assert ink > 0.005 and colours >= 6, (
+            f"plot {img['alt']} looks blank (ink {ink:.3f}, colours {colours})"
+        )
+
+
+def test_page_has_no_console_errors_and_no_requests(page):
+    """A page that requests anything (a font, a script) would fail to load offline."""
+    html = page.read_text()
+    assert "<link" not in html and "@import" not in html and "url(" not in html
+    r = chromium("--dump-dom", f"--window-size={WIDTH},800", page.as_uri())
+    assert r.returncode == 0
+    assert console_errors(r.stderr) == []
+    assert "Per-leaf results" in r.stdout

@@ -1,0 +1,398 @@
+"""The fdjax command: calc, TARGET loading and its one-line errors, check/sweep/report outputs."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from fdjax.cli import main
+
+TINY = textwrap.dedent(
+    """
+    import jax
+    import jax.numpy as jnp
+
+    def loss(params, x):
+        return jnp.sum(jnp.tanh(x @ params["w"] + params["b"]) ** 2)
+
+    PARAMS = {"w": jnp.linspace(-1.0, 1.0, 6).reshape(3, 2), "b": jnp.array([0.1, -0.2])}
+    ARGS = (jnp.linspace(0.0, 1.0, 12).reshape(4, 3),)
+
+    def problem():
+        return loss, PARAMS, *ARGS
+
+    @jax.custom_vjp
+    def scaled_tanh(z):
+        return jnp.tanh(z)
+
+    def _fwd(z):
+        return jnp.tanh(z), z
+
+    def _bwd(z, g):
+        return (g * (1 - jnp.tanh(z) ** 2) * 1.1,)  # planted bug: 10% too large
+
+    scaled_tanh.defvjp(_fwd, _bwd)
+
+    def buggy():
+        def loss(params, x):
+            return jnp.sum(scaled_tanh(x @ params["w"] + params["b"]) ** 2)
+        return loss, PARAMS, *ARGS
+
+    def vector_loss():
+        return (lambda p: p * 2.0), jnp.ones(3)
+
+    def needs_args(a):
+        return a
+
+    def broken():
+        raise RuntimeError("dataset not found")
+
+    def not_a_tuple():
+        return 3
+
+    NOT_CALLABLE = 42
+    """
+)
+
+
+@pytest.fixture
+def target_file(tmp_path):
+    path = tmp_path / "tiny_model.py"
+    path.write_text(TINY)
+    return str(path)
+
+
+def run(argv, capsys):
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+# ------------------------------------------------------------------------------------------ calc
+
+
+def test_calc_first_worked_example(capsys):
+    code, out, _ = run(
+        [
+            "calc",
+            "--theta",
+            "0.75",
+            "--J",
+            "0.1875",
+            "--eps",
+            "0.001",
+            "--J-plus",
+            "0.188999",
+            "--J-minus",
+            "0.186001",
+        ],
+        capsys,
+    )
+    assert code == 0
+    assert "(0.188999 − 0.186001) / (2 × 0.001) = 0.002998 / 0.002 = 1.499" in out
+    for line in ("θ+ε          0.751", "θ−ε          0.749", "numerator    0.002998", "denominator  0.002"):
+        assert line in out
+
+
+@pytest.mark.parametrize("method, gradient", [("forward", 2.01), ("central", 2.0), ("backward", 1.99)])
+def test_calc_second_worked_example_json(method, gradient, capsys):
+    code, out, _ = run(
+        [
+            "calc",
+            "--theta",
+            "1",
+            "--J",
+            "1",
+            "--eps",
+            "0.01",
+            "--J-plus",
+            "1.0201",
+            "--J-minus",
+            "0.9801",
+            "--method",
+            method,
+            "--json",
+        ],
+        capsys,
+    )
+    assert code == 0
+    doc = json.loads(out)
+    assert doc["gradient"] == gradient and doc["method"] == method
+    assert doc["text"]["gradient"] == {"forward": "2.01", "central": "2.00", "backward": "1.99"}[method]
+
+
+def test_calc_table(capsys):
+    code, out, _ = run(["calc", "--theta", "1", "--table"], capsys)
+    assert code == 0
+    assert "J(θ) = θ² at θ = 1" in out and "1e-07" in out and "central" in out
+    code, out, _ = run(["calc", "--theta", "1", "--table", "--json"], capsys)
+    assert json.loads(out)["table"]["rows"][0]["epsilon"] == 0.1
+
+
+def test_calc_plot(tmp_path, capsys):
+    path = tmp_path / "calc.png"
+    code, out, _ = run(
+        [
+            "calc",
+            "--theta",
+            "1",
+            "--eps",
+            "0.5",
+            "--J",
+            "1",
+            "--J-plus",
+            "2.25",
+            "--J-minus",
+            "0.25",
+            "--plot",
+            str(path),
+        ],
+        capsys,
+    )
+    assert code == 0 and f"wrote {path}" in out
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (
+            ["--theta", "1", "--eps", "0.01", "--J-plus", "1.02"],
+            "--method central needs --eps (ε), --J-plus (J(θ+ε)), --J-minus (J(θ−ε)); "
+            "missing: --J-minus (J(θ−ε))",
+        ),
+        (
+            ["--theta", "1", "--eps", "0.01", "--method", "forward", "--J-minus", "1"],
+            "missing: --J (J(θ)), --J-plus (J(θ+ε))",
+        ),
+        (
+            ["--theta", "1", "--eps", "0.01", "--method", "backward"],
+            "missing: --J (J(θ)), --J-minus (J(θ−ε))",
+        ),
+        (["--theta", "1", "--J-plus", "1", "--J-minus", "1"], "missing: --eps (ε)"),
+        (
+            ["--eps", "-0.01", "--J-plus", "1", "--J-minus", "1"],
+            "--eps must be positive and finite, got '-0.01'",
+        ),
+        (["--eps", "0", "--J-plus", "1", "--J-minus", "1"], "--eps must be positive and finite, got '0'"),
+        (["--eps", "nan", "--J-plus", "1", "--J-minus", "1"], "--eps must be finite, got 'nan'"),
+        (["--eps", "1", "--J-plus", "one", "--J-minus", "1"], "--J-plus must be a finite number, got 'one'"),
+        (["--table"], "--table needs --theta (θ)"),
+        (["--eps", "1", "--J-plus", "1", "--J-minus", "1", "--plot", "x.png"], "--plot needs --theta (θ)"),
+    ],
+)
+def test_calc_bad_usage(argv, message, capsys):
+    code, out, err = run(["calc", *argv], capsys)
+    assert code == 2
+    assert err.startswith("fdjax calc: error: ") and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_calc_unknown_method_is_usage_error(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["calc", "--eps", "1", "--method", "sideways"])
+    assert e.value.code == 2
+    assert "invalid choice: 'sideways'" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------------- TARGET errors
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["no_such_module_xyz:f"], "TARGET 'no_such_module_xyz:f': no module named 'no_such_module_xyz'"),
+        (["fdjax.examples:nope"], "TARGET 'fdjax.examples:nope': 'fdjax.examples' has no attribute 'nope'"),
+        (
+            ["fdjax.examples"],
+            "TARGET must be module:function or path/to/file.py:function, got 'fdjax.examples'",
+        ),
+        (["missing/file.py:f"], "TARGET 'missing/file.py:f': no such file 'missing/file.py'"),
+        (["{file}:NOT_CALLABLE"], "TARGET '{file}:NOT_CALLABLE' is not callable (it is a int)"),
+        (
+            ["{file}:vector_loss"],
+            "TARGET '{file}:vector_loss': the loss returns shape (3,); expected a scalar",
+        ),
+        (["{file}:needs_args"], "TARGET '{file}:needs_args' takes arguments: pass --params module:attribute"),
+        (["{file}:broken"], "TARGET '{file}:broken': calling it failed: RuntimeError: dataset not found"),
+        (
+            ["{file}:not_a_tuple"],
+            "TARGET '{file}:not_a_tuple' returned a int; expected (loss_fn, params, *args)",
+        ),
+        (
+            ["{file}:loss", "--params", "{file}:NOPE"],
+            "--params '{file}:NOPE': '{file}' has no attribute 'NOPE'",
+        ),
+        (["{file}:loss", "--args", "{file}:ARGS"], "--args needs --params"),
+        (
+            ["{file}:loss", "--params", "{file}:PARAMS"],
+            "TARGET '{file}:loss': calling loss_fn(params, *args) failed: TypeError:",
+        ),
+    ],
+)
+@pytest.mark.parametrize("command", ["check", "sweep", "report"])
+def test_bad_target_is_one_line(command, argv, message, target_file, capsys):
+    argv = [a.replace("{file}", target_file) for a in argv]
+    code, out, err = run([command, *argv, "-q"], capsys)
+    assert code == 2
+    assert "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+    assert err.startswith(f"fdjax {command}: error: " + message.replace("{file}", target_file))
+
+
+def test_bad_syntax_in_target_file(tmp_path, capsys):
+    bad = tmp_path / "bad.py"
+    bad.write_text("def f(:\n")
+    code, _, err = run(["check", f"{bad}:f", "-q"], capsys)
+    assert code == 2 and "importing" in err and "SyntaxError" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["check", "--chunk-size", "0"], "--chunk-size: must be a positive integer, got '0'"),
+        (["check", "--step", "-1"], "--step: must be positive and finite, got '-1'"),
+        (["check", "--step", "tiny"], "--step: must be a positive number or 'auto', got 'tiny'"),
+        (["check", "--mode", "half"], "--mode: invalid choice: 'half'"),
+        (["report", "--format", "pdf"], "--format: invalid choice: 'pdf'"),
+    ],
+)
+def test_bad_options_exit_2(argv, message, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------- check / report
+
+
+@pytest.mark.parametrize("form", ["factory", "params"])
+def test_check_passes_on_correct_gradient(form, target_file, capsys):
+    argv = (
+        [f"{target_file}:problem"]
+        if form == "factory"
+        else [f"{target_file}:loss", "--params", f"{target_file}:PARAMS", "--args", f"{target_file}:ARGS"]
+    )
+    code, out, err = run(["check", *argv, "-q"], capsys)
+    assert code == 0, err
+    assert "PASSED" in out
+
+
+def test_check_fails_with_exit_1_and_names_the_leaf(target_file, capsys):
+    code, out, err = run(["check", f"{target_file}:buggy", "-q", "--format", "json"], capsys)
+    assert code == 1, err
+    doc = json.loads(out)
+    assert doc["verdict"]["passed"] is False
+    assert doc["verdict"]["failing_leaves"]
+
+
+def test_check_float32_and_subset(target_file, capsys):
+    code, out, err = run(
+        [
+            "check",
+            f"{target_file}:problem",
+            "-q",
+            "--dtype",
+            "float32",
+            "--mode",
+            "subset",
+            "-k",
+            "2",
+            "--format",
+            "json",
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["problem"]["dtype"] == "float32" and doc["options"]["mode"] == "subset"
+
+
+@pytest.mark.parametrize("fmt", ["text", "json", "md"])
+def test_sweep_formats(fmt, target_file, capsys):
+    code, out, err = run(["sweep", f"{target_file}:problem", "-q", "--format", fmt], capsys)
+    assert code == 0, err
+    if fmt == "json":
+        assert json.loads(out)["sweep"] is not None
+    elif fmt == "md":
+        assert "## Step sweep" in out
+    else:
+        assert "Step sweep" in out
+
+
+def test_report_writes_each_format(target_file, tmp_path, capsys):
+    for suffix in ("html", "md", "json"):
+        path = tmp_path / f"r.{suffix}"
+        code, out, err = run(
+            ["report", f"{target_file}:problem", "-q", "--resolution", "5", "-o", str(path)], capsys
+        )
+        assert code == 0, err
+        text = path.read_text()
+        assert {"html": "<!DOCTYPE html>", "md": "# fdjax report", "json": '"schema": "fdjax.report/1"'}[
+            suffix
+        ] in text
+
+
+def test_report_unwritable_output(target_file, tmp_path, capsys):
+    code, _, err = run(
+        [
+            "report",
+            f"{target_file}:problem",
+            "-q",
+            "--no-sweep",
+            "--no-landscape",
+            "--resolution",
+            "3",
+            "-o",
+            str(tmp_path / "no" / "dir" / "r.html"),
+        ],
+        capsys,
+    )
+    assert code == 2 and "-o" in err and "No such file or directory" in err
+
+
+def test_default_run_writes_report(tmp_path, monkeypatch, capsys):
+    """`fdjax` alone: check + sweep on the built-in CNN, summary on stdout, fdjax-report.html."""
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run([], capsys)
+    assert code == 0, err
+    assert (tmp_path / "fdjax-report.html").exists()
+    assert "Gradient check PASSED" in out and "wrote fdjax-report.html" in out
+    assert "Step sweep" in out
+
+
+def test_python_dash_m_is_the_command(tmp_path):
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fdjax",
+            "calc",
+            "--eps",
+            "0.5",
+            "--J-plus",
+            "2.25",
+            "--J-minus",
+            "0.25",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+        env={**os.environ, "JAX_PLATFORMS": "cpu"},
+    )
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["gradient"] == 2.0
+    r = subprocess.run(
+        [sys.executable, "-m", "fdjax", "check", "no_such_mod:f", "-q"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+        env={**os.environ, "JAX_PLATFORMS": "cpu"},
+    )
+    assert r.returncode == 2 and "Traceback" not in r.stderr

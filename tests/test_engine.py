@@ -1,0 +1,380 @@
+"""The engine: chunking, padding, compilation, tracing contexts, memory planning, bad options."""
+
+import json
+import math
+import subprocess
+import sys
+import textwrap
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import fdjax
+from fdjax import examples
+from fdjax import _engine, _plan
+from fdjax._engine import Basis, Directions, Options, RandomDirections
+
+N = 300
+X = jnp.linspace(-2.0, 3.0, N)
+A = jax.random.normal(jax.random.key(0), (N, N)) / math.sqrt(N)
+EPS = float(jnp.finfo(jnp.float64).eps)
+
+
+def central_rows(n, h=1e-4):
+    index = jnp.tile(jnp.arange(n, dtype=jnp.int32), 2)
+    return {"index": index, "coeff": jnp.concatenate([jnp.full(n, h), jnp.full(n, -h)])}
+
+
+def elementwise(v):  # vector output, no reduction
+    return jnp.sin(v) * v + jnp.exp(-v * v)
+
+
+def reduction(v):
+    return jnp.sum(jnp.sin(v) * v)
+
+
+def matmul(v):
+    return jnp.tanh(A @ v) @ v
+
+
+def run(f, rows, chunk_size=None, use_jit=True, perturb=None, x=X, **kw):
+    perturb = Basis() if perturb is None else perturb
+
+    def go(x, rows):
+        return _engine.evaluate(f, x, perturb, rows, Options(chunk_size=chunk_size, devices=1, **kw))
+
+    return np.asarray((jax.jit(go) if use_jit else go)(x, rows))
+
+
+def reference(f, rows, x=X):
+    """Row by row, outside any batch."""
+    idx, coeff = np.asarray(rows["index"]), np.asarray(rows["coeff"])
+    return np.stack([np.asarray(f(x.at[i].add(c))) for i, c in zip(idx, coeff, strict=True)])
+
+
+SIZES = [1, 7, 64, N, 2 * N, 2 * N + 9]  # 2N is "N rows" of the plan: all rows in one chunk
+
+
+# ------------------------------------------------------------------------------------------
+# Chunking
+
+
+@pytest.mark.parametrize("use_jit", [False, True])
+def test_elementwise_f_is_bitwise_identical_for_every_chunk_size(use_jit):
+    rows = central_rows(N)
+    outs = [run(elementwise, rows, b, use_jit) for b in SIZES]
+    for o in outs[1:]:
+        np.testing.assert_array_equal(o, outs[0])
+    np.testing.assert_allclose(outs[0], reference(elementwise, rows), rtol=4 * EPS, atol=4 * EPS)
+
+
+@pytest.mark.parametrize("f", [reduction, matmul], ids=["sum", "matmul"])
+def test_reductions_agree_within_the_summation_round_off_bound(f):
+    # XLA may reassociate a sum or a GEMM differently for different batch shapes, so the
+    # strongest true statement is the summation error bound: |Δ| <= log2(n)·eps·Σ|terms|.
+    rows = central_rows(N)
+    outs = {b: run(f, rows, b) for b in SIZES}
+    pts = jax.vmap(lambda r: Basis()(X, r))(rows)
+    if f is reduction:
+        scale = np.asarray(jnp.sum(jnp.abs(jnp.sin(pts) * pts), axis=1))
+    else:
+        # Σ_i |v_i|·(|tanh(Av)_i| + (|A||v|)_i): the dot's error passes through tanh' <= 1
+        inner = jnp.abs(jnp.tanh(pts @ A.T)) + jnp.abs(pts) @ jnp.abs(A).T
+        scale = np.asarray(jnp.sum(jnp.abs(pts) * inner, axis=1))
+    bound = 2 * math.log2(N) * EPS * scale
+    ref = reference(f, rows)
+    for b, o in outs.items():
+        assert np.all(np.abs(o - outs[1]) <= bound), b
+        assert np.all(np.abs(o - ref) <= bound), b
+
+
+@pytest.mark.parametrize("f", [elementwise, reduction, matmul], ids=["elementwise", "sum", "matmul"])
+@pytest.mark.parametrize("b", [3, 7, 16])
+def test_for_a_fixed_chunk_size_a_row_does_not_depend_on_chunk_boundaries(f, b):
+    # Every chunk is padded to exactly b rows, so every row runs in the same program.
+    rows = central_rows(N)
+    full = run(f, rows, b)
+    # (plans shorter than b run as one chunk of their own length, a different program)
+    for lo, hi in [(0, b), (3, 3 + b), (5, 28), (2 * N - b - 5, 2 * N)]:  # one chunk; remainders
+        part = run(f, {k: a[lo:hi] for k, a in rows.items()}, b)
+        np.testing.assert_array_equal(part, full[lo:hi])
+
+
+@pytest.mark.parametrize("num_rows", [1, 6, 13, 64])
+def test_remainder_rows_are_correct(num_rows):
+    rows = jax.tree_util.tree_map(lambda a: a[:num_rows], central_rows(N))
+    for b in (4, 5, 64, 100):
+        out = run(elementwise, rows, b)
+        assert out.shape == (num_rows, N)
+        np.testing.assert_allclose(out, reference(elementwise, rows), rtol=4 * EPS, atol=4 * EPS)
+
+
+def test_grad_across_chunk_sizes_within_the_fd_round_off_bound():
+    f, p, x, y = examples.mlp(sizes=(6, 8, 4), batch=16)
+    grads = [fdjax.grad(f, chunk_size=b)(p, x, y) for b in (1, 7, 184, 1000)]
+    fx = float(f(p, x, y))
+    h = np.cbrt(EPS)  # default relative step; |x_i| < 1 here except a few
+    for g in grads[1:]:
+        for a, b in zip(jax.tree_util.tree_leaves(g), jax.tree_util.tree_leaves(grads[0]), strict=True):
+            # a few ulps of f per evaluation, divided by 2h
+            assert float(jnp.max(jnp.abs(a - b))) <= 16 * EPS * abs(fx) / h
+
+
+# ------------------------------------------------------------------------------------------
+# Perturbations
+
+
+@pytest.mark.parametrize("coeff", [1e-3, -2.5, 1e-3j])
+def test_basis_is_the_scatter_bit_for_bit(coeff):
+    x = jnp.linspace(-1.0, 1.0, 17)
+    for i in (0, 5, 16, -1):
+        c = jnp.asarray(coeff, jnp.complex128 if isinstance(coeff, complex) else jnp.float64)
+        row = {"index": jnp.int32(i), "coeff": c}
+        want = x.astype(c.dtype).at[i].add(c)
+        np.testing.assert_array_equal(Basis()(x, row), want)
+
+
+def test_directions_and_random_directions_match_explicit_points():
+    x = jnp.linspace(-1.0, 1.0, 11)
+    v = jax.random.normal(jax.random.key(3), (3, 11))
+    rows = {"index": jnp.array([0, 2, 1, 2], jnp.int32), "coeff": jnp.array([0.1, -0.2, 0.3, 1.0])}
+    out = run(reduction, rows, 3, perturb=Directions(v), x=x)
+    want = [reduction(x + c * v[i]) for i, c in zip([0, 2, 1, 2], [0.1, -0.2, 0.3, 1.0], strict=True)]
+    np.testing.assert_allclose(out, want, rtol=1e-14)
+    rd = RandomDirections(jax.random.key(7))
+    rows = dict(rows, lo=jnp.array([0, 2, 0, 5], jnp.int32), hi=jnp.array([11, 6, 3, 11], jnp.int32))
+    out = run(reduction, rows, 2, perturb=rd, x=x)
+    want = [reduction(rd(x, {name: a[k] for name, a in rows.items()})) for k in range(4)]
+    np.testing.assert_allclose(out, want, rtol=1e-14)
+
+
+# ------------------------------------------------------------------------------------------
+# Compilation and tracing contexts
+
+
+def test_no_recompilation_on_a_second_call():
+    traces = []
+
+    def f(p):
+        traces.append(1)  # runs once per trace, never per evaluation
+        return jnp.sum(jnp.sin(p["w"]) ** 2) + p["b"] ** 2
+
+    p = {"w": jnp.arange(5.0), "b": jnp.array(0.5)}
+    g = fdjax.grad(f)
+    first = g(p)
+    n = len(traces)
+    second = g(p)
+    third = fdjax.grad(f)(jax.tree_util.tree_map(lambda a: a + 1, p))  # same shapes, new values
+    assert len(traces) == n
+    np.testing.assert_array_equal(first["w"], second["w"])
+    assert third["w"].shape == (5,)
+
+
+def test_row_cost_is_measured_once_per_computation():
+    rows = central_rows(N)
+    _plan._COSTS.clear()
+    for _ in range(2):  # a budget too small for one chunk: the cost is measured
+        jax.eval_shape(lambda x, r: _spy_plan(matmul, x, r, memory_budget=2**16), X, rows)
+    assert len(_plan._COSTS) == 1
+
+
+def _spy_plan(f, x, rows, **kw):
+    _spy_plan.last = _engine.chunk_plan(f, x, Basis(), rows, Options(devices=1, **kw))
+    return x
+
+
+def test_inside_a_users_jit_and_with_closures_over_arrays():
+    w = jnp.linspace(0.5, 1.5, N)  # closed over by f
+
+    def f(v):
+        return jnp.sum(w * jnp.cos(v))
+
+    rows = central_rows(N)
+
+    @jax.jit
+    def user(x, scale):
+        g = lambda v: f(v) * scale  # closes over a tracer of the user's jit
+        return _engine.evaluate(g, x, Basis(), rows, Options(devices=1))
+
+    out = np.asarray(user(X, 2.0))
+    np.testing.assert_allclose(out, 2.0 * reference(f, rows), rtol=1e-13)
+
+    @jax.jit
+    def user_grad(x):
+        return fdjax.grad(lambda v: f(v) * jnp.sum(x))(x)
+
+    np.testing.assert_allclose(user_grad(X), fdjax.grad(lambda v: f(v) * jnp.sum(X))(X), rtol=1e-12)
+
+
+# ------------------------------------------------------------------------------------------
+# Memory planning
+
+
+def test_row_cost_is_measured_by_xla_and_counts_the_perturbed_copy():
+    jax.eval_shape(lambda x, r: _spy_plan(matmul, x, r, memory_budget=2**16), X, central_rows(N))
+    cost = _spy_plan.last["row_cost"]
+    assert cost.source == "memory_analysis"  # CPU reports it
+    assert cost.bytes >= N * 8
+    assert cost.flops >= 2 * N * N  # the matvec
+
+
+def test_small_plans_skip_the_measurement_when_the_over_estimate_fits_one_chunk():
+    jax.eval_shape(lambda x, r: _spy_plan(matmul, x, r), X, central_rows(N))
+    plan = _spy_plan.last
+    assert plan["row_cost"].source == "estimate"
+    assert plan["chunk_size"] == 2 * N and plan["chunks_per_device"] == 1
+
+
+@pytest.mark.parametrize("budget", [10 * 2**10, 100 * 2**10, 2**20])
+def test_chunk_size_respects_the_memory_budget(budget):
+    jax.eval_shape(lambda x, r: _spy_plan(matmul, x, r, memory_budget=budget), X, central_rows(N))
+    plan = _spy_plan.last
+    assert plan["chunk_size"] == 1 or plan["chunk_size"] * plan["row_cost"].bytes <= budget
+    assert plan["padded_rows"] >= plan["rows"]
+
+
+@pytest.mark.parametrize("rows", [1, 9, 100, 1000, 12345])
+@pytest.mark.parametrize("row_bytes", [8, 1000, 3 * 2**20])
+@pytest.mark.parametrize("platform", ["cpu", "gpu"])
+def test_choose_chunk_size_model(rows, row_bytes, platform):
+    budget = 64 * 2**20
+    b = _plan.choose_chunk_size(rows, row_bytes, budget, platform)
+    n_chunks = -(-rows // b)
+    assert 1 <= b <= rows
+    assert b == 1 or b * row_bytes <= budget
+    if platform == "cpu":
+        assert b == 1 or b * row_bytes <= _plan.cache_bytes() // 2
+    assert n_chunks * b - rows < 8 * n_chunks  # balanced: little padding
+
+
+MEMORY_SCRIPT = r"""
+import json, resource, sys
+def peak_rss():
+    # VmHWM: this process's RSS high-water mark (ru_maxrss survives fork+exec on Linux
+    # and would report the parent's peak)
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+import jax, jax.numpy as jnp
+jax.config.update("jax_enable_x64", True)
+from fdjax import _engine
+n, rows, budget = {n}, {rows}, {budget}
+x = jnp.linspace(-1.0, 1.0, n)
+def f(v):  # cheap, and a temporary of the size of x per row
+    return jnp.sum(jnp.tanh(v[:1000])) + jnp.sum(v * v)
+jax.block_until_ready(f(x))
+before = peak_rss()
+idx = (jnp.arange(rows, dtype=jnp.int32) * (n // rows)).astype(jnp.int32)
+r = {{"index": idx, "coeff": jnp.full((rows,), 1e-6)}}
+opts = _engine.Options(memory_budget=budget, devices=1)
+out = jax.jit(lambda x, r: _engine.evaluate(f, x, _engine.Basis(), r, opts))(x, r)
+ok = bool(jnp.all(jnp.isfinite(out)))
+peak = peak_rss()
+plan = {{}}
+def spy(x, r):
+    plan.update(_engine.chunk_plan(f, x, _engine.Basis(), r, opts)); return x
+jax.eval_shape(spy, x, r)
+res = {{"before": before, "peak": peak, "b": plan["chunk_size"], "row": plan["row_cost"].bytes, "ok": ok}}
+print(json.dumps(res))
+"""
+
+
+def run_script(code, env=None, timeout=600):
+    import os
+
+    full = dict(os.environ, **(env or {}))
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=full, timeout=timeout
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_memory_budget_bounds_peak_rss_for_a_subset_plan_of_a_large_vector():
+    # 1e4 rows over a 1e6-parameter float64 vector (8 MB): the plan's [rows, N] array
+    # would be 80 GB; with a 64 MiB budget the peak RSS grows by well under a GB.
+    res = run_script(textwrap.dedent(MEMORY_SCRIPT.format(n=1_000_000, rows=10_000, budget=64 * 2**20)))
+    assert res["ok"]
+    assert res["b"] * res["row"] <= 64 * 2**20
+    assert res["peak"] < 1.5e9
+    assert res["peak"] - res["before"] < 64 * 2**20 + 256 * 2**20  # budget + compiler/runtime slack
+
+
+# ------------------------------------------------------------------------------------------
+# Long plans
+
+
+def test_a_full_plan_over_a_huge_vector_warns_with_the_expected_time():
+    f = lambda v: jnp.sum(jnp.tanh(v) ** 2)
+    big = jax.ShapeDtypeStruct((10**7,), jnp.float32)
+    with pytest.warns(
+        _engine.LargePlanWarning, match=r"20,000,000 perturbed points; expected ≈ .*directional"
+    ):
+        jax.eval_shape(fdjax.grad(f), big)  # traced only: nothing runs
+
+
+def test_small_plans_do_not_warn():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fdjax.grad(reduction)(X)
+
+
+# ------------------------------------------------------------------------------------------
+# Bad options
+
+
+@pytest.mark.parametrize("name", ["chunk_size", "memory_budget"])
+@pytest.mark.parametrize("value", [0, -3, 1.5, True, "64"])
+def test_bad_chunk_size_and_memory_budget(name, value):
+    with pytest.raises(
+        ValueError, match=rf"fdjax\.grad\({name}=\.\.\.\) must be a positive int or None, got {value!r}"
+    ):
+        fdjax.grad(reduction, **{name: value})
+    with pytest.raises(ValueError, match=rf"fdjax\.jvp\({name}=\.\.\.\)"):
+        fdjax.jvp(reduction, (X,), (X,), **{name: value})
+
+
+@pytest.mark.parametrize(
+    "value, err, match",
+    [
+        (
+            0,
+            ValueError,
+            r"fdjax\.grad\(devices=\.\.\.\) must be between 1 and the number of devices \(\d+\), got 0",
+        ),
+        (10**6, ValueError, r"must be between 1 and the number of devices \(\d+\), got 1000000"),
+        (
+            "cpu",
+            TypeError,
+            r"fdjax\.grad\(devices=\.\.\.\) must be None, a positive int or a non-empty sequence",
+        ),
+        ([], TypeError, r"non-empty sequence of jax\.Device, got \[\]"),
+        ([0, 1], TypeError, r"must contain jax\.Device objects, got 0"),
+        (True, TypeError, r"got True"),
+    ],
+)
+def test_bad_devices(value, err, match):
+    with pytest.raises(err, match=match):
+        fdjax.grad(reduction, devices=value)
+
+
+def test_duplicate_devices():
+    d = jax.devices()[0]
+    with pytest.raises(ValueError, match=r"fdjax\.jacobian\(devices=\.\.\.\) lists a device more than once"):
+        fdjax.jacobian(reduction, devices=[d, d])
+
+
+def test_good_devices_values():
+    d = jax.devices()
+    for value in (None, 1, d, d[0], tuple(d)):
+        g = fdjax.grad(reduction, devices=value)(X)
+        np.testing.assert_allclose(g, jax.grad(reduction)(X), atol=1e-8)
