@@ -1,7 +1,8 @@
 """Adaptive ε: ``fdjax.sweep``.
 
-Halve h and watch: while truncation dominates, the error of a central difference shrinks by
-4 per halving; once round-off takes over it grows like 1/h. ``sweep`` does this for every
+Shrink h geometrically and watch: while truncation dominates, the error of a central
+difference shrinks by R^2 per step of ratio R (4 per halving); once round-off takes over it
+grows like 1/h. ``sweep`` does this for every
 parameter at once (one batched engine call, ``_sweep.ladder_values``), ``_ladder.analyze``
 reads each ladder (the step, the best estimate, plain or Richardson, an error estimate and
 a diagnosis, ``Status``), and the result is a ``StepSweep`` (``_sweep_result``).
@@ -216,14 +217,15 @@ def sweep(
 ) -> StepSweep:
     """Step sweep: FD estimates on a ladder of steps for every parameter, and the best one.
 
-    Coordinate i is perturbed with steps h_k = r_k·max(|x_i|, scale), r_k = 0.1·2^-k
-    (k < ``num_steps``), and every perturbed evaluation (offsets × steps × parameters, 2·N·K
-    for central differences, plus f(x) once) runs in ONE batched engine call. Each ladder
-    is then read as a person would: the differences Δ_k shrink by 2^p per halving while
-    truncation dominates (the asymptotic window) and grow like 1/h once round-off takes over.
-    Per parameter: the chosen step, the best estimate (plain or Richardson extrapolation
-    of the same values, whichever has the smaller estimated error), an error estimate
-    (truncation |Δ|/(2^p − 1) plus the round-off bound) and ``Status`` flags.
+    Coordinate i is perturbed with steps h_k = r_k·max(|x_i|, scale), r_k = 0.1·R^-k
+    (k < ``num_steps``; R = 4 in float64, 2 in float32 and 16-bit floats), and every
+    perturbed evaluation (offsets × steps × parameters, 2·N·K for central differences, plus
+    f(x) once) runs in ONE batched engine call. Each ladder is then read as a person would:
+    the differences Δ_k shrink by R^p per step while truncation dominates (the asymptotic
+    window) and grow like 1/h once round-off takes over. Per parameter: the chosen step, the
+    best estimate (plain or Richardson extrapolation of the same values, whichever has the
+    smaller estimated error), an error estimate (truncation |Δ|/(R^p − 1) plus the round-off
+    bound) and ``Status`` flags.
 
     Args:
         f: scalar function ``f(*args)``.
@@ -233,10 +235,13 @@ def sweep(
             ``"backward"``, ``"central4"``, ``"central6"``, ``"complex"``, or a ``Stencil``.
         steps: explicit relative steps, strictly decreasing (e.g. ``[1e-1, ..., 1e-7]``);
             Richardson is exact for a constant ratio.
-        num_steps: halvings of the default ladder; default 28 in float64 (0.1 down to
-            3.7e-10), 22 in float32, 12 in 16-bit floats. Near 0 (|x_i| < 3.7e-7 in
-            float64) the default ladder keeps its first step and widens its ratio (up to 4)
-            to reach 1e-3·|x_i|: functions singular at 0 vary on the scale |x_i| there.
+        num_steps: length of the default ladder, whose ratio stays the dtype's: default 14
+            steps of ratio 4 in float64 (0.1 down to 1.5e-9, 29 evaluations per parameter
+            for central differences), 22 halvings in float32 (down to 4.8e-8), 12 halvings
+            in 16-bit floats. Near 0 (|x_i| < 1.5e-6 in float64) the default ladder keeps
+            its first step and widens its ratio (up to its square: 16 in float64, 4 in
+            float32) to reach 1e-3·|x_i|: functions singular at 0 vary on the scale |x_i|
+            there. Explicit ``steps=`` are taken as given (no widening).
         indices: flat coordinates to sweep (default: all).
         directions: instead of coordinates, D directions: a [D, N] array or a pytree like
             the argument(s) with a leading axis D. The step along v is

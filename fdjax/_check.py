@@ -9,7 +9,8 @@ bisection in ``_locate``, the result type in ``_check_result`` and its formattin
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Sequence
+from typing import Any
+from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -52,14 +53,21 @@ def _validate_common(caller, fun, mode, method, margin, num_directions, max_loca
         )
     if stencil.derivative != 1:
         raise ValueError(
-            f"{caller}(method=...) must be a first-derivative stencil, got derivative order {stencil.derivative}"
+            f"{caller}(method=...) must be a first-derivative stencil, got derivative order "
+            f"{stencil.derivative}"
         )
-    if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not (math.isfinite(margin) and margin > 0):
+    if (
+        isinstance(margin, bool)
+        or not isinstance(margin, (int, float))
+        or not (math.isfinite(margin) and margin > 0)
+    ):
         raise ValueError(f"{caller}(margin=...) must be a positive finite number, got {margin!r}")
     num_directions = _positive_int(num_directions, "num_directions", caller)
     max_located = _positive_int(max_located, "max_located", caller)
     if precision not in (None, "float64"):
-        raise ValueError(f"{caller}(precision=...) must be None (the arguments' dtype) or 'float64', got {precision!r}")
+        raise ValueError(
+            f"{caller}(precision=...) must be None (the arguments' dtype) or 'float64', got {precision!r}"
+        )
     if precision == "float64" and not jax.config.jax_enable_x64:
         raise ValueError(
             f"{caller}(precision='float64') needs 64-bit JAX, which is disabled: set the environment "
@@ -98,7 +106,7 @@ def _subset_k(fa, k, caller):
     sizes = [int(np.prod(s, dtype=np.int64)) for s in fa.float_shapes]
     if k is None:
         return tuple(min(_DEFAULT_SUBSET_K, s) for s in sizes)
-    for name, s in zip(fa.float_paths, sizes):
+    for name, s in zip(fa.float_paths, sizes, strict=False):
         if k > s:
             raise ValueError(
                 f"{caller}(k=...) must not exceed the size of any leaf: k={k} but leaf {name} has {s} "
@@ -107,13 +115,15 @@ def _subset_k(fa, k, caller):
     return tuple(int(k) for _ in sizes)
 
 
-def _step_kind(step, caller) -> str:
+def _step_kind(step, mode, caller) -> str:
     check_step_static(step, caller, allow_auto=True)
     if isinstance(step, str):
-        raise ValueError(
-            f"{caller}(step='auto') is not available yet: the adaptive step sweep (fdjax._adaptive) "
-            "is not part of this build; pass step=None (the default relative step) or a float"
-        )
+        if mode != "full":
+            raise ValueError(
+                f"{caller}(step='auto') needs mode='full' (the sweep runs over every element), got "
+                f"mode={mode!r}; pass step=None or a float for the other modes"
+            )
+        return "auto"
     check_step_values(step, caller)
     if step is None:
         return "default"
@@ -140,8 +150,25 @@ def _check_output(fun, args, caller, scalar):
 
 
 def _run(
-    caller, kind, fun, args, argnums, mode, method, step, key, k, num_directions, max_located, order,
-    precision, margin, chunk_size, memory_budget, cotangents=None, tangents=None,
+    caller,
+    kind,
+    fun,
+    args,
+    argnums,
+    mode,
+    method,
+    step,
+    key,
+    k,
+    num_directions,
+    max_located,
+    order,
+    precision,
+    margin,
+    chunk_size,
+    memory_budget,
+    cotangents=None,
+    tangents=None,
 ) -> GradCheck:
     stencil, margin, num_directions, max_located = _validate_common(
         caller, fun, mode, method, margin, num_directions, max_located, precision, k
@@ -149,7 +176,7 @@ def _run(
     if isinstance(order, bool) or order not in (1, 2):
         raise ValueError(f"{caller}(order=...) must be 1 or 2, got {order!r}")
     opts = Options(chunk_size, memory_budget).validate(caller)
-    step_kind = _step_kind(step, caller)
+    step_kind = _step_kind(step, mode, caller)
     key = _key(key, caller)
     if precision == "float64":
         args = _to_float64(tuple(args))
@@ -212,14 +239,20 @@ def _check_cotangents(cot, out, caller):
             f"{caller}(cotangents=...) must have the structure of the function's output: {c_def} vs {o_def}"
         )
     fixed = []
-    for c, o in zip(c_leaves, o_leaves):
+    for c, o in zip(c_leaves, o_leaves, strict=False):
         shape = tuple(np.shape(c))
         if shape != tuple(o.shape):
             raise ValueError(
-                f"{caller}(cotangents=...) leaf shape {shape} does not match the output leaf shape {tuple(o.shape)}"
+                f"{caller}(cotangents=...) leaf shape {shape} does not match the output leaf shape "
+                f"{tuple(o.shape)}"
             )
-        if not (jnp.issubdtype(jnp.result_type(c), jnp.floating) or jnp.issubdtype(jnp.result_type(c), jnp.integer)):
-            raise TypeError(f"{caller}(cotangents=...) leaves must be real arrays, got dtype {jnp.result_type(c)}")
+        if not (
+            jnp.issubdtype(jnp.result_type(c), jnp.floating)
+            or jnp.issubdtype(jnp.result_type(c), jnp.integer)
+        ):
+            raise TypeError(
+                f"{caller}(cotangents=...) leaves must be real arrays, got dtype {jnp.result_type(c)}"
+            )
         fixed.append(jnp.asarray(c, o.dtype))
     return jax.tree_util.tree_unflatten(o_def, fixed)
 
@@ -227,15 +260,19 @@ def _check_cotangents(cot, out, caller):
 def _flatten_tangent(primals, tangents, caller):
     p_leaves, p_def = jax.tree_util.tree_flatten(tuple(primals))
     if not isinstance(tangents, (tuple, list)):
-        raise TypeError(f"{caller}(tangents=...) must be a tuple or list with one entry per primal, got {type(tangents).__name__}")
+        raise TypeError(
+            f"{caller}(tangents=...) must be a tuple or list with one entry per primal, got "
+            f"{type(tangents).__name__}"
+        )
     t_leaves, t_def = jax.tree_util.tree_flatten(tuple(tangents))
     if t_def != p_def:
         raise ValueError(f"{caller}(tangents=...) must have the structure of primals: {t_def} vs {p_def}")
     flats = []
-    for p, t in zip(p_leaves, t_leaves):
+    for p, t in zip(p_leaves, t_leaves, strict=False):
         if tuple(np.shape(t)) != tuple(np.shape(p)):
             raise ValueError(
-                f"{caller}(tangents=...) leaf shape {tuple(np.shape(t))} does not match the primal shape {tuple(np.shape(p))}"
+                f"{caller}(tangents=...) leaf shape {tuple(np.shape(t))} does not match the primal "
+                f"shape {tuple(np.shape(p))}"
             )
         if jnp.issubdtype(jnp.result_type(p), jnp.floating):
             flats.append(jnp.ravel(jnp.asarray(t, jnp.result_type(p))))
@@ -331,8 +368,23 @@ def check_grad(
     argnums_t = normalize_argnums(argnums, len(args), "fdjax.check_grad")
     del argnums_t
     return _run(
-        "fdjax.check_grad", "grad", f, args, argnums, mode, method, step, key, k, num_directions,
-        max_located, order, precision, margin, chunk_size, memory_budget,
+        "fdjax.check_grad",
+        "grad",
+        f,
+        args,
+        argnums,
+        mode,
+        method,
+        step,
+        key,
+        k,
+        num_directions,
+        max_located,
+        order,
+        precision,
+        margin,
+        chunk_size,
+        memory_budget,
     )
 
 
@@ -394,8 +446,24 @@ def check_vjp(
     """
     primals = _primals(primals, "fdjax.check_vjp")
     return _run(
-        "fdjax.check_vjp", "vjp", f, primals, tuple(range(len(primals))), mode, method, step, key, k,
-        num_directions, max_located, 1, precision, margin, chunk_size, memory_budget, cotangents=cotangents,
+        "fdjax.check_vjp",
+        "vjp",
+        f,
+        primals,
+        tuple(range(len(primals))),
+        mode,
+        method,
+        step,
+        key,
+        k,
+        num_directions,
+        max_located,
+        1,
+        precision,
+        margin,
+        chunk_size,
+        memory_budget,
+        cotangents=cotangents,
     )
 
 
@@ -433,16 +501,33 @@ def check_jvp(
     """
     primals = _primals(primals, "fdjax.check_jvp")
     return _run(
-        "fdjax.check_jvp", "jvp", f, primals, tuple(range(len(primals))), mode, method, step, key, k,
-        num_directions, max_located, 1, precision, margin, chunk_size, memory_budget,
-        cotangents=cotangents, tangents=tangents,
+        "fdjax.check_jvp",
+        "jvp",
+        f,
+        primals,
+        tuple(range(len(primals))),
+        mode,
+        method,
+        step,
+        key,
+        k,
+        num_directions,
+        max_located,
+        1,
+        precision,
+        margin,
+        chunk_size,
+        memory_budget,
+        cotangents=cotangents,
+        tangents=tangents,
     )
 
 
 def _primals(primals, caller):
     if not isinstance(primals, (tuple, list)):
         raise TypeError(
-            f"{caller}(primals=...) must be a tuple or list of positional arguments, got {type(primals).__name__}"
+            f"{caller}(primals=...) must be a tuple or list of positional arguments, got "
+            f"{type(primals).__name__}"
         )
     if not primals:
         raise ValueError(f"{caller}(primals=...) must not be empty")

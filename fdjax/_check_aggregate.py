@@ -66,7 +66,9 @@ def _seg_metrics(xp, a, n, tol, mask, seg, nseg: int, eps: float):
     big_e = xp.maximum(xp.abs(a), xp.abs(n))
     agree = (xp.sign(a) == xp.sign(n)) | (big_e <= tol)
     rel = xp.where(mask & (big_e > tol), relative_error(a, n, xp), zero)
-    cols = xp.stack([mask.astype(a.dtype), (a - n) ** 2, (a + n) ** 2, a * a, n * n, (agree & mask).astype(a.dtype)], 1)
+    cols = xp.stack(
+        [mask.astype(a.dtype), (a - n) ** 2, (a + n) ** 2, a * a, n * n, (agree & mask).astype(a.dtype)], 1
+    )
     count, d2, s2, a2, n2, agree_n = _segment_sum(xp, cols, seg, nseg).T
     maxrel = _segment_max(xp, rel, seg, nseg)
     ratio = xp.where(s2 > 0, xp.sqrt(d2 / xp.where(s2 > 0, s2, 1)), xp.where(d2 > 0, xp.inf, 0.0))
@@ -96,7 +98,16 @@ def _counts(xp, flags, seg, nseg):
     return _segment_sum(xp, flags.astype(np.int32), seg, nseg)
 
 
-_FLOAT = ("numeric", "tolerance", "truncation", "roundoff", "ad_rounding", "slope_plus", "slope_minus", "bad_offset")
+_FLOAT = (
+    "numeric",
+    "tolerance",
+    "truncation",
+    "roundoff",
+    "ad_rounding",
+    "slope_plus",
+    "slope_minus",
+    "bad_offset",
+)
 _CODE = ("kink", "subgradient", "status")
 
 
@@ -159,7 +170,9 @@ class _Aggregate:
         eps, eps_f = eps_of(dt), eps_of(fdt)
         sigma = probe_sigma(d.probes, d.centers[0], xp)
         dmeas = measure_samples(d, sigma, self.stencil, self.margin, eps, xp)
-        dstatus = xp.where(d.valid, dmeas.status, UNCHECKED).astype(np.int8)
+        # In locate mode the body judged the directions to start bisection; report those verdicts.
+        d_status = dmeas.status if raw.get("d_status") is None else raw["d_status"]
+        dstatus = xp.where(d.valid, d_status, UNCHECKED).astype(np.int8)
         emeas = measure_samples(e, sigma, self.stencil, self.margin, eps, xp)
         el = self._elements(xp, raw, emeas, n, dt, fdt)
         analytic, numeric, status = el["analytic"], el["numeric"], el["status"]
@@ -217,9 +230,14 @@ class _Aggregate:
             leaf_m = _seg_metrics(xp, da, dn, dtol, dchecked & on_leaf, dleaf_s, nleaf, deps)
             all_m = _seg_metrics(xp, da, dn, dtol, dchecked, xp.zeros_like(dleaf_s), 1, deps)
 
-        ecount = _counts(xp, xp.stack([checked_e, status == FAIL, elem_bad, status == KINK], 1), leaf_of, nleaf)
-        dcount = _counts(xp, 
-            xp.stack([dchecked, dstatus == FAIL, dir_bad, dstatus == KINK], 1) & on_leaf[:, None], dleaf_s, nleaf
+        ecount = _counts(
+            xp, xp.stack([checked_e, status == FAIL, elem_bad, status == KINK], 1), leaf_of, nleaf
+        )
+        dcount = _counts(
+            xp,
+            xp.stack([dchecked, dstatus == FAIL, dir_bad, dstatus == KINK], 1) & on_leaf[:, None],
+            dleaf_s,
+            nleaf,
         )
         leaf_checked, leaf_failed, leaf_bad, leaf_kinks = (ecount + dcount).T
         leaf_passed = (leaf_failed == 0) & (leaf_bad == 0)

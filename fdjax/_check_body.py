@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import zlib
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -61,7 +62,7 @@ class _Config:
     margin: float
     caller: str
     has_tangent: bool
-    step_kind: str  # "default" | "scalar" | "tree"
+    step_kind: str  # "default" | "scalar" | "tree" | "auto"
 
 
 def leaf_stream(path: str) -> int:
@@ -73,7 +74,7 @@ def contract(c, y):
     """Σ over output leaves of ⟨c_leaf, y_leaf⟩ (a scalar)."""
     cl, yl = jax.tree_util.tree_leaves(c), jax.tree_util.tree_leaves(y)
     dt = np.result_type(*[np.dtype(leaf.dtype) for leaf in yl])
-    return sum(jnp.vdot(ci.astype(dt), yi.astype(dt)) for ci, yi in zip(cl, yl))
+    return sum(jnp.vdot(ci.astype(dt), yi.astype(dt)) for ci, yi in zip(cl, yl, strict=False))
 
 
 def _analytic_side(cfg: _Config, f_flat, x, seeds, cotangents):
@@ -133,8 +134,19 @@ class _CheckBody:
         s_dir, s_sub, s_ord, s_cot = (seed_of(key, i) for i in (1, 2, 3, 4))
         fd_fn, f0_ad, along, lin = _analytic_side(cfg, f_flat, x, (s_ord, s_cot), cotangents)
 
-        rel = relative_step_vector(step, fa, stencil, cfg.caller)
-        h = taken_step(x, rel)
+        auto_evaluations = 0
+        if cfg.step_kind == "auto":
+            # The adaptive sweep picks h_i per element; the check then runs at that step.
+            from ._sweep import adaptive_basis, default_relative_steps
+
+            found = adaptive_basis(fd_fn, x, jnp.asarray(f0_ad), stencil, cfg.opts).step
+            found = jnp.reshape(jnp.asarray(found), (n,)).astype(dt)
+            h = (x + found) - x
+            fallback = taken_step(x, jnp.full((n,), stencil.default_step(eps), dt))
+            h = jnp.where(jnp.isfinite(h) & (h > 0), h, fallback)
+            auto_evaluations = len(default_relative_steps(dt)) * len(stencil.offsets) * n
+        else:
+            h = taken_step(x, relative_step_vector(step, fa, stencil, cfg.caller))
         rel_dir = step if cfg.step_kind == "scalar" else stencil.default_step(eps)
 
         # ---- direction rows (the noise probes and f(x) twice ride along, in every mode)
@@ -173,18 +185,20 @@ class _CheckBody:
             fd_fn, x, lin, s_dir, along_v, tangent_v, drows, rel_dir, stencil, cfg.opts, probes=True
         )
         koff = len(check_offsets(stencil))
-        evaluations = 1 + koff * drows.size + 2 + 2 * NUM_PROBES
+        evaluations = 1 + koff * drows.size + 2 + 2 * NUM_PROBES + auto_evaluations
 
         # ---- element rows
         analytic = jnp.full((n,), jnp.nan, dt) if along is None else along.astype(dt)
         located = jnp.zeros((0,), jnp.int32)
+        d_status = None
         if cfg.mode in ("full", "subset"):
             if cfg.mode == "full":
                 idx = jnp.arange(n, dtype=jnp.int32)
             else:
                 idx = jnp.concatenate(
                     [
-                        int(starts[i]) + sample(s_sub, leaf_stream(fa.float_paths[i]), int(starts[i + 1] - starts[i]), kk)
+                        int(starts[i])
+                        + sample(s_sub, leaf_stream(fa.float_paths[i]), int(starts[i + 1] - starts[i]), kk)
                         for i, kk in enumerate(cfg.subset_k)
                     ]
                 ).astype(jnp.int32)
@@ -195,9 +209,24 @@ class _CheckBody:
         elif cfg.mode == "locate":
             sigma = probe_sigma(dsamp.probes, dsamp.centers[0])
             dmeas = measure_samples(dsamp, sigma, stencil, cfg.margin, eps)
+            d_status = dmeas.status  # the verdicts bisection started from, reported as such
             ran, idx, active, esamp = _locate.locate(
-                fd_fn, x, lin, s_dir, along_v, tangent_v, drows, dmeas, dsamp.valid, rel_dir, h, stencil, sigma,
-                cfg.margin, cfg.opts, cfg.max_located,
+                fd_fn,
+                x,
+                lin,
+                s_dir,
+                along_v,
+                tangent_v,
+                drows,
+                dmeas,
+                dsamp.valid,
+                rel_dir,
+                h,
+                stencil,
+                sigma,
+                cfg.margin,
+                cfg.opts,
+                cfg.max_located,
             )
             keep = active & ran
             a_e = lin.at(idx)
@@ -211,9 +240,14 @@ class _CheckBody:
             fdt = dsamp.F.dtype
             k = dsamp.F.shape[0]
             esamp = Samples(
-                F=jnp.zeros((k, 0), fdt), L=jnp.zeros((k, 0), fdt), B=jnp.zeros((k, 0), fdt),
-                h=jnp.zeros((0,), fdt), q=jnp.zeros((0,), fdt), centers=dsamp.centers,
-                valid=jnp.zeros((0,), bool), probes=jnp.zeros((0,), fdt),
+                F=jnp.zeros((k, 0), fdt),
+                L=jnp.zeros((k, 0), fdt),
+                B=jnp.zeros((k, 0), fdt),
+                h=jnp.zeros((0,), fdt),
+                q=jnp.zeros((0,), fdt),
+                centers=dsamp.centers,
+                valid=jnp.zeros((0,), bool),
+                probes=jnp.zeros((0,), fdt),
             )
 
         return {
@@ -232,4 +266,5 @@ class _CheckBody:
             "dir_step": dsamp.h,
             "evaluations": jnp.asarray(evaluations, jnp.int32),
             "located": located,
+            "d_status": d_status,
         }

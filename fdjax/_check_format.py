@@ -47,11 +47,15 @@ def verdict_line(r) -> str:
     failed = int(_h(r, "failed"))
     checked = int(_h(r, "checked"))
     kinks = int(_h(r, "kinks"))
-    what = "jax.grad" if r.kind == "grad" and r.order == 1 else {
-        "grad": "the AD Hessian-vector product",
-        "vjp": "jax.vjp",
-        "jvp": "jax.jvp",
-    }[r.kind]
+    what = (
+        "jax.grad"
+        if r.kind == "grad" and r.order == 1
+        else {
+            "grad": "the AD Hessian-vector product",
+            "vjp": "jax.vjp",
+            "jvp": "jax.jvp",
+        }[r.kind]
+    )
     if failed:
         return f"FAILED: {failed} of {checked} checks disagree with {what} beyond the error model"
     extra = f"; {kinks} kink(s) left out" if kinks else ""
@@ -78,7 +82,9 @@ def _nonfinite_text(r) -> str:
         return f"f returned NaN/inf at a perturbed point: element {name}, {_offset_text(off)}"
     if d >= 0:
         kinds = _h(r, "dir_kind")
-        return f"f returned NaN/inf along direction {d} ({DIRECTION_KINDS[int(kinds[d])]}), {_offset_text(off)}"
+        return (
+            f"f returned NaN/inf along direction {d} ({DIRECTION_KINDS[int(kinds[d])]}), {_offset_text(off)}"
+        )
     return "a non-finite value was met"
 
 
@@ -156,9 +162,11 @@ def summary(r, max_rows: int = 10) -> str:
     )
     lines.append("")
     lines.append(head)
-    nr, mr, dg, sg = (_h(r, f) for f in ("leaf_norm_ratio", "leaf_max_rel_error", "leaf_digits", "leaf_sign_agreement"))
+    nr, mr, dg, sg = (
+        _h(r, f) for f in ("leaf_norm_ratio", "leaf_max_rel_error", "leaf_digits", "leaf_sign_agreement")
+    )
     ps, ck, fl, kk = (_h(r, f) for f in ("leaf_passed", "leaf_checked", "leaf_failed", "leaf_kinks"))
-    for j, (name, shape) in enumerate(zip(r.leaf_names, r.leaf_shapes)):
+    for j, (name, shape) in enumerate(zip(r.leaf_names, r.leaf_shapes, strict=False)):
         size = math.prod(shape)
         lines.append(
             f"  {name[:name_w]:<{name_w}} {size:>8d} {int(ck[j]):>8d} {int(kk[j]):>6d} {int(fl[j]):>6d} "
@@ -272,17 +280,31 @@ def to_dict(r, max_elements: int | None = None) -> dict:
         "verdict": verdict_line(r),
     }
     for f in (
-        "passed", "checked", "failed", "kinks", "deterministic", "f0_spread", "value", "noise",
-        "norm_ratio", "max_rel_error", "digits", "sign_agreement", "nonfinite", "nonfinite_index",
-        "nonfinite_direction", "nonfinite_offset", "evaluations",
+        "passed",
+        "checked",
+        "failed",
+        "kinks",
+        "deterministic",
+        "f0_spread",
+        "value",
+        "noise",
+        "norm_ratio",
+        "max_rel_error",
+        "digits",
+        "sign_agreement",
+        "nonfinite",
+        "nonfinite_index",
+        "nonfinite_direction",
+        "nonfinite_offset",
+        "evaluations",
     ):
         out[f] = _clean(_h(r, f))
     out["located"] = [int(i) for i in _h(r, "located") if i >= 0]
     leaves = []
-    for j, (name, shape, start) in enumerate(zip(r.leaf_names, r.leaf_shapes, r.leaf_starts)):
+    for j, (name, shape, start) in enumerate(zip(r.leaf_names, r.leaf_shapes, r.leaf_starts, strict=False)):
         rec = {"name": name, "shape": list(shape), "start": start}
         for f in _LEAF:
-            rec[f[len("leaf_"):]] = _clean(_h(r, f)[j])
+            rec[f[len("leaf_") :]] = _clean(_h(r, f)[j])
         leaves.append(rec)
     out["leaves"] = leaves
     rows = element_rows(r, max_elements)
@@ -297,7 +319,7 @@ def to_dict(r, max_elements: int | None = None) -> dict:
     dirs = {}
     for f in _DIRECTION:
         arr = _h(r, f)
-        key = f[len("dir_"):]
+        key = f[len("dir_") :]
         if f == "dir_status":
             dirs[key] = [STATUS_NAMES[int(v)] for v in arr]
         elif f == "dir_kind":

@@ -126,7 +126,7 @@ def measure(
         return arr[pos[s]]
 
     def apply(arr, scale, center):
-        tot = sum(wk * at(arr, scale * s) for s, wk in zip(stencil.offsets, w))
+        tot = sum(wk * at(arr, scale * s) for s, wk in zip(stencil.offsets, w, strict=False))
         if center is not None and w0 != 0.0:
             tot = tot + w0 * center
         return tot / (scale * h)
@@ -140,7 +140,7 @@ def measure(
     trunc = xp.abs((d2 - a2) - err) / (2.0**p - 1.0)
     sumw = sum(abs(x) for x in w) + abs(w0)
     roundoff = sumw * rho / h
-    ad = AD_FACTOR * eps_ad * sum(abs(wk) * at(B, s) for s, wk in zip(stencil.offsets, w)) / h
+    ad = AD_FACTOR * eps_ad * sum(abs(wk) * at(B, s) for s, wk in zip(stencil.offsets, w, strict=False)) / h
     tol = margin * (trunc + roundoff + ad)
 
     s1 = at(F, 1.0) - 2 * f0 + at(F, -1.0) - (at(L, 1.0) + at(L, -1.0))

@@ -94,7 +94,7 @@ _META = (
 class GradientCheckError(AssertionError):
     """Raised by ``fdjax.assert_grad``; the message is the check's table, ``.result`` the check."""
 
-    def __init__(self, result: "GradCheck"):
+    def __init__(self, result: GradCheck):
         super().__init__(result.summary())
         self.result = result
 
@@ -230,7 +230,7 @@ class GradCheck:
 
     def element_name(self, i: int) -> str:
         """``['conv']['w'][0, 1, 2, 2]``-style name of flat element i."""
-        for name, shape, start in zip(self.leaf_names, self.leaf_shapes, self.leaf_starts):
+        for name, shape, start in zip(self.leaf_names, self.leaf_shapes, self.leaf_starts, strict=False):
             size = math.prod(shape)
             if i < start + size:
                 if not shape:
@@ -253,7 +253,7 @@ class GradCheck:
         arr = self._host(getattr(self, field))
         return {
             name: arr[start : start + math.prod(shape)].reshape(shape)
-            for name, shape, start in zip(self.leaf_names, self.leaf_shapes, self.leaf_starts)
+            for name, shape, start in zip(self.leaf_names, self.leaf_shapes, self.leaf_starts, strict=False)
         }
 
     def _host(self, a) -> np.ndarray:

@@ -2,15 +2,17 @@
 
 Each ``*_samples`` function builds rows and runs ONE ``_engine.evaluate`` call; the values
 (``Samples``) go through the error model (``measure_samples``) later, in the aggregation
-body, whose compilation does not depend on the user's function. Directions are generated inside the batch from a seed
-(random Rademacher signs, ``_check_random``), from the analytic vector (gradient-aligned) or from a user tangent, restricted to
-coordinates lo <= i < hi, so a segment of a leaf, a leaf or the whole vector are all one row.
+body. Directions are generated inside the batch from a seed (random Rademacher signs,
+``_check_random``), from the analytic vector (gradient-aligned) or from a user tangent,
+restricted to coordinates lo <= i < hi, so a segment of a leaf, a leaf or the whole vector
+are all one row.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, NamedTuple
+from typing import NamedTuple
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -115,8 +117,10 @@ class DirectionRows:
         return int(self.kind.shape[0])
 
     @staticmethod
-    def concat(parts: list["DirectionRows"]) -> "DirectionRows":
-        return DirectionRows(*[jnp.concatenate([getattr(p, f) for p in parts]) for f in ("kind", "index", "lo", "hi")])
+    def concat(parts: list[DirectionRows]) -> DirectionRows:
+        return DirectionRows(
+            *[jnp.concatenate([getattr(p, f) for p in parts]) for f in ("kind", "index", "lo", "hi")]
+        )
 
 
 def _prefix(v):
@@ -181,7 +185,16 @@ def measure_samples(s: Samples, sigma, stencil: Stencil, margin: float, eps_ad: 
 
 
 def direction_samples(
-    fn, x, lin: Linear, seed, along, tangent, rows: DirectionRows, rel, stencil: Stencil, opts: Options,
+    fn,
+    x,
+    lin: Linear,
+    seed,
+    along,
+    tangent,
+    rows: DirectionRows,
+    rel,
+    stencil: Stencil,
+    opts: Options,
     probes: bool = False,
 ) -> Samples:
     """f along M directions (and, with ``probes``, the noise probes) in one engine call."""
@@ -254,7 +267,7 @@ def basis_samples(fn, x, a_e, idx, h_e, stencil: Stencil, opts: Options) -> Samp
     delta = (xe[None, :] + offs[:, None] * h_e[None, :]) - xe[None, :]
     a_e = a_e.astype(x.dtype)
     pos = {o: i for i, o in enumerate(offsets)}
-    heff = sum(w * delta[pos[s]] for s, w in zip(stencil.offsets, stencil.weights))
+    heff = sum(w * delta[pos[s]] for s, w in zip(stencil.offsets, stencil.weights, strict=False))
     return Samples(
         F=F,
         L=(a_e[None, :] * delta).astype(fdt),

@@ -68,9 +68,14 @@ def resolve_devices(devices: int | tuple | None) -> tuple:
 
 
 def row_mesh(devices: int | tuple | None) -> Mesh | None:
-    """The 1-D ``("rows",)`` mesh over the resolved devices, or None for one device."""
+    """The 1-D ``("rows",)`` mesh over the resolved devices.
+
+    None (no mesh: JAX's default placement) when ``devices`` is None or an int that
+    resolves to one device; an explicit sequence always gets a mesh, even of one device,
+    so that the rows run where the caller asked.
+    """
     devs = resolve_devices(devices)
-    if len(devs) <= 1:
+    if len(devs) <= 1 and not isinstance(devices, tuple):
         return None
     return Mesh(np.asarray(devs, dtype=object), (ROW_AXIS,))
 

@@ -59,8 +59,11 @@ class Options:
     """Static engine options (hashable: part of the jit cache key).
 
     Attributes:
-        chunk_size: rows per vmapped chunk (per device); None chooses it from
-            ``memory_budget`` and, on CPU, the last-level cache size.
+        chunk_size: rows per vmapped chunk on each device (at most the number of rows);
+            None chooses it from ``memory_budget`` and, on CPU, the last-level cache
+            size, for the rows of one device. A given chunk size makes results
+            bit-identical for any number of devices; the chosen one may differ with the
+            rows per device, and values then agree within rounding.
         memory_budget: bytes one chunk may use (its perturbed copies of x plus f's
             temporaries, measured by XLA); None means 256 MiB on CPU, 1 GiB on GPU/TPU.
         devices: where the rows run: None (every device in ``jax.devices()``; several
@@ -221,7 +224,9 @@ def chunk_plan(fn, x, perturb, rows, opts: Options = Options()) -> dict:
             cost = measure_row(closed, copy_bytes, need_memory=opts.chunk_size is None)
             warn_if_long(cost, num_rows, ndev, platform)
     if opts.chunk_size is not None:
-        b = min(opts.chunk_size, max(per_device, 1))
+        # the same B on every device and for any device count (bit-identical results);
+        # a plan smaller than devices × B pads each device's share up to one chunk
+        b = min(opts.chunk_size, max(num_rows, 1))
     else:
         b = choose_chunk_size(per_device, cost.bytes, budget, platform)
     n_chunks = -(-per_device // b) if per_device else 0

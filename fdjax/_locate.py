@@ -85,7 +85,9 @@ def locate(
         kind, index, lo, hi, active = state
         size = hi - lo
         mid = jnp.where(size > 1, lo + size // 2, hi)
-        rows = DirectionRows.concat([DirectionRows(kind, index, lo, mid), DirectionRows(kind, index, mid, hi)])
+        rows = DirectionRows.concat(
+            [DirectionRows(kind, index, lo, mid), DirectionRows(kind, index, mid, hi)]
+        )
         samples = direction_samples(fn, x, lin, seed, along, tangent, rows, rel, stencil, opts)
         meas = measure_samples(samples, sigma, stencil, margin, eps_ad)
         score = _score(meas, samples.valid & jnp.concatenate([active, active]))

@@ -159,6 +159,8 @@ def measure_row(closed, copy_bytes: int, need_memory: bool = True) -> RowCost:
     if temp is None:
         temp = _jaxpr_bytes(jaxpr)
     result = RowCost(copy_bytes + temp, flops, accessed, source)
+    if len(_COSTS) >= 1024:
+        _COSTS.clear()
     _COSTS[key] = result
     return result
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from . import _engine
 from ._engine import Options
-from ._ladder import ROUNDOFF_ULPS, analyze, default_num_steps, relative_ladder
+from ._ladder import ROUNDOFF_ULPS, analyze, default_num_steps, default_ratio, relative_ladder
 from ._jit import is_traced
 from ._stencils import Stencil
 from ._steps import eps_of
@@ -50,14 +50,15 @@ class AdaptiveResult(NamedTuple):
 
 #: Near 0 the default ladder reaches down to STRETCH_TO·|x_i| ...
 STRETCH_TO = 1e-3
-#: ... with a step ratio of at most MAX_RATIO.
-MAX_RATIO = 4.0
+#: ... with a step ratio of at most (the ladder's ratio)^MAX_RATIO_POWER (4 for halvings).
+MAX_RATIO_POWER = 2.0
 
 
 def default_relative_steps(dtype, num_steps: int | None = None) -> tuple[float, ...]:
-    """The default ladder 0.1·2^-k (k < num_steps; default from the dtype) as Python floats."""
+    """The default ladder 0.1·R^-k (k < num_steps; R = ``default_ratio(dtype)``, 4 in float64
+    and 2 otherwise; num_steps defaults from the dtype) as Python floats."""
     k = default_num_steps(dtype) if num_steps is None else num_steps
-    return tuple(float(v) for v in relative_ladder(k, np.float64))
+    return tuple(float(v) for v in relative_ladder(k, np.float64, ratio=default_ratio(dtype)))
 
 
 def _one_sided_offsets(stencil: Stencil):
@@ -85,7 +86,7 @@ def ladder_values(
             support, scale)/max|v|).
         stretch: for a coordinate with 0 < |x_i| and rel_{K−1}·max(|x_i|, scale) >
             STRETCH_TO·|x_i|, keep the first step but widen the ratio (at most
-            MAX_RATIO) so that the last step reaches STRETCH_TO·|x_i|: functions singular
+            the square of the ladder's ratio) so that the last step reaches STRETCH_TO·|x_i|: functions singular
             at 0 (log, 1/x, x^a) evaluated near 0 vary on the scale |x_i|, not ``scale``.
 
     Returns:
@@ -101,8 +102,9 @@ def ladder_values(
         nominal = relv[:, None] * jnp.maximum(jnp.abs(xm), jnp.asarray(scale, dt))[None]
         if stretch and K > 2:
             top, bottom = nominal[0], jnp.minimum(nominal[-1], STRETCH_TO * jnp.abs(xm))
+            base = rel[0] / rel[1]
             ratio = jnp.clip(
-                (top / jnp.where(bottom > 0, bottom, top)) ** (1.0 / (K - 1)), rel[0] / rel[1], MAX_RATIO
+                (top / jnp.where(bottom > 0, bottom, top)) ** (1.0 / (K - 1)), base, base**MAX_RATIO_POWER
             )
             powers = jnp.arange(K, dtype=dt)[:, None]
             nominal = jnp.where((bottom < nominal[-1])[None], top[None] * ratio[None] ** -powers, nominal)

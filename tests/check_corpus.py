@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -41,7 +41,10 @@ def _rng(seed):
 
 def _cast(tree, dtype):
     return jax.tree_util.tree_map(
-        lambda a: jnp.asarray(a, dtype) if np.issubdtype(np.asarray(a).dtype, np.floating) else jnp.asarray(a), tree
+        lambda a: (
+            jnp.asarray(a, dtype) if np.issubdtype(np.asarray(a).dtype, np.floating) else jnp.asarray(a)
+        ),
+        tree,
     )
 
 
@@ -273,7 +276,9 @@ def _softplus(bug):
     def softplus(x):
         return jnp.logaddexp(x, 0.0)
 
-    softplus.defjvp(lambda p, t: (jnp.logaddexp(p[0], 0.0), jax.nn.sigmoid((2.0 if bug else 1.0) * p[0]) * t[0]))
+    softplus.defjvp(
+        lambda p, t: (jnp.logaddexp(p[0], 0.0), jax.nn.sigmoid((2.0 if bug else 1.0) * p[0]) * t[0])
+    )
     return softplus
 
 
@@ -436,18 +441,30 @@ def _pair(make, **kw):
 
 
 def _model(bug_rule, **mlp_kw):
+    """make(bug): the MLP with ``bug_rule(bug)`` in the places marked None in ``mlp_kw``."""
+
     def make(bug):
-        return _plain(lambda p, x, y, rule=bug_rule(bug): mlp(p, x, y, **{k: (rule if v is None else v) for k, v in mlp_kw.items()}))
+        rule = bug_rule(bug)
+        kw = {k: (rule if v is None else v) for k, v in mlp_kw.items()}
+        return _plain(lambda p, x, y: mlp(p, x, y, **kw))
 
     return make
 
 
+def _square_model(bug):
+    sq = _square(bug)
+    return _plain(lambda p, x, y: mlp(p, x, y) + 0.1 * jnp.sum(sq(p["w1"])))
+
+
+def _transposed_model(bug):
+    dense = _dense(transpose=bug)
+    return _plain_sq(lambda p, x, y: mlp(p, x, y, dense=dense))
+
+
 BUGGY = [
-    Case("square_missing_factor", **_pair(lambda bug: _plain(
-        lambda p, x, y, sq=_square(bug): mlp(p, x, y) + 0.1 * jnp.sum(sq(p["w1"])))),),
+    Case("square_missing_factor", **_pair(_square_model)),
     Case("tanh_sign_flip", **_pair(_model(_tanh, act=None))),
-    Case("dense_transposed_weight_grad", **_pair(lambda bug: _plain_sq(
-        lambda p, x, y, d=_dense(transpose=bug): mlp(p, x, y, dense=d)))),
+    Case("dense_transposed_weight_grad", **_pair(_transposed_model)),
     Case("softmax_ce_without_onehot", **_pair(_model(_ce, loss=None))),
     Case("layernorm_missing_mean_term", **_pair(_model(_layernorm, norm=None))),
     Case("conv_backward_unflipped_kernel", **_pair(_conv_build)),

@@ -103,16 +103,29 @@ def test_closed_form(name, dtype):
         np.testing.assert_allclose(np.asarray(s.slopes[0]), [-1.0, 1.0], rtol=1e-6)
 
 
-def test_default_ladder_halves_and_stretches_near_zero():
-    """h_k = 0.1·2^-k·max(|x_i|, 1); near 0 the ratio widens (<= 4) to reach 1e-3·|x_i|."""
+def test_default_ladder_by_dtype_and_stretch_near_zero():
+    """float64: h_k = 0.1·4^-k·max(|x_i|, 1), 14 steps; float32: 0.1·2^-k, 22 steps. Near 0
+    the ratio widens (at most to its square) to reach 1e-3·|x_i|."""
     s = fdjax.sweep(lambda x: jnp.sum(jnp.sqrt(x)), jnp.array([1e-8, 1.0, 3.0]))
     h = np.asarray(s.steps)
-    np.testing.assert_allclose(h[1], 0.1 * 2.0 ** -np.arange(28), rtol=1e-6)
-    np.testing.assert_allclose(h[2], 0.3 * 2.0 ** -np.arange(28), rtol=1e-6)
+    np.testing.assert_allclose(h[1], 0.1 * 4.0 ** -np.arange(14), rtol=1e-6)
+    np.testing.assert_allclose(h[2], 0.3 * 4.0 ** -np.arange(14), rtol=1e-6)
     np.testing.assert_allclose(h[0, [0, -1]], [0.1, 1e-11], rtol=1e-6)
     ratios = h[0, :-1] / h[0, 1:]
-    assert np.all((ratios > 2) & (ratios <= 4)) and np.ptp(ratios) < 1e-6
-    assert s.relative_steps == tuple(0.1 * 2.0 ** -np.arange(28))
+    assert np.all((ratios > 4) & (ratios <= 16)) and np.ptp(ratios) < 1e-5
+    assert s.relative_steps == tuple(0.1 * 4.0 ** -np.arange(14))
+    # num_steps= sets the length of the default ladder, its ratio stays the dtype's
+    assert fdjax.sweep(lambda x: jnp.sum(jnp.sqrt(x)), jnp.array([1.0]), num_steps=5).relative_steps == tuple(
+        0.1 * 4.0 ** -np.arange(5)
+    )
+    s32 = fdjax.sweep(lambda x: jnp.sum(jnp.sqrt(x)), jnp.array([1e-6, 1.0], jnp.float32))
+    h32 = np.asarray(s32.steps, np.float64)
+    np.testing.assert_allclose(s32.relative_steps, 0.1 * 2.0 ** -np.arange(22), rtol=1e-6)
+    # the steps taken, (1 + h) − 1, are rounded to the float32 spacing near 1
+    np.testing.assert_allclose(h32[1], 0.1 * 2.0 ** -np.arange(22), rtol=1e-6, atol=2.0**-23)
+    np.testing.assert_allclose(h32[0, [0, -1]], [0.1, 1e-9], rtol=1e-3)
+    ratios32 = h32[0, :-1] / h32[0, 1:]
+    assert np.all((ratios32 > 2) & (ratios32 <= 4))
 
 
 @pytest.mark.parametrize("dtype", [jnp.float64, jnp.float32])
@@ -134,7 +147,7 @@ def test_sweep_passes_through_jit(use_jit):
     x = jnp.array([1e-3, 2.0, 3.0])
     run = (lambda x: fdjax.sweep(f, x)) if not use_jit else jax.jit(lambda x: fdjax.sweep(f, x))
     s = run(x)
-    assert isinstance(s, fdjax.StepSweep) and s.estimates.shape == (3, 28)
+    assert isinstance(s, fdjax.StepSweep) and s.estimates.shape == (3, 14)
     flags = [s.flags(i) for i in range(3)]
     assert Status.NONFINITE in flags[0] and Status.CONVERGED in flags[0]
     assert Status.KINK in flags[1] and Status.KINK not in flags[2]
@@ -277,13 +290,13 @@ def test_indices_directions_and_trees():
 def test_summary_and_json():
     s = fdjax.sweep(lambda x: jnp.sum(x**3), jnp.array([1.0, -2.0]), reference=lambda x: 3 * x**2)
     text = str(s)
-    assert "Step sweep (central, 28 steps" in text and "CONVERGED" in text and "<root>[1]" in text
+    assert "Step sweep (central, 14 steps" in text and "CONVERGED" in text and "<root>[1]" in text
     d = json.loads(json.dumps(s.to_dict(), allow_nan=False))
-    assert d["evaluations"] == 2 * 28 * 2 + 1 and len(d["parameters"]) == 2
+    assert d["evaluations"] == 2 * 14 * 2 + 1 and len(d["parameters"]) == 2
     p = d["parameters"][1]
     assert abs(p["estimate"] - 12.0) <= p["error"] and p["status"][0] == "CONVERGED"
-    assert len(p["steps"]) == len(p["true_error"]) == 28 and p["differences"][-1] is None
-    assert repr(s) == "StepSweep(method='central', coordinates=2, steps=28, evaluations=113)"
+    assert len(p["steps"]) == len(p["true_error"]) == 14 and p["differences"][-1] is None
+    assert repr(s) == "StepSweep(method='central', coordinates=2, steps=14, evaluations=57)"
 
 
 # --------------------------------------------------------------------------------------------

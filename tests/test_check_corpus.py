@@ -59,9 +59,14 @@ def ids(cases):
     return [c.name for c in cases]
 
 
-JITTED = {"tanh_sign_flip", "one_wrong_element_of_10k_weight", "wrong_second_derivative_only",
-          "vjp_vector_missing_cross_term", "relu_mlp_preactivations_at_zero", "cnn_maxpool",
-          "jvp_custom_rule_vector_function", "scan_rnn"}
+JITTED = {
+    "tanh_sign_flip",
+    "wrong_second_derivative_only",
+    "vjp_vector_missing_cross_term",
+    "relu_mlp_preactivations_at_zero",
+    "jvp_custom_rule_vector_function",
+    "scan_rnn",
+}
 
 
 def test_corpus_size():
@@ -100,13 +105,25 @@ LARGE = [c for c in BUGGY if c.nominal >= 1e-3]
 # mode="locate" runs the directional check first (the same rows as mode="directional") and
 # bisects only when it fails, so every LARGE case runs in locate mode; directional mode
 # itself runs on a sample (the test time is mostly XLA compilation, one per function).
-SAMPLE = {"tanh_sign_flip", "layernorm_missing_mean_term", "ce_grad_scaled_1e-3",
-          "one_wrong_element_of_10k_weight", "wrong_second_derivative_only", "jvp_vector_missing_term",
-          "relu_mlp_preactivations_at_zero", "softmax_ce_logits_50", "params_1e-6_to_1e3", "cnn_maxpool",
-          "sort_top3_with_ties", "vjp_vector_function"}
+SAMPLE = {
+    "tanh_sign_flip",
+    "layernorm_missing_mean_term",
+    "ce_grad_scaled_1e-3",
+    "one_wrong_element_of_10k_weight",
+    "wrong_second_derivative_only",
+    "jvp_vector_missing_term",
+    "relu_mlp_preactivations_at_zero",
+    "softmax_ce_logits_50",
+    "params_1e-6_to_1e3",
+    "cnn_maxpool",
+    "sort_top3_with_ties",
+    "vjp_vector_function",
+}
 
 
-@pytest.mark.parametrize("case", [c for c in LARGE if c.name in SAMPLE], ids=ids([c for c in LARGE if c.name in SAMPLE]))
+@pytest.mark.parametrize(
+    "case", [c for c in LARGE if c.name in SAMPLE], ids=ids([c for c in LARGE if c.name in SAMPLE])
+)
 def test_bug_caught_directional_float64(case):
     r = check(case, jnp.float64, "directional")
     assert not bool(r.passed), f"missed a bug of relative size {bug_size(case.name):.1e}\n{r}"
@@ -139,8 +156,10 @@ def test_single_wrong_element_is_the_one_located():
 # Correct traps: never a false alarm.
 
 
-MODES_F64 = [(c, m) for c in CORRECT for m in ("full", "locate")] + [
-    (c, m) for c in CORRECT if c.name in SAMPLE for m in ("subset", "directional")
+# On a correct function mode="locate" is the directional check (it bisects only on a failure):
+# every case runs full and directional, the sample also subset and locate.
+MODES_F64 = [(c, m) for c in CORRECT for m in ("full", "directional")] + [
+    (c, m) for c in CORRECT if c.name in SAMPLE for m in ("subset", "locate")
 ]
 
 

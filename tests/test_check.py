@@ -1,0 +1,396 @@
+"""fdjax.check_grad / assert_grad / check_vjp / check_jvp: API, jit, diagnostics, bad input."""
+
+import json
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import fdjax
+from fdjax._check_model import FAIL, KINK, NONFINITE, PASS, UNCHECKED
+
+
+def loss(p, x):
+    return jnp.sum(jnp.tanh(x @ p["w"] + p["b"]) ** 2)
+
+
+P = {"w": jnp.asarray(np.random.default_rng(0).normal(size=(3, 4))), "b": jnp.linspace(-0.5, 0.5, 4)}
+X = jnp.asarray(np.random.default_rng(1).normal(size=(5, 3)))
+
+
+@jax.custom_vjp
+def _bad_sin(x):
+    return jnp.sin(x)
+
+
+_bad_sin.defvjp(lambda x: (jnp.sin(x), x), lambda x, g: (g * jnp.cos(x) * 1.01,))
+
+
+def bad_loss(p, x):
+    return jnp.sum(_bad_sin(x @ p["w"] + p["b"]) ** 2)
+
+
+@pytest.mark.parametrize("jit", [False, True])
+@pytest.mark.parametrize("mode", ["full", "subset", "directional", "locate"])
+def test_jit_and_eager_agree(mode, jit):
+    def run(p, x):
+        return fdjax.check_grad(bad_loss, p, x, mode=mode)
+
+    r = (jax.jit(run) if jit else run)(P, X)
+    assert isinstance(r, fdjax.GradCheck)
+    assert not bool(r.passed) and int(r.failed) > 0
+    assert r.leaf_names == ("['b']", "['w']") and r.leaf_shapes == ((4,), (3, 4))
+    assert np.asarray(r.analytic).shape == (16,) and np.asarray(r.leaf_passed).shape == (2,)
+    assert "FAILED" in str(r)
+    good = (jax.jit(fdjax.check_grad, static_argnums=0) if False else fdjax.check_grad)(loss, P, X, mode=mode)
+    assert bool(good.passed)
+
+
+def test_jit_result_matches_eager():
+    eager = fdjax.check_grad(bad_loss, P, X)
+    traced = jax.jit(lambda p, x: fdjax.check_grad(bad_loss, p, x))(P, X)
+    np.testing.assert_array_equal(np.asarray(eager.status), np.asarray(traced.status))
+    np.testing.assert_allclose(np.asarray(eager.numeric), np.asarray(traced.numeric), rtol=1e-12)
+    np.testing.assert_allclose(np.asarray(eager.tolerance), np.asarray(traced.tolerance), rtol=1e-9)
+    assert str(traced).startswith("fdjax.check_grad: FAILED")
+
+
+def test_fields_metrics_and_names():
+    r = fdjax.check_grad(bad_loss, P, X)
+    a, n = np.asarray(r.analytic), np.asarray(r.numeric)
+    g = jax.grad(bad_loss)(P, X)
+    np.testing.assert_allclose(a, np.concatenate([np.ravel(g["b"]), np.ravel(g["w"])]))
+    np.testing.assert_allclose(np.asarray(r.abs_error), np.abs(a - n))
+    np.testing.assert_allclose(np.asarray(r.rel_error), np.abs(a - n) / np.maximum(np.abs(a), np.abs(n)))
+    # The FD value is the true derivative: the custom rule is 1 % too large.
+    true = jax.grad(lambda p, x: jnp.sum(jnp.sin(x @ p["w"] + p["b"]) ** 2))(P, X)
+    np.testing.assert_allclose(n, np.concatenate([np.ravel(true["b"]), np.ravel(true["w"])]), rtol=1e-7)
+    start = r.leaf_starts[1]
+    leaf = slice(start, start + 12)
+    ratio = np.linalg.norm(a[leaf] - n[leaf]) / np.linalg.norm(a[leaf] + n[leaf])
+    np.testing.assert_allclose(np.asarray(r.leaf_norm_ratio)[1], ratio, rtol=1e-9)
+    assert 1.5 < float(np.asarray(r.leaf_digits)[1]) < 2.5  # 1 % agreement: two digits
+    assert float(r.sign_agreement) == 1.0
+    assert r.element_name(start + 5) == "['w'][1, 1]"
+    assert r.leaves("analytic")["['w']"].shape == (3, 4)
+    tol = np.asarray(r.tolerance)
+    parts = np.asarray(r.truncation) + np.asarray(r.roundoff) + np.asarray(r.ad_rounding)
+    np.testing.assert_allclose(tol, r.margin * parts, rtol=1e-12)
+    d = r.to_dict(max_elements=3)
+    json.dumps(d)
+    assert d["passed"] is False and len(d["elements"]["index"]) == 3 and d["leaves"][1]["name"] == "['w']"
+    assert d["elements"]["status"][0] == "fail"
+
+
+def test_summary_lists_leaves_and_worst_elements():
+    r = fdjax.check_grad(bad_loss, P, X)
+    text = r.summary(max_rows=4)
+    assert "['w']" in text and "['b']" in text and "overall" in text
+    assert "worst elements (4 of 16" in text
+    assert "× the tolerance" in text and "truncation" in text and "round-off" in text
+    assert str(r) == r.summary()
+
+
+def test_assert_grad():
+    assert bool(fdjax.assert_grad(loss, P, X).passed)
+    with pytest.raises(fdjax.GradientCheckError, match=r"FAILED: .* disagree with jax.grad") as info:
+        fdjax.assert_grad(bad_loss, P, X, mode="directional")
+    assert isinstance(info.value, AssertionError) and not bool(info.value.result.passed)
+    assert "['w']" in str(info.value)
+    with pytest.raises(TypeError, match="cannot raise inside jax.jit"):
+        jax.jit(lambda p: fdjax.assert_grad(loss, p, X).passed)(P)
+
+
+def test_evaluation_counts():
+    n = 16
+    r = fdjax.check_grad(loss, P, X)  # 4 offsets per element, 2 leaf directions, 2+2 f(x), 8 probes
+    assert int(r.evaluations) == 1 + 4 * n + 2 + 4 * 2 + 2 + 8
+    r = fdjax.check_grad(loss, P, X, mode="directional", num_directions=5)
+    assert int(r.evaluations) == 1 + 4 * (5 + 2 + 2) + 2 + 8
+
+
+def test_nondeterministic_function_is_reported():
+    def dropout_left_on(x):
+        mask = np.random.default_rng().random(x.shape) > 0.5  # a new mask every trace
+        return jnp.sum(jnp.where(mask, x, 0.0) ** 2)
+
+    r = fdjax.check_grad(dropout_left_on, jnp.linspace(0.1, 1.0, 64))
+    assert not bool(r.deterministic) and not bool(r.passed)
+    assert "not deterministic" in str(r) and "Dropout or an RNG" in str(r)
+
+
+def test_nondeterministic_per_evaluation():
+    def noisy(x):
+        z = jax.pure_callback(
+            lambda: np.asarray(np.random.default_rng().normal(), np.float64),
+            jax.ShapeDtypeStruct((), jnp.float64),
+            vmap_method="sequential",
+        )
+        return jnp.sum(x**2) + 1e-3 * z
+
+    r = fdjax.check_grad(noisy, jnp.ones(3))
+    assert not bool(r.deterministic) and not bool(r.passed)
+
+
+def test_nonfinite_named_with_element_and_offset():
+    x = jnp.asarray([1.0, 2.0, 1e-9, 3.0])
+    r = fdjax.check_grad(lambda v: jnp.sum(jnp.log(v)), x)
+    assert bool(r.nonfinite) and not bool(r.passed)
+    assert int(r.nonfinite_index) == 2 and float(r.nonfinite_offset) < 0
+    assert np.asarray(r.status)[2] == NONFINITE
+    assert "f returned NaN/inf at a perturbed point: element <root>[2], offset -" in str(r)
+    r = fdjax.check_grad(lambda v: jnp.sum(jnp.sqrt(v - 5.0)), x)
+    assert "non-finite value at the unperturbed point" in str(r)
+
+
+def test_nonfinite_analytic_value_named():
+    @jax.custom_vjp
+    def g(v):
+        return jnp.sum(v**2)
+
+    g.defvjp(lambda v: (g(v), v), lambda v, c: (c * (2 * v).at[1].set(jnp.nan),))
+    r = fdjax.check_grad(g, jnp.ones(3))
+    assert bool(r.nonfinite) and int(r.nonfinite_index) == 1 and math.isnan(float(r.nonfinite_offset))
+    assert "the analytic derivative is non-finite at <root>[1]" in str(r)
+
+
+def test_subset_sample_stable_when_other_leaves_change():
+    def f(p):
+        return sum(jnp.sum(jnp.sin(v)) for v in jax.tree_util.tree_leaves(p))
+
+    p1 = {"a": jnp.linspace(0, 1, 50), "w": jnp.linspace(-1, 1, 200)}
+    p2 = {"a": jnp.linspace(0, 1, 70), "c": jnp.ones(9), "w": jnp.linspace(-1, 1, 200)}
+    r1 = fdjax.check_grad(f, p1, mode="subset", k=7, key=3)
+    r2 = fdjax.check_grad(f, p2, mode="subset", k=7, key=3)
+    s1 = r1.leaves("status")["['w']"] != UNCHECKED
+    s2 = r2.leaves("status")["['w']"] != UNCHECKED
+    assert s1.sum() == 7 and np.array_equal(s1, s2)
+    r3 = fdjax.check_grad(f, p1, mode="subset", k=7, key=4)
+    assert not np.array_equal(s1, r3.leaves("status")["['w']"] != UNCHECKED)
+    assert r1.leaves("status")["['a']"].astype(bool).sum() == 7
+
+
+def test_subset_default_k_is_min_16_leaf_size():
+    r = fdjax.check_grad(loss, P, X, mode="subset")
+    assert [int(c) for c in np.asarray(r.leaf_checked)] == [4 + 1, 12 + 1]  # elements + gradient direction
+
+
+def test_float32_steps_and_precision_float64():
+    p32 = jax.tree_util.tree_map(lambda a: a.astype(jnp.float32), P)
+    x32 = X.astype(jnp.float32)
+    r = fdjax.check_grad(loss, p32, x32)
+    assert r.dtype == "float32" and bool(r.passed)
+    w = np.asarray(p32["b"])
+    expected = (w + np.cbrt(np.finfo(np.float32).eps) * np.maximum(np.abs(w), 1)) - w
+    np.testing.assert_allclose(r.leaves("step")["['b']"], expected, rtol=1e-6)
+    r64 = fdjax.check_grad(loss, p32, x32, precision="float64")
+    assert r64.dtype == "float64" and bool(r64.passed)
+    assert float(np.max(np.asarray(r64.tolerance))) < 1e-3 * float(np.min(np.asarray(r.tolerance)))
+
+
+def test_precision_float64_needs_x64():
+    with jax.enable_x64(False):
+        with pytest.raises(ValueError, match=r"precision='float64'\) needs 64-bit JAX.*JAX_ENABLE_X64=1"):
+            fdjax.check_grad(loss, P, X, precision="float64")
+
+
+@pytest.mark.parametrize("method", ["forward", "central4"])
+def test_other_stencils(method):
+    assert bool(fdjax.check_grad(loss, P, X, method=method).passed)
+    assert not bool(fdjax.check_grad(bad_loss, P, X, method=method).passed)
+
+
+def test_step_auto_uses_the_sweep():
+    r = fdjax.check_grad(loss, P, X, step="auto")
+    assert bool(r.passed) and int(r.evaluations) > 20 * 16
+    assert not bool(fdjax.check_grad(bad_loss, P, X, step="auto").passed)
+
+
+def test_order2_compares_hessian_vector_product():
+    r = fdjax.check_grad(loss, P, X, order=2)
+    assert bool(r.passed) and r.order == 2
+    a = np.asarray(r.analytic)
+    n = np.asarray(r.numeric)
+    np.testing.assert_allclose(a, n, rtol=1e-5, atol=1e-8)
+    # Hv with a ±1 vector v: |Hv| is bounded by the row sums of |H|.
+    from fdjax._pytree import flatten_args
+
+    fa = flatten_args((P, X), 0, "t")
+    H = jax.hessian(lambda z: loss(*fa.call_args(z)))(fa.x)
+    assert np.all(np.abs(a) <= np.abs(np.asarray(H)).sum(1) + 1e-12)
+
+
+def test_check_vjp_with_given_cotangent():
+    def f(x):
+        return {"s": jnp.sin(x), "p": x[:2] * x[1:3]}
+
+    x = jnp.linspace(0.1, 1.0, 4)
+    c = {"s": jnp.arange(4.0), "p": jnp.ones(2)}
+    r = fdjax.check_vjp(f, (x,), c)
+    assert bool(r.passed) and r.kind == "vjp" and r.leaf_names == ("<root>",)
+    np.testing.assert_allclose(np.asarray(r.analytic), jax.vjp(f, x)[1](c)[0])
+
+
+def test_check_jvp_with_tangent_direction():
+    x = jnp.linspace(0.1, 1.0, 4)
+    r = fdjax.check_jvp(jnp.sin, (x,), (jnp.ones(4),), mode="directional")
+    kinds = np.asarray(r.dir_kind)
+    assert bool(r.passed) and 3 in kinds  # the tangent is one of the directions
+    t = np.flatnonzero(kinds == 3)[0]
+    assert np.asarray(r.dir_status)[t] == PASS
+
+
+def test_locate_one_wrong_element_of_a_1e6_leaf():
+    n, bad = 1_000_000, 654_321
+
+    @jax.custom_vjp
+    def act(w):
+        return jnp.sin(w)
+
+    act.defvjp(lambda w: (jnp.sin(w), w), lambda w, g: ((g * jnp.cos(w)).at[bad].multiply(1.5),))
+    w = jnp.asarray(np.random.default_rng(0).normal(size=n))
+    r = fdjax.check_grad(lambda p: jnp.sum(act(p["w"])) + 0.5 * jnp.sum(p["w"] ** 2), {"w": w}, mode="locate")
+    budget = 32 * math.log2(n)
+    print(
+        f"\nlocate: 1 wrong element of N = {n}: {int(r.evaluations)} evaluations (32·log2 N = {budget:.0f})"
+    )
+    assert int(r.evaluations) <= budget
+    assert sorted({int(i) for i in np.asarray(r.located) if i >= 0}) == [bad]
+    assert np.asarray(r.status)[bad] == FAIL and int(np.sum(np.asarray(r.status) == FAIL)) == 1
+    assert "confirmed wrong: ['w'][654321]" in str(r)
+
+
+def test_kink_status_excluded_from_verdict():
+    r = fdjax.check_grad(lambda x: jnp.sum(jax.nn.relu(x)), jnp.asarray([-1.0, 0.0, 2.0]))
+    assert bool(r.passed)
+    assert np.asarray(r.status).tolist() == [PASS, KINK, PASS]
+    assert bool(np.asarray(r.subgradient)[1])
+
+
+# ------------------------------------------------------------------------------------------
+# Bad input: every path a clear error naming the argument.
+
+
+@pytest.mark.parametrize(
+    "kwargs, err, match",
+    [
+        (
+            {"mode": "fast"},
+            ValueError,
+            r"fdjax.check_grad\(mode=...\) must be one of "
+            r"\['full', 'subset', 'directional', 'locate'\], got 'fast'",
+        ),
+        ({"method": "nope"}, ValueError, r"fdjax.check_grad\(method=...\) must be one of"),
+        ({"method": "complex"}, ValueError, r"fdjax.check_grad\(method=...\) must be a real stencil"),
+        (
+            {"method": fdjax.Stencil.from_offsets([-1, 0, 1], derivative=2)},
+            ValueError,
+            r"first-derivative stencil",
+        ),
+        (
+            {"mode": "subset", "k": 5},
+            ValueError,
+            r"fdjax.check_grad\(k=...\) must not exceed .* k=5 but leaf \['b'\] has 4",
+        ),
+        ({"k": 2}, ValueError, r"fdjax.check_grad\(k=...\) applies to mode='subset' only"),
+        ({"mode": "subset", "k": 0}, ValueError, r"fdjax.check_grad\(k=...\) must be an int >= 1, got 0"),
+        ({"order": 3}, ValueError, r"fdjax.check_grad\(order=...\) must be 1 or 2, got 3"),
+        (
+            {"precision": "float16"},
+            ValueError,
+            r"fdjax.check_grad\(precision=...\) must be None .* got 'float16'",
+        ),
+        (
+            {"margin": 0.0},
+            ValueError,
+            r"fdjax.check_grad\(margin=...\) must be a positive finite number, got 0.0",
+        ),
+        ({"margin": float("nan")}, ValueError, r"fdjax.check_grad\(margin=...\)"),
+        ({"num_directions": 0}, ValueError, r"fdjax.check_grad\(num_directions=...\) must be an int >= 1"),
+        (
+            {"max_located": 1.5},
+            ValueError,
+            r"fdjax.check_grad\(max_located=...\) must be an int >= 1, got 1.5",
+        ),
+        (
+            {"step": -1e-3},
+            ValueError,
+            r"fdjax.check_grad\(step=...\) must be positive and finite, got -0.001",
+        ),
+        ({"step": "tiny"}, ValueError, r"fdjax.check_grad\(step=...\) must be .*\"auto\""),
+        (
+            {"step": "auto", "mode": "directional"},
+            ValueError,
+            r"fdjax.check_grad\(step='auto'\) needs mode='full'",
+        ),
+        (
+            {"key": "seed"},
+            TypeError,
+            r"fdjax.check_grad\(key=...\) must be None, an int seed or a jax.random key, got 'seed'",
+        ),
+        ({"argnums": 5}, ValueError, r"fdjax.check_grad\(argnums=...\) refers to positional argument 5"),
+        ({"chunk_size": 0}, ValueError, r"fdjax.check_grad\(chunk_size=...\) must be a positive int"),
+    ],
+)
+def test_bad_configuration(kwargs, err, match):
+    with pytest.raises(err, match=match):
+        fdjax.check_grad(loss, P, X, **kwargs)
+
+
+def test_bad_function_and_arguments():
+    with pytest.raises(TypeError, match=r"fdjax.check_grad\(f=...\) must be callable, got int"):
+        fdjax.check_grad(3, P, X)
+    with pytest.raises(
+        TypeError,
+        match=r"fdjax.check_grad requires a scalar-output function \(shape \(\)\), "
+        r"got output \(5, 4\).*check_vjp",
+    ):
+        fdjax.check_grad(lambda p, x: jnp.tanh(x @ p["w"]), P, X)
+    with pytest.raises(
+        TypeError, match=r"fdjax.check_grad requires real floating-point outputs, got dtype int32"
+    ):
+        fdjax.check_grad(lambda x: jnp.sum(x).astype(jnp.int32), jnp.ones(3))
+    with pytest.raises(
+        ValueError,
+        match=r"fdjax.check_grad: the differentiated argument contains non-finite values; "
+        r"first at \['b'\]\[1\]",
+    ):
+        fdjax.check_grad(loss, {"w": P["w"], "b": P["b"].at[1].set(jnp.inf)}, X)
+    with pytest.raises(ValueError, match=r"empty pytree"):
+        fdjax.check_grad(lambda p: 0.0, {})
+    with pytest.raises(TypeError, match=r"no floating-point leaves"):
+        fdjax.check_grad(lambda i: jnp.float64(1.0), jnp.arange(3))
+    r = fdjax.check_grad(loss, P, X)
+    with pytest.raises(ValueError, match=r"GradCheck.leaves\(field=...\) must be one of"):
+        r.leaves("bogus")
+
+
+def test_bad_vjp_jvp_input():
+    f = lambda x: jnp.sin(x)  # noqa: E731
+    x = jnp.ones(3)
+    with pytest.raises(
+        ValueError,
+        match=r"fdjax.check_vjp\(cotangents=...\) leaf shape \(4,\) does not match "
+        r"the output leaf shape \(3,\)",
+    ):
+        fdjax.check_vjp(f, (x,), jnp.ones(4))
+    with pytest.raises(
+        ValueError,
+        match=r"fdjax.check_vjp\(cotangents=...\) must have the structure of the function's output",
+    ):
+        fdjax.check_vjp(f, (x,), {"a": jnp.ones(3)})
+    with pytest.raises(TypeError, match=r"fdjax.check_vjp\(primals=...\) must be a tuple or list"):
+        fdjax.check_vjp(f, x)
+    with pytest.raises(ValueError, match=r"fdjax.check_jvp\(primals=...\) must not be empty"):
+        fdjax.check_jvp(f, ())
+    with pytest.raises(
+        ValueError,
+        match=r"fdjax.check_jvp\(tangents=...\) leaf shape \(2,\) does not match the primal shape \(3,\)",
+    ):
+        fdjax.check_jvp(f, (x,), (jnp.ones(2),))
+    with pytest.raises(TypeError, match=r"fdjax.check_jvp\(tangents=...\) must be a tuple or list"):
+        fdjax.check_jvp(f, (x,), jnp.ones(3))
+    with pytest.raises(ValueError, match=r"fdjax.check_jvp\(cotangents=...\) leaf shape"):
+        fdjax.check_jvp(f, (x,), cotangents=jnp.ones((3, 1)))
