@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._check_aggregate import _Aggregate
-from ._check_body import _CheckBody, _Config
+from ._check_body import _Config, _DirectionBody, _ElementBody, _LocateBody, no_elements
 from ._check_model import DEFAULT_MARGIN
 from ._check_result import GradCheck, GradientCheckError
 from ._derivatives import check_x_finite
@@ -196,19 +196,36 @@ def _run(
         fun=fun,
         argnums=argnums,
         kind=kind,
-        mode=mode,
         stencil=stencil,
         opts=opts,
         order=order,
-        subset_k=subset_k,
         num_directions=num_directions,
-        max_located=max_located,
-        margin=margin,
         caller=caller,
         has_tangent=tangent is not None,
         step_kind=step_kind,
     )
-    raw = call_jitted(_CheckBody(cfg), args, step, key, cotangents, tangent)
+    # The direction body does not depend on the mode (one compilation for every mode); the
+    # element rows of full/subset and the bisection of locate are separate bodies.
+    raw = call_jitted(_DirectionBody(cfg), args, step, key, cotangents, tangent)
+    if mode in ("full", "subset"):
+        part = call_jitted(
+            _ElementBody(cfg, mode, subset_k), args, step, key, cotangents, raw["analytic"], raw["f0_ad"]
+        )
+    elif mode == "locate":
+        part = call_jitted(
+            _LocateBody(cfg, max_located, margin),
+            args,
+            step,
+            key,
+            cotangents,
+            tangent,
+            raw["analytic"],
+            raw["d"],
+        )
+    else:
+        part = no_elements(raw["d"], fa.size, raw["analytic"].dtype)
+    raw = dict(raw, **{k: v for k, v in part.items() if k != "evaluations"})
+    raw["evaluations"] = raw["evaluations"] + part["evaluations"]
     agg = _Aggregate(
         caller=caller,
         kind=kind,
@@ -303,10 +320,10 @@ def check_grad(
     inside ``jax.jit`` too (it returns a pytree of arrays). Modes:
 
     - ``"full"``: every element i, from f at x ± h_i·e_i and x ± 2h_i·e_i (4N evaluations for
-      central: the 2h pair estimates the truncation error and finds kinks), plus one
-      directional check per leaf along the analytic gradient, which sums the evidence of the
-      whole leaf (catches a gradient scaled by 1 + 1e-2 in float32 where each element alone
-      is too noisy).
+      central: the 2h pair estimates the truncation error and finds kinks), plus the
+      directional checks below; the one along each leaf's analytic gradient sums the
+      evidence of the whole leaf (it catches a gradient scaled by 1 + 1e-2 in float32 where
+      each element alone is too noisy).
     - ``"subset"``: ``k`` random elements per leaf (default min(16, leaf size)); each leaf's
       sample comes from its key path, so it does not change when other leaves change.
     - ``"directional"``: ``num_directions`` Rademacher directions over all coordinates, one
@@ -337,6 +354,8 @@ def check_grad(
         step: relative step (h_i = step·max(|x_i|, 1)), a float or a pytree matching the
             argument(s); default eps^(1/(p+1)) of the dtype (cbrt(eps) for central). Along a
             direction v on a support S the step is step·max(‖x_S‖, 1)/‖v_S‖ (float or default).
+            ``"auto"`` (``mode="full"`` only): each element's step from the adaptive sweep
+            (``fdjax.sweep``), then the same error model at that step.
         key: random key or int seed for subset samples and directions; default key(0).
         k: elements per leaf in ``"subset"`` mode.
         num_directions: random directions over all coordinates (directional, locate).

@@ -147,7 +147,7 @@ class _Aggregate:
         if self.mode == "full":  # every element, in order
             out = {k: v for k, v in vals.items()}
             out["step"] = raw["h"]
-            out["analytic"] = raw["analytic"]
+            out["analytic"] = raw["e_analytic"]
             return out
         tgt = xp.where(raw["e_keep"], idx, n)  # out of range: dropped
         fl = xp.stack([vals[k].astype(fdt) for k in _FLOAT], 1)
@@ -171,7 +171,7 @@ class _Aggregate:
         sigma = probe_sigma(d.probes, d.centers[0], xp)
         dmeas = measure_samples(d, sigma, self.stencil, self.margin, eps, xp)
         # In locate mode the body judged the directions to start bisection; report those verdicts.
-        d_status = dmeas.status if raw.get("d_status") is None else raw["d_status"]
+        d_status = raw["d_status"] if "d_status" in raw else dmeas.status
         dstatus = xp.where(d.valid, d_status, UNCHECKED).astype(np.int8)
         emeas = measure_samples(e, sigma, self.stencil, self.margin, eps, xp)
         el = self._elements(xp, raw, emeas, n, dt, fdt)
@@ -301,7 +301,7 @@ class _Aggregate:
             nonfinite_direction=nf_dir,
             nonfinite_offset=nf_offset,
             evaluations=raw["evaluations"],
-            located=raw["located"],
+            located=raw["located"] if "located" in raw else xp.zeros((0,), np.int32),
             caller=self.caller,
             kind=self.kind,
             mode=self.mode,

@@ -1,9 +1,15 @@
-"""The traced measurement body of a gradient check: the AD side and the engine batches.
+"""The traced measurement bodies of a gradient check: the AD side and the engine batches.
 
-``_CheckBody`` runs under ``call_jitted`` (or inside the user's jit). It computes the
-analytic vector, chooses the rows of the mode, runs the engine batches and returns their raw
-``Samples``; the error model and the verdict are applied by ``_check_aggregate._Aggregate``,
-a second body whose compilation does not depend on the user's function.
+Two bodies run under ``call_jitted`` (or inside the user's jit):
+
+- ``_DirectionBody`` (every mode): the analytic vector, f(x), the noise probes and the
+  directional checks (random over all coordinates, random per leaf, along each leaf's
+  analytic gradient, the user's tangent). Its configuration does not include the mode, so
+  checking one function in several modes compiles it once.
+- ``_ElementBody`` (full, subset) or ``_LocateBody`` (locate): the element rows.
+
+They return raw ``Samples``; the error model and the verdict are applied by
+``_check_aggregate._Aggregate`` (on the host when not traced).
 """
 
 from __future__ import annotations
@@ -38,7 +44,16 @@ from ._pytree import flatten_args
 from ._stencils import Stencil
 from ._steps import eps_of, relative_step_vector, taken_step
 
-__all__ = ["_Config", "_CheckBody", "contract", "leaf_stream", "DIRECTION_CODES"]
+__all__ = [
+    "_Config",
+    "_DirectionBody",
+    "_ElementBody",
+    "_LocateBody",
+    "no_elements",
+    "contract",
+    "leaf_stream",
+    "DIRECTION_CODES",
+]
 
 #: Codes of GradCheck.dir_kind: random over all coordinates, random on a leaf, along a leaf's
 #: analytic gradient, the user's tangent.
@@ -47,19 +62,15 @@ DIRECTION_CODES = {"random": 0, "random_leaf": 1, "gradient": 2, "tangent": 3}
 
 @dataclasses.dataclass(frozen=True)
 class _Config:
-    """Static configuration of one check (hashable: part of the jit cache key)."""
+    """Static configuration shared by the bodies (hashable: part of the jit cache key)."""
 
     fun: Callable
     argnums: Any
     kind: str  # "grad" | "jvp" | "vjp"
-    mode: str
     stencil: Stencil
     opts: Options
     order: int
-    subset_k: tuple[int, ...]  # elements per leaf (subset mode)
     num_directions: int
-    max_located: int
-    margin: float
     caller: str
     has_tangent: bool
     step_kind: str  # "default" | "scalar" | "tree" | "auto"
@@ -77,81 +88,78 @@ def contract(c, y):
     return sum(jnp.vdot(ci.astype(dt), yi.astype(dt)) for ci, yi in zip(cl, yl, strict=False))
 
 
-def _analytic_side(cfg: _Config, f_flat, x, seeds, cotangents):
-    """(fd_fn, f0_ad, along, lin): the scalar function the FD side differentiates, its value
-    from the AD pass, the analytic vector (None when only JVPs are available) and the
-    analytic linear functional."""
-    n, dt = x.shape[0], x.dtype
-    s_ord, s_cot = seeds
-    if cfg.kind == "grad":
-        if cfg.order == 1:
-            fd_fn = f_flat
-        else:
-            v = rademacher(s_ord, 0, n, dt)
-            g = jax.grad(f_flat)
+class _Problem:
+    """The flat view of one check: x, the scalar function the FD side differentiates
+    (f itself, ⟨v, ∇f⟩ for order 2, ⟨c, f⟩ for vector functions) and the random streams."""
 
-            def fd_fn(z):
-                return jnp.vdot(v, g(z))
-
-        f0_ad, along = jax.value_and_grad(fd_fn)(x)
-        return fd_fn, f0_ad, along, Linear(along)
-    if cotangents is None:
-        leaves, tdef = jax.tree_util.tree_flatten(jax.eval_shape(f_flat, x))
-        cotangents = jax.tree_util.tree_unflatten(
-            tdef, [signed_uniform(s_cot, i, leaf.shape, leaf.dtype) for i, leaf in enumerate(leaves)]
-        )
-    c = cotangents
-
-    def fd_fn(z):
-        return contract(c, f_flat(z))
-
-    if cfg.kind == "vjp":
-        y, pull = jax.vjp(f_flat, x)
-        along = pull(jax.tree_util.tree_map(lambda ci, yi: ci.astype(yi.dtype), c, y))[0]
-        return fd_fn, contract(c, y), along, Linear(along)
-    lin = Linear(None, lambda d: jax.jvp(fd_fn, (x,), (d,))[1], n, dt)
-    along = None
-    if cfg.mode == "full":
-        along = lin.at(jnp.arange(n, dtype=jnp.int32))
-        lin = Linear(along)
-    return fd_fn, fd_fn(x), along, lin
-
-
-@dataclasses.dataclass(frozen=True)
-class _CheckBody:
-    cfg: _Config
-
-    def __call__(self, args, step, key, cotangents, tangent) -> dict:
-        cfg = self.cfg
-        stencil = cfg.stencil
+    def __init__(self, cfg: _Config, args, key, cotangents):
         fa = flatten_args(args, cfg.argnums, cfg.caller)
-        x, n, dt = fa.x, fa.size, fa.x.dtype
-        eps = eps_of(dt)
+        self.cfg, self.fa = cfg, fa
+        self.x, self.n, self.dt = fa.x, fa.size, fa.x.dtype
+        self.eps = eps_of(self.dt)
+        self.s_dir, self.s_sub, s_ord, s_cot = (seed_of(key, i) for i in (1, 2, 3, 4))
+        self.starts = np.cumsum([0] + [int(np.prod(s, dtype=np.int64)) for s in fa.float_shapes])
 
         def f_flat(flat):
             return cfg.fun(*fa.call_args(flat))
 
-        s_dir, s_sub, s_ord, s_cot = (seed_of(key, i) for i in (1, 2, 3, 4))
-        fd_fn, f0_ad, along, lin = _analytic_side(cfg, f_flat, x, (s_ord, s_cot), cotangents)
+        self.f_flat = f_flat
+        if cfg.kind == "grad":
+            if cfg.order == 1:
+                self.fd_fn = f_flat
+            else:
+                v = rademacher(s_ord, 0, self.n, self.dt)
+                g = jax.grad(f_flat)
+                self.fd_fn = lambda z: jnp.vdot(v, g(z))
+            self.c = None
+            return
+        if cotangents is None:
+            leaves, tdef = jax.tree_util.tree_flatten(jax.eval_shape(f_flat, self.x))
+            cotangents = jax.tree_util.tree_unflatten(
+                tdef, [signed_uniform(s_cot, i, leaf.shape, leaf.dtype) for i, leaf in enumerate(leaves)]
+            )
+        c = self.c = cotangents
+        self.fd_fn = lambda z: contract(c, f_flat(z))
 
-        auto_evaluations = 0
-        if cfg.step_kind == "auto":
-            # The adaptive sweep picks h_i per element; the check then runs at that step.
-            from ._sweep import adaptive_basis, default_relative_steps
+    def analytic(self):
+        """(f0 from the AD pass, the analytic vector or None when only JVPs are available)."""
+        if self.cfg.kind == "grad":
+            return jax.value_and_grad(self.fd_fn)(self.x)
+        if self.cfg.kind == "vjp":
+            y, pull = jax.vjp(self.f_flat, self.x)
+            a = pull(jax.tree_util.tree_map(lambda ci, yi: ci.astype(yi.dtype), self.c, y))[0]
+            return contract(self.c, y), a
+        return self.fd_fn(self.x), None
 
-            found = adaptive_basis(fd_fn, x, jnp.asarray(f0_ad), stencil, cfg.opts).step
-            found = jnp.reshape(jnp.asarray(found), (n,)).astype(dt)
-            h = (x + found) - x
-            fallback = taken_step(x, jnp.full((n,), stencil.default_step(eps), dt))
-            h = jnp.where(jnp.isfinite(h) & (h > 0), h, fallback)
-            auto_evaluations = len(default_relative_steps(dt)) * len(stencil.offsets) * n
-        else:
-            h = taken_step(x, relative_step_vector(step, fa, stencil, cfg.caller))
-        rel_dir = step if cfg.step_kind == "scalar" else stencil.default_step(eps)
+    def linear(self, analytic=None) -> Linear:
+        """The analytic side as a linear functional: a·δ, or ⟨c, J·δ⟩ by JVP (check_jvp)."""
+        if self.cfg.kind != "jvp":
+            return Linear(analytic)
+        x = self.x
+        return Linear(None, lambda d: jax.jvp(self.fd_fn, (x,), (d,))[1], self.n, self.dt)
 
-        # ---- direction rows (the noise probes and f(x) twice ride along, in every mode)
-        starts = np.cumsum([0] + [int(np.prod(s, dtype=np.int64)) for s in fa.float_shapes])
-        nleaf = len(fa.float_shapes)
+    def element_steps(self, step, f0):
+        """(h, extra evaluations): the step taken per element, or the adaptive sweep's."""
+        cfg, x, n, dt, stencil = self.cfg, self.x, self.n, self.dt, self.cfg.stencil
+        if cfg.step_kind != "auto":
+            return taken_step(x, relative_step_vector(step, self.fa, stencil, cfg.caller)), 0
+        # The adaptive sweep picks h_i per element; the check then runs at that step.
+        from ._sweep import adaptive_basis, default_relative_steps
+
+        found = adaptive_basis(self.fd_fn, x, jnp.asarray(f0), stencil, cfg.opts).step
+        found = jnp.reshape(jnp.asarray(found), (n,)).astype(dt)
+        h = (x + found) - x
+        fallback = taken_step(x, jnp.full((n,), stencil.default_step(self.eps), dt))
+        h = jnp.where(jnp.isfinite(h) & (h > 0), h, fallback)
+        return h, len(default_relative_steps(dt)) * len(stencil.offsets) * n
+
+    def rel_dir(self, step):
+        return step if self.cfg.step_kind == "scalar" else self.cfg.stencil.default_step(self.eps)
+
+    def directions(self):
+        """(rows, dir_kind codes, dir_leaf) of the directional checks (static layout)."""
+        cfg, n, starts = self.cfg, self.n, self.starts
+        nleaf = len(starts) - 1
         parts, dkind, dleaf = [], [], []
 
         def add(kind, index, lo, hi, label, leaf):
@@ -167,104 +175,159 @@ class _CheckBody:
             dkind.extend([DIRECTION_CODES[label]] * m)
             dleaf.extend(leaf)
 
-        leaves = list(range(nleaf))
-        if cfg.mode in ("directional", "locate"):
-            kd = cfg.num_directions
-            add(KIND_RANDOM, np.arange(kd), [0] * kd, [n] * kd, "random", [-1] * kd)
-            add(KIND_RANDOM, kd + np.arange(nleaf), starts[:-1], starts[1:], "random_leaf", leaves)
-        if along is not None:
+        kd, leaves = cfg.num_directions, list(range(nleaf))
+        add(KIND_RANDOM, np.arange(kd), [0] * kd, [n] * kd, "random", [-1] * kd)
+        add(KIND_RANDOM, kd + np.arange(nleaf), starts[:-1], starts[1:], "random_leaf", leaves)
+        if cfg.kind != "jvp":
             add(KIND_ALONG, np.zeros(nleaf), starts[:-1], starts[1:], "gradient", leaves)
         if cfg.has_tangent:
             add(KIND_TANGENT, [0], [0], [n], "tangent", [-1])
-        if not parts:
-            add(KIND_RANDOM, [], [], [], "random", [])
-        drows = DirectionRows.concat(parts)
-        along_v = None if along is None else along.astype(dt)
-        tangent_v = None if tangent is None else tangent.astype(dt)
+        return DirectionRows.concat(parts), np.asarray(dkind, np.int8), np.asarray(dleaf, np.int32)
+
+
+@dataclasses.dataclass(frozen=True)
+class _DirectionBody:
+    """Every mode: the AD side, f(x), the noise probes and the directional checks."""
+
+    cfg: _Config
+
+    def __call__(self, args, step, key, cotangents, tangent) -> dict:
+        pb = _Problem(self.cfg, args, key, cotangents)
+        f0_ad, along = pb.analytic()
+        drows, dkind, dleaf = pb.directions()
+        along_v = None if along is None else along.astype(pb.dt)
+        tangent_v = None if tangent is None else tangent.astype(pb.dt)
         dsamp = direction_samples(
-            fd_fn, x, lin, s_dir, along_v, tangent_v, drows, rel_dir, stencil, cfg.opts, probes=True
+            pb.fd_fn,
+            pb.x,
+            pb.linear(along_v),
+            pb.s_dir,
+            along_v,
+            tangent_v,
+            drows,
+            pb.rel_dir(step),
+            self.cfg.stencil,
+            self.cfg.opts,
+            probes=True,
         )
-        koff = len(check_offsets(stencil))
-        evaluations = 1 + koff * drows.size + 2 + 2 * NUM_PROBES + auto_evaluations
-
-        # ---- element rows
-        analytic = jnp.full((n,), jnp.nan, dt) if along is None else along.astype(dt)
-        located = jnp.zeros((0,), jnp.int32)
-        d_status = None
-        if cfg.mode in ("full", "subset"):
-            if cfg.mode == "full":
-                idx = jnp.arange(n, dtype=jnp.int32)
-            else:
-                idx = jnp.concatenate(
-                    [
-                        int(starts[i])
-                        + sample(s_sub, leaf_stream(fa.float_paths[i]), int(starts[i + 1] - starts[i]), kk)
-                        for i, kk in enumerate(cfg.subset_k)
-                    ]
-                ).astype(jnp.int32)
-            keep = jnp.ones(idx.shape, bool)
-            a_e = lin.at(idx)
-            esamp = basis_samples(fd_fn, x, a_e, idx, h[idx], stencil, cfg.opts)
-            evaluations += koff * int(idx.shape[0]) + 2
-        elif cfg.mode == "locate":
-            sigma = probe_sigma(dsamp.probes, dsamp.centers[0])
-            dmeas = measure_samples(dsamp, sigma, stencil, cfg.margin, eps)
-            d_status = dmeas.status  # the verdicts bisection started from, reported as such
-            ran, idx, active, esamp = _locate.locate(
-                fd_fn,
-                x,
-                lin,
-                s_dir,
-                along_v,
-                tangent_v,
-                drows,
-                dmeas,
-                dsamp.valid,
-                rel_dir,
-                h,
-                stencil,
-                sigma,
-                cfg.margin,
-                cfg.opts,
-                cfg.max_located,
-            )
-            keep = active & ran
-            a_e = lin.at(idx)
-            located = jnp.where(keep, idx, -1).astype(jnp.int32)
-            extra = _locate.locate_evaluations(cfg.max_located, _locate.levels_for(n), stencil)
-            evaluations = jnp.where(ran, evaluations + extra, evaluations)
-        else:
-            idx = jnp.zeros((0,), jnp.int32)
-            keep = jnp.zeros((0,), bool)
-            a_e = jnp.zeros((0,), dt)
-            fdt = dsamp.F.dtype
-            k = dsamp.F.shape[0]
-            esamp = Samples(
-                F=jnp.zeros((k, 0), fdt),
-                L=jnp.zeros((k, 0), fdt),
-                B=jnp.zeros((k, 0), fdt),
-                h=jnp.zeros((0,), fdt),
-                q=jnp.zeros((0,), fdt),
-                centers=dsamp.centers,
-                valid=jnp.zeros((0,), bool),
-                probes=jnp.zeros((0,), fdt),
-            )
-
+        koff = len(check_offsets(self.cfg.stencil))
+        fdt = dsamp.F.dtype
         return {
-            "analytic": analytic,
-            "h": h,
-            "f0_ad": jnp.asarray(f0_ad).astype(dsamp.F.dtype),
-            "e_idx": idx,
-            "e_keep": keep,
-            "e_analytic": a_e.astype(dt),
-            "e": esamp,
+            "analytic": jnp.full((pb.n,), jnp.nan, pb.dt) if along is None else along_v,
+            "f0_ad": jnp.asarray(f0_ad).astype(fdt),
             "d": dsamp,
-            "dir_kind": jnp.asarray(np.asarray(dkind, np.int8).reshape(-1)),
-            "dir_leaf": jnp.asarray(np.asarray(dleaf, np.int32).reshape(-1)),
+            "dir_kind": jnp.asarray(dkind),
+            "dir_leaf": jnp.asarray(dleaf),
             "dir_lo": drows.lo,
             "dir_hi": drows.hi,
             "dir_step": dsamp.h,
-            "evaluations": jnp.asarray(evaluations, jnp.int32),
-            "located": located,
-            "d_status": d_status,
+            "evaluations": jnp.asarray(1 + koff * drows.size + 2 + 2 * NUM_PROBES, jnp.int32),
         }
+
+
+@dataclasses.dataclass(frozen=True)
+class _ElementBody:
+    """Modes full and subset: f at x ± h·e_i, x ± 2h·e_i for every (sampled) element."""
+
+    cfg: _Config
+    mode: str
+    subset_k: tuple[int, ...]  # elements per leaf (subset mode)
+
+    def __call__(self, args, step, key, cotangents, analytic, f0_ad) -> dict:
+        pb = _Problem(self.cfg, args, key, cotangents)
+        n, starts = pb.n, pb.starts
+        if self.mode == "full":
+            idx = jnp.arange(n, dtype=jnp.int32)
+        else:
+            idx = jnp.concatenate(
+                [
+                    int(starts[i])
+                    + sample(pb.s_sub, leaf_stream(pb.fa.float_paths[i]), int(starts[i + 1] - starts[i]), k)
+                    for i, k in enumerate(self.subset_k)
+                ]
+            ).astype(jnp.int32)
+        h, extra = pb.element_steps(step, f0_ad)
+        a_e = pb.linear(analytic).at(idx).astype(pb.dt)
+        esamp = basis_samples(pb.fd_fn, pb.x, a_e, idx, h[idx], self.cfg.stencil, self.cfg.opts)
+        koff = len(check_offsets(self.cfg.stencil))
+        return {
+            "h": h,
+            "e_idx": idx,
+            "e_keep": jnp.ones(idx.shape, bool),
+            "e_analytic": a_e,
+            "e": esamp,
+            "evaluations": jnp.asarray(koff * int(idx.shape[0]) + 2 + extra, jnp.int32),
+        }
+
+
+@dataclasses.dataclass(frozen=True)
+class _LocateBody:
+    """Mode locate: judge the directions, bisect the failing ones, confirm element-wise."""
+
+    cfg: _Config
+    max_located: int
+    margin: float
+
+    def __call__(self, args, step, key, cotangents, tangent, analytic, dsamp) -> dict:
+        cfg = self.cfg
+        pb = _Problem(cfg, args, key, cotangents)
+        drows, _, _ = pb.directions()
+        along_v = analytic if cfg.kind != "jvp" else None
+        tangent_v = None if tangent is None else tangent.astype(pb.dt)
+        lin = pb.linear(along_v)
+        h, _ = pb.element_steps(step, None)
+        sigma = probe_sigma(dsamp.probes, dsamp.centers[0])
+        dmeas = measure_samples(dsamp, sigma, cfg.stencil, self.margin, pb.eps)
+        ran, idx, active, esamp = _locate.locate(
+            pb.fd_fn,
+            pb.x,
+            lin,
+            pb.s_dir,
+            along_v,
+            tangent_v,
+            drows,
+            dmeas,
+            dsamp.valid,
+            pb.rel_dir(step),
+            h,
+            cfg.stencil,
+            sigma,
+            self.margin,
+            cfg.opts,
+            self.max_located,
+        )
+        keep = active & ran
+        extra = _locate.locate_evaluations(self.max_located, _locate.levels_for(pb.n), cfg.stencil)
+        return {
+            "h": h,
+            "e_idx": idx,
+            "e_keep": keep,
+            "e_analytic": lin.at(idx).astype(pb.dt),
+            "e": esamp,
+            "evaluations": jnp.where(ran, extra, 0).astype(jnp.int32),
+            "located": jnp.where(keep, idx, -1).astype(jnp.int32),
+            "d_status": dmeas.status,  # the verdicts bisection started from, reported as such
+        }
+
+
+def no_elements(d: Samples, n: int, dt) -> dict:
+    """The element part of a directional check: nothing measured element-wise."""
+    fdt, k = d.F.dtype, d.F.shape[0]
+    empty = Samples(
+        F=jnp.zeros((k, 0), fdt),
+        L=jnp.zeros((k, 0), fdt),
+        B=jnp.zeros((k, 0), fdt),
+        h=jnp.zeros((0,), fdt),
+        q=jnp.zeros((0,), fdt),
+        centers=d.centers,
+        valid=jnp.zeros((0,), bool),
+        probes=jnp.zeros((0,), fdt),
+    )
+    return {
+        "h": jnp.full((n,), jnp.nan, dt),
+        "e_idx": jnp.zeros((0,), jnp.int32),
+        "e_keep": jnp.zeros((0,), bool),
+        "e_analytic": jnp.zeros((0,), dt),
+        "e": empty,
+        "evaluations": jnp.zeros((), jnp.int32),
+    }

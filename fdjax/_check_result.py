@@ -130,8 +130,9 @@ class GradCheck:
     Per leaf (length L): ``leaf_norm_ratio`` ‖a−n‖/‖a+n‖, ``leaf_max_rel_error``,
         ``leaf_digits`` (−log10 of ‖a−n‖/max(‖a‖,‖n‖), clipped to the dtype's digits),
         ``leaf_sign_agreement`` (fraction; |a|,|n| both within tolerance counts as agreeing),
-        ``leaf_passed``, ``leaf_checked``, ``leaf_failed``, ``leaf_kinks`` (counts). Leaf
-        metrics come from its elements (full/subset/locate) or its directions (directional).
+        ``leaf_passed``, ``leaf_checked``, ``leaf_failed``, ``leaf_kinks`` (counts of the
+        leaf's elements and of the directions restricted to the leaf). Leaf metrics come from
+        its elements (full, subset) or its directions (directional, locate).
     Overall: ``norm_ratio``, ``max_rel_error``, ``digits``, ``sign_agreement``, ``passed``
         (no failure, no non-finite value, deterministic), ``checked``, ``failed``, ``kinks``,
         ``deterministic``, ``f0_spread`` (max − min of the repeated f(x)), ``value`` (f(x)),

@@ -318,8 +318,8 @@ def jacobian(
             argument(s); default eps^(1/(p+1)) of the dtype: cbrt(eps) for central,
             sqrt(eps) for forward/backward. The step actually taken, (x_i + h_i) − x_i, is used.
             ``"auto"``: a step per parameter (and output element) from the step sweep of
-            ``fdjax.sweep`` (28 halvings from 0.1·max(|x_i|, 1) in float64, 22 in float32:
-            2·N·K evaluations in one batch), returning its best estimate (plain or
+            ``fdjax.sweep`` (a geometric ladder from 0.1·max(|x_i|, 1): ratio 4 and 14 steps
+            in float64, ratio 2 and 22 steps in float32; 2·N·K evaluations in one batch), returning its best estimate (plain or
             Richardson). The return type does not change; for a scalar function
             ``fdjax.sweep(fun, *args)`` has the same estimates with their error estimates
             and diagnosis (sweep an output element, ``lambda x: fun(x)[i]``, for the rest).

@@ -138,7 +138,7 @@ def _sweep_options(p: argparse.ArgumentParser) -> None:
         "--num-steps",
         type=_positive_int,
         metavar="K",
-        help="halvings in the step ladder (default: from the dtype)",
+        help="steps in the ladder (default: from the dtype)",
     )
     g.add_argument(
         "--sweep-size",
