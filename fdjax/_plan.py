@@ -207,8 +207,8 @@ def choose_chunk_size(num_rows: int, row_bytes: int, memory_budget: int, platfor
     Example:
         >>> choose_chunk_size(1000, 2**20, 2**30, "gpu")   # all rows fit: one chunk
         1000
-        >>> choose_chunk_size(1000, 2**20, 100 * 2**20, "gpu")   # budget: <= 100 rows
-        100
+        >>> choose_chunk_size(1000, 2**20, 100 * 2**20, "gpu")   # <= 100 rows: 11 chunks of 96
+        96
     """
     row_bytes = max(int(row_bytes), 1)
     target = max(1, memory_budget // row_bytes)

@@ -34,7 +34,14 @@ def bad_loss(p, x):
 
 @pytest.mark.parametrize(
     "mode, jit",
-    [("full", False), ("full", True), ("subset", False), ("directional", True), ("locate", False)],
+    [
+        ("full", False),
+        ("full", True),
+        ("subset", False),
+        ("directional", True),
+        ("locate", False),
+        ("locate", True),
+    ],
 )
 def test_modes_with_and_without_jit(mode, jit):
     def run(p, x):
@@ -397,3 +404,47 @@ def test_bad_vjp_jvp_input():
         fdjax.check_jvp(f, (x,), jnp.ones(3))
     with pytest.raises(ValueError, match=r"fdjax.check_jvp\(cotangents=...\) leaf shape"):
         fdjax.check_jvp(f, (x,), cotangents=jnp.ones((3, 1)))
+
+
+# ------------------------------------------------------------------------------------------
+# The error model on synthetic values (NumPy path: no compilation).
+
+from hypothesis import example, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from fdjax._check_model import check_offsets, digits_of, measure, relative_error, rounding_bound  # noqa: E402
+from fdjax._stencils import METHODS  # noqa: E402
+
+_coef = st.floats(-1e3, 1e3, allow_nan=False, allow_infinity=False)
+
+
+@settings(max_examples=60, deadline=None)
+@given(c1=_coef, c2=_coef, c3=_coef, c4=_coef, h=st.floats(1e-6, 1e-2), bug=st.floats(-1.0, 1.0))
+@example(c1=1.0, c2=0.0, c3=0.0, c4=0.0, h=1e-5, bug=0.0)
+@example(c1=0.0, c2=0.0, c3=0.0, c4=1.0, h=0.0078125, bug=0.0)
+def test_error_model_on_polynomials(c1, c2, c3, c4, h, bug):
+    """f(x + s·h) = c1·s·h + c2·(s·h)² + c3·(s·h)³ + c4·(s·h)⁴: the truth is c1. A correct
+    analytic value never fails; one off by more than the tolerance fails unless it is at a
+    kink; a cubic (smooth at every scale) is never a kink."""
+    stencil = METHODS["central"]
+    offs = check_offsets(stencil)
+    t = np.asarray(offs) * h
+    F = (c1 * t + c2 * t**2 + c3 * t**3 + c4 * t**4)[:, None]
+    rho = rounding_bound(F, np.float64(0.0), 0.0, np.finfo(np.float64).eps, np)
+    a = c1 + bug * (abs(c1) + 1.0)
+    L = (a * t)[:, None]
+    m = measure(F, np.float64(0.0), L, np.abs(L), np.asarray([h]), rho, stencil, offs, 2.2e-16, 10.0, np)
+    if bug == 0.0:
+        assert m.status[0] != 2
+    if c4 == 0.0:
+        assert not m.kink[0]
+    if abs(m.error[0]) > m.tolerance[0] and not m.kink[0]:
+        assert m.status[0] == 2
+
+
+@given(a=_coef, n=_coef)
+def test_relative_error_and_digits(a, n):
+    r = float(relative_error(np.float64(a), np.float64(n), np))
+    assert 0.0 <= r <= 2.0 and r == float(relative_error(np.float64(n), np.float64(a), np))
+    d = float(digits_of(np.float64(r), 2.2e-16, np))
+    assert 0.0 <= d <= 15.7

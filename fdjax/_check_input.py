@@ -1,0 +1,213 @@
+"""Validation of the arguments of the gradient checks (host side, before any tracing).
+
+Every bad input raises a ValueError/TypeError that names the call, the argument, the bad
+value and what is accepted.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ._stencils import get_stencil
+from ._steps import check_step_static, check_step_values
+
+__all__ = [
+    "MODES",
+    "validate_common",
+    "to_float64",
+    "as_key",
+    "subset_sizes",
+    "step_kind",
+    "check_output",
+    "check_cotangents",
+    "flatten_tangent",
+    "as_primals",
+]
+
+#: The check modes.
+MODES = ("full", "subset", "directional", "locate")
+_DEFAULT_SUBSET_K = 16
+
+
+def _positive_int(value, name: str, caller: str, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{caller}({name}=...) must be an int >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def validate_common(caller, fun, mode, method, margin, num_directions, max_located, precision, k):
+    if not callable(fun):
+        raise TypeError(f"{caller}(f=...) must be callable, got {type(fun).__name__}")
+    if not isinstance(mode, str) or mode not in MODES:
+        raise ValueError(f"{caller}(mode=...) must be one of {list(MODES)}, got {mode!r}")
+    stencil = get_stencil(method, caller)
+    if stencil.complex_step:
+        raise ValueError(
+            f"{caller}(method=...) must be a real stencil: the complex step has no one-sided "
+            f"slopes for kink detection; use 'central', 'central4', 'forward', ..., got {method!r}"
+        )
+    if stencil.derivative != 1:
+        raise ValueError(
+            f"{caller}(method=...) must be a first-derivative stencil, got derivative order "
+            f"{stencil.derivative}"
+        )
+    if (
+        isinstance(margin, bool)
+        or not isinstance(margin, (int, float))
+        or not (math.isfinite(margin) and margin > 0)
+    ):
+        raise ValueError(f"{caller}(margin=...) must be a positive finite number, got {margin!r}")
+    num_directions = _positive_int(num_directions, "num_directions", caller)
+    max_located = _positive_int(max_located, "max_located", caller)
+    if precision not in (None, "float64"):
+        raise ValueError(
+            f"{caller}(precision=...) must be None (the arguments' dtype) or 'float64', got {precision!r}"
+        )
+    if precision == "float64" and not jax.config.jax_enable_x64:
+        raise ValueError(
+            f"{caller}(precision='float64') needs 64-bit JAX, which is disabled: set the environment "
+            "variable JAX_ENABLE_X64=1 before starting Python, or call "
+            "jax.config.update('jax_enable_x64', True) at startup, before creating arrays"
+        )
+    if k is not None:
+        if mode != "subset":
+            raise ValueError(f"{caller}(k=...) applies to mode='subset' only, got mode={mode!r}")
+        _positive_int(k, "k", caller)
+    return stencil, float(margin), num_directions, max_located
+
+
+def to_float64(tree):
+    def cast(leaf):
+        if isinstance(leaf, (jax.Array, np.ndarray, np.generic)) and jnp.issubdtype(leaf.dtype, jnp.floating):
+            return jnp.asarray(leaf, jnp.float64)
+        return leaf
+
+    return jax.tree_util.tree_map(cast, tree)
+
+
+def as_key(key, caller):
+    if key is None:
+        return jax.random.key(0)
+    if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
+        return jax.random.key(int(key))
+    if isinstance(key, jax.Array) and (
+        jnp.issubdtype(key.dtype, jax.dtypes.prng_key) or (key.dtype == jnp.uint32 and key.shape == (2,))
+    ):
+        return key
+    raise TypeError(f"{caller}(key=...) must be None, an int seed or a jax.random key, got {key!r}")
+
+
+def subset_sizes(fa, k, caller):
+    sizes = [int(np.prod(s, dtype=np.int64)) for s in fa.float_shapes]
+    if k is None:
+        return tuple(min(_DEFAULT_SUBSET_K, s) for s in sizes)
+    for name, s in zip(fa.float_paths, sizes, strict=False):
+        if k > s:
+            raise ValueError(
+                f"{caller}(k=...) must not exceed the size of any leaf: k={k} but leaf {name} has {s} "
+                f"element(s); use k <= {min(sizes)} or k=None (min(16, leaf size) per leaf)"
+            )
+    return tuple(int(k) for _ in sizes)
+
+
+def step_kind(step, mode, caller) -> str:
+    check_step_static(step, caller, allow_auto=True)
+    if isinstance(step, str):
+        if mode != "full":
+            raise ValueError(
+                f"{caller}(step='auto') needs mode='full' (the sweep runs over every element), got "
+                f"mode={mode!r}; pass step=None or a float for the other modes"
+            )
+        return "auto"
+    check_step_values(step, caller)
+    if step is None:
+        return "default"
+    if isinstance(step, (int, float)):
+        return "scalar"
+    return "tree"
+
+
+def check_output(fun, args, caller, scalar):
+    out = jax.eval_shape(lambda a: fun(*a), args)
+    leaves = jax.tree_util.tree_leaves(out)
+    if scalar and not (len(leaves) == 1 and hasattr(out, "shape") and out.shape == ()):
+        shape = getattr(out, "shape", type(out).__name__)
+        raise TypeError(
+            f"{caller} requires a scalar-output function (shape ()), got output {shape}; "
+            "use fdjax.check_vjp or fdjax.check_jvp for vector-valued functions"
+        )
+    if not leaves:
+        raise TypeError(f"{caller}: the function returned no arrays")
+    for leaf in leaves:
+        if not jnp.issubdtype(leaf.dtype, jnp.floating):
+            raise TypeError(f"{caller} requires real floating-point outputs, got dtype {leaf.dtype}")
+    return out
+
+
+def check_cotangents(cot, out, caller):
+    if cot is None:
+        return None
+    o_leaves, o_def = jax.tree_util.tree_flatten(out)
+    try:
+        c_leaves, c_def = jax.tree_util.tree_flatten(cot)
+    except Exception:  # pragma: no cover - defensive
+        c_leaves, c_def = [], None
+    if c_def != o_def:
+        raise ValueError(
+            f"{caller}(cotangents=...) must have the structure of the function's output: {c_def} vs {o_def}"
+        )
+    fixed = []
+    for c, o in zip(c_leaves, o_leaves, strict=False):
+        shape = tuple(np.shape(c))
+        if shape != tuple(o.shape):
+            raise ValueError(
+                f"{caller}(cotangents=...) leaf shape {shape} does not match the output leaf shape "
+                f"{tuple(o.shape)}"
+            )
+        if not (
+            jnp.issubdtype(jnp.result_type(c), jnp.floating)
+            or jnp.issubdtype(jnp.result_type(c), jnp.integer)
+        ):
+            raise TypeError(
+                f"{caller}(cotangents=...) leaves must be real arrays, got dtype {jnp.result_type(c)}"
+            )
+        fixed.append(jnp.asarray(c, o.dtype))
+    return jax.tree_util.tree_unflatten(o_def, fixed)
+
+
+def flatten_tangent(primals, tangents, caller):
+    p_leaves, p_def = jax.tree_util.tree_flatten(tuple(primals))
+    if not isinstance(tangents, (tuple, list)):
+        raise TypeError(
+            f"{caller}(tangents=...) must be a tuple or list with one entry per primal, got "
+            f"{type(tangents).__name__}"
+        )
+    t_leaves, t_def = jax.tree_util.tree_flatten(tuple(tangents))
+    if t_def != p_def:
+        raise ValueError(f"{caller}(tangents=...) must have the structure of primals: {t_def} vs {p_def}")
+    flats = []
+    for p, t in zip(p_leaves, t_leaves, strict=False):
+        if tuple(np.shape(t)) != tuple(np.shape(p)):
+            raise ValueError(
+                f"{caller}(tangents=...) leaf shape {tuple(np.shape(t))} does not match the primal "
+                f"shape {tuple(np.shape(p))}"
+            )
+        if jnp.issubdtype(jnp.result_type(p), jnp.floating):
+            flats.append(jnp.ravel(jnp.asarray(t, jnp.result_type(p))))
+    dt = np.result_type(*[np.dtype(f.dtype) for f in flats])
+    return jnp.concatenate([f.astype(dt) for f in flats])
+
+
+def as_primals(primals, caller):
+    if not isinstance(primals, (tuple, list)):
+        raise TypeError(
+            f"{caller}(primals=...) must be a tuple or list of positional arguments, got "
+            f"{type(primals).__name__}"
+        )
+    if not primals:
+        raise ValueError(f"{caller}(primals=...) must not be empty")
+    return tuple(primals)
