@@ -76,6 +76,7 @@ def timed(fn):
 def bench_fdjax(mode: str, n: int, repeat: int, fun=f, label=None):
     p = params(n)
     kw = {"k": 16} if mode == "subset" else {}
+    jax.clear_caches()  # cold: nothing compiled (modes share the direction body otherwise)
     cold, r = timed(lambda: fdjax.check_grad(fun, p, mode=mode, **kw))
     warm = min(timed(lambda: fdjax.check_grad(fun, p, mode=mode, **kw))[0] for _ in range(repeat))
     if fun is f_bug:
@@ -101,6 +102,7 @@ def bench_check_grads(n: int, repeat: int):
         check_grads(f, (p,), order=1, modes=("rev",))
         return jnp.zeros(())
 
+    jax.clear_caches()
     cold, _ = timed(run)
     warm = min(timed(run)[0] for _ in range(repeat))
     # check_grads: one random direction, central difference (2 evaluations) plus f(x), vs the VJP.

@@ -22,6 +22,7 @@ from ._derivatives import grad as grad
 from ._derivatives import jacobian as jacobian
 from ._derivatives import jvp as jvp
 from ._derivatives import NonFiniteError as NonFiniteError
+from ._plan import LargePlanWarning as LargePlanWarning
 from ._stencils import fornberg_weights as fornberg_weights
 from ._stencils import METHODS as METHODS
 from ._stencils import Stencil as Stencil
@@ -49,6 +50,7 @@ __all__ = [
     "GradientCheckError",
     "METHODS",
     "NonFiniteError",
+    "LargePlanWarning",
     "Stencil",
     "batched_jvp",
     "fornberg_weights",

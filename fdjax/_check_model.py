@@ -21,12 +21,13 @@ target logit) that eps·|f| alone would miss. The bug term a − ∇f cancels in
 at h and 2h), so a wrong gradient never widens its own tolerance.
 
 Kinks: with S(h) = f(x+h) − 2f(x) + f(x−h), a function that is smooth at the scale of the step
-has S(2h) ≈ 4·S(h) (the difference is h⁴·f''''). Where K = |4·S(h) − S(2h)| exceeds
-``KINK_RATIO``·|S(h)| plus its worst-case rounding 20·ρ, and K/h exceeds ``KINK_BUDGET``
-times the predicted error T + R + E_ad (so that it can matter), f is not smooth within ±2h
-of x (ReLU at 0, abs, max-pool ties, a clip boundary): the measurement is a *kink*. For one
-kink at distance u·h the central error is J·(1 − u)/2 (J: the slope jump); where neither test
-fires (u in [0.5, 1)) the truncation estimate T = J·u/12 keeps it within the tolerance. It reports
+has S(2h) ≈ 4·S(h) (the difference is h⁴·f''''). Where |4·S(h) − S(2h)| exceeds
+``KINK_RATIO``·|S(h)| plus its worst-case rounding 20·ρ, f is not smooth within ±2h of x
+(ReLU at 0, abs, max-pool ties, a clip boundary, or a function far outside its Taylor
+regime at the step, e.g. tanh(10⁴·p) moved by 10⁻³): the measurement is a *kink*. For one
+kink at distance u·h with slope jump J the central error is J·(1 − u)/2; where the test does
+not fire (u in [0.6, 0.72]) the truncation estimate T = J·u/12 keeps it within the tolerance
+(margin 10). It reports
 both one-sided slopes D+ = (f(x+h) − f(x))/h and D− = (f(x) − f(x−h))/h and whether the
 analytic value lies between them (a valid subgradient), and it is left out of the verdict.
 Kink detection uses f values only, so a bug cannot turn a measurement into a kink.
@@ -64,12 +65,8 @@ STATUS_NAMES = ("unchecked", "pass", "fail", "kink", "nonfinite")
 
 #: Default multiple of the predicted FD error that a difference may reach.
 DEFAULT_MARGIN = 10.0
-#: A kink when |4·S(h) − S(2h)| > KINK_RATIO·|S(h)| + 20·ρ ...
+#: A kink when |4·S(h) − S(2h)| > KINK_RATIO·|S(h)| + 20·ρ.
 KINK_RATIO = 0.25
-#: ... and |4·S(h) − S(2h)|/h > KINK_BUDGET·(T + R + E_ad): only non-smoothness that can
-#: bias the estimate beyond the error model counts (a kink between h and 2h leaves the
-#: central value at h exact and is not one).
-KINK_BUDGET = 12.0
 #: Measured noise σ is multiplied by this in the rounding bound ρ (max over a few samples).
 SIGMA_FACTOR = 2.0
 #: Rounding of the analytic side: this many eps times Σ|a_i·δ_i|.
@@ -152,10 +149,7 @@ def measure(
 
     s1 = at(F, 1.0) - 2 * f0 + at(F, -1.0) - (at(L, 1.0) + at(L, -1.0))
     s2 = at(F, 2.0) - 2 * f0 + at(F, -2.0) - (at(L, 2.0) + at(L, -2.0))
-    inconsistency = xp.abs(4 * s1 - s2)
-    kink = (inconsistency > KINK_RATIO * xp.abs(s1) + 20.0 * rho) & (
-        inconsistency / h > KINK_BUDGET * (trunc + roundoff + ad)
-    )
+    kink = xp.abs(4 * s1 - s2) > KINK_RATIO * xp.abs(s1) + 20.0 * rho
     dplus = (at(F, 1.0) - f0) / h
     dminus = (f0 - at(F, -1.0)) / h
     lo = xp.minimum(dplus, dminus) - tol

@@ -90,15 +90,28 @@ def _row_finite(values):
 
 
 def check_x_finite(fa: FlatArgs, caller: str) -> None:
-    if is_traced(fa.x):
+    floats = fa.float_leaves
+    if is_traced(floats):
         return
-    x = np.asarray(fa.x)
-    bad = np.flatnonzero(~np.isfinite(x))
-    if bad.size:
-        raise ValueError(
-            f"{caller}: the differentiated argument contains non-finite values; first at "
-            f"{element_name(fa, int(bad[0]))} = {x[bad[0]]!r} ({bad.size} non-finite element(s))"
-        )
+    # leaf by leaf on the host: no eager ravel (a few dispatches) on every call
+    arrays = [np.ravel(np.asarray(leaf)) for leaf in floats]
+    counts = [int(np.count_nonzero(~np.isfinite(a))) for a in arrays]
+    if not any(counts):
+        return
+    try:
+        dtype = np.result_type(*fa.float_dtypes)  # the dtype of the ravelled x
+    except TypeError:
+        dtype = None
+    start = 0
+    for a, c in zip(arrays, counts):
+        if c:
+            j = int(np.flatnonzero(~np.isfinite(a))[0])
+            value = a[j] if dtype is None else a[j].astype(dtype)
+            raise ValueError(
+                f"{caller}: the differentiated argument contains non-finite values; first at "
+                f"{element_name(fa, start + j)} = {value!r} ({sum(counts)} non-finite element(s))"
+            )
+        start += a.size
 
 
 def element_name(fa: FlatArgs, i: int) -> str:

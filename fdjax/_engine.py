@@ -213,7 +213,7 @@ def chunk_plan(fn, x, perturb, rows, opts: Options = Options()) -> dict:
     per_device = -(-num_rows // ndev)
     budget = default_budget(platform) if opts.memory_budget is None else opts.memory_budget
     cost = None
-    if opts.chunk_size is None or num_rows >= COST_ROWS:
+    if num_rows and (opts.chunk_size is None or num_rows >= COST_ROWS):
         row0 = jax.tree_util.tree_map(lambda a: a[0], rows)
         copy = jax.eval_shape(perturb, x, row0)
         copy_bytes = int(np.prod(copy.shape)) * np.dtype(copy.dtype).itemsize
@@ -221,9 +221,11 @@ def chunk_plan(fn, x, perturb, rows, opts: Options = Options()) -> dict:
         cost = estimate_row(closed, copy_bytes)
         room = min(budget, cache_bytes() // 2) if platform == "cpu" else budget
         if opts.chunk_size is not None or num_rows >= COST_ROWS or per_device * cost.bytes > room:
-            cost = measure_row(closed, copy_bytes, need_memory=opts.chunk_size is None)
+            cost = measure_row(closed, copy_bytes)
             warn_if_long(cost, num_rows, ndev, platform)
-    if opts.chunk_size is not None:
+    if not num_rows:
+        b = 1
+    elif opts.chunk_size is not None:
         # the same B on every device and for any device count (bit-identical results);
         # a plan smaller than devices × B pads each device's share up to one chunk
         b = min(opts.chunk_size, max(num_rows, 1))

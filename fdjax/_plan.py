@@ -18,7 +18,7 @@ Chunk size B:
   beyond ~32 MB (see docs/performance.md);
 - on GPU/TPU as large as the budget allows (wide batches fill the device);
 - then the rows are split into equal chunks (a multiple of 8 rows when B >= 8) so that
-  padding wastes less than one row per chunk instead of up to B - 1.
+  padding wastes fewer than 8 rows per chunk instead of up to B - 1.
 """
 
 from __future__ import annotations
@@ -124,14 +124,14 @@ def estimate_row(closed, copy_bytes: int) -> RowCost:
     return RowCost(copy_bytes + _jaxpr_bytes(closed.jaxpr), math.nan, math.nan, "estimate")
 
 
-def measure_row(closed, copy_bytes: int, need_memory: bool = True) -> RowCost:
+def measure_row(closed, copy_bytes: int) -> RowCost:
     """Measure one perturbed evaluation with XLA, once per distinct computation.
 
     Works under the caller's trace: the one-row jaxpr's constants (possibly tracers of the
-    caller's jit) become abstract arguments of a separately lowered program, so nothing
-    is executed. FLOPs come from the lowered program (cheap); the memory needs a compile
-    (``need_memory``). Results are cached by the lowered program's text. ``copy_bytes`` is
-    the size of one perturbed copy of x.
+    caller's jit) become abstract arguments of a separately lowered and compiled program,
+    so nothing is executed. Memory from ``compiled.memory_analysis()``, FLOPs and bytes
+    from the compiled (post-fusion) cost analysis, else the lowered one. Results are cached
+    by the lowered program's text. ``copy_bytes`` is the size of one perturbed copy of x.
     """
     jaxpr = closed.jaxpr
 
@@ -142,20 +142,21 @@ def measure_row(closed, copy_bytes: int, need_memory: bool = True) -> RowCost:
         lowered = jax.jit(run).lower(
             [_struct(v) for v in jaxpr.constvars], *[_struct(v) for v in jaxpr.invars]
         )
-        key = hashlib.sha1(lowered.as_text().encode()).hexdigest() + str(need_memory)
+        key = hashlib.sha1(lowered.as_text().encode()).hexdigest()
     except Exception:  # noqa: BLE001 - exotic avals (tokens, effects): fall back to the estimate
         return estimate_row(closed, copy_bytes)
     if key in _COSTS:
         return _COSTS[key]
-    cost = _first(_safe(lambda: lowered.cost_analysis()))
+    compiled = _safe(lowered.compile)
+    cost = _first(_safe(compiled.cost_analysis)) if compiled is not None else {}
+    cost = cost or _first(_safe(lowered.cost_analysis))
     flops = float(cost.get("flops", math.nan))
     accessed = float(cost.get("bytes accessed", math.nan))
     temp, source = None, "estimate"
-    if need_memory:
-        mem = _safe(lambda: lowered.compile().memory_analysis())
-        if mem is not None and getattr(mem, "temp_size_in_bytes", None) is not None:
-            temp = int(mem.temp_size_in_bytes) + int(mem.output_size_in_bytes)
-            source = "memory_analysis"
+    mem = _safe(compiled.memory_analysis) if compiled is not None else None
+    if mem is not None and getattr(mem, "temp_size_in_bytes", None) is not None:
+        temp = int(mem.temp_size_in_bytes) + int(mem.output_size_in_bytes)
+        source = "memory_analysis"
     if temp is None:
         temp = _jaxpr_bytes(jaxpr)
     result = RowCost(copy_bytes + temp, flops, accessed, source)
@@ -248,7 +249,9 @@ def _fmt_time(s: float) -> str:
         return f"{s / 60:.1f} min"
     if s >= 1:
         return f"{s:.1f} s"
-    return f"{s * 1e3:.2g} ms"
+    if s >= 1e-3:
+        return f"{s * 1e3:.3g} ms"
+    return f"{s * 1e6:.3g} µs"
 
 
 def warn_if_long(cost: RowCost, num_rows: int, num_devices: int, platform: str) -> None:

@@ -9,6 +9,7 @@ Integer and boolean leaves are held fixed (their "gradient" is a float0 zero, as
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, Callable, Sequence
 
 import jax
@@ -69,8 +70,6 @@ class FlatArgs:
         int_paths: key paths of integer/bool leaves that are held fixed.
     """
 
-    x: jax.Array
-    unravel: Callable
     args: tuple
     argnums: tuple[int, ...]
     treedef: Any  # treedef of tuple(args[i] for i in argnums)
@@ -80,9 +79,27 @@ class FlatArgs:
     float_shapes: tuple[tuple[int, ...], ...]
     float_dtypes: tuple[Any, ...]
 
+    @functools.cached_property
+    def _raveled(self) -> tuple[jax.Array, Callable]:
+        # Lazy: an eager ravel costs a few dispatches (~0.5 ms) on every call outside jit,
+        # and the host-side checks only need the leaves.
+        return ravel_pytree([leaf for f, leaf in zip(self.is_float, self.leaves) if f])
+
+    @property
+    def x(self) -> jax.Array:
+        return self._raveled[0]
+
+    @property
+    def unravel(self) -> Callable:
+        return self._raveled[1]
+
+    @property
+    def float_leaves(self) -> list:
+        return [leaf for f, leaf in zip(self.is_float, self.leaves) if f]
+
     @property
     def size(self) -> int:
-        return int(self.x.shape[0])
+        return int(sum(np.prod(s, dtype=np.int64) for s in self.float_shapes))
 
     def call_args(self, flat: jax.Array) -> tuple:
         """Positional arguments with the float leaves replaced by ``flat``."""
@@ -136,7 +153,6 @@ def flatten_args(args: Sequence[Any], argnums: int | Sequence[int], caller: str)
             f"(dtypes {sorted({str(jnp.result_type(leaf)) for leaf in leaves})}); nothing to differentiate"
         )
     floats = [leaf for f, leaf in zip(is_float, leaves) if f]
-    x, unravel = ravel_pytree(floats)
 
     def name(p):
         # Drop the leading tuple index of the argnums wrapper when there is one argnum.
@@ -144,8 +160,6 @@ def flatten_args(args: Sequence[Any], argnums: int | Sequence[int], caller: str)
 
     single = isinstance(argnums, int)
     fa = FlatArgs(
-        x=x,
-        unravel=unravel,
         args=args,
         argnums=argnums_t,
         treedef=treedef,

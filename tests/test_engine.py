@@ -102,6 +102,13 @@ def test_for_a_fixed_chunk_size_a_row_does_not_depend_on_chunk_boundaries(f, b):
         np.testing.assert_array_equal(part, full[lo:hi])
 
 
+def test_an_empty_plan_returns_no_rows():
+    rows = {"index": jnp.zeros((0,), jnp.int32), "coeff": jnp.zeros((0,))}
+    for b in (None, 4):
+        assert run(elementwise, rows, b).shape == (0, N)
+        assert run(reduction, rows, b).shape == (0,)
+
+
 @pytest.mark.parametrize("num_rows", [1, 6, 13, 64])
 def test_remainder_rows_are_correct(num_rows):
     rows = jax.tree_util.tree_map(lambda a: a[:num_rows], central_rows(N))
