@@ -9,7 +9,8 @@ twice with same-shaped x compiles once.
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import jax
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import dataclasses
 import math
 from fractions import Fraction
-from typing import Sequence, Union
+from typing import Union
+from collections.abc import Sequence
 
 __all__ = ["Stencil", "fornberg_weights", "get_stencil", "METHODS"]
 
@@ -105,7 +106,7 @@ class Stencil:
     @classmethod
     def from_offsets(
         cls, offsets: Sequence[Number], derivative: int = 1, name: str | None = None
-    ) -> "Stencil":
+    ) -> Stencil:
         """Build a stencil for any distinct offsets with Fornberg's weights.
 
         Args:
@@ -177,7 +178,7 @@ METHODS: dict[str, Stencil] = {
 }
 
 
-def get_stencil(method: "str | Stencil", caller: str = "fdjax") -> Stencil:
+def get_stencil(method: str | Stencil, caller: str = "fdjax") -> Stencil:
     """Resolve ``method`` (a name in ``METHODS`` or a ``Stencil``) with a clear error."""
     if isinstance(method, Stencil):
         return method
