@@ -184,19 +184,9 @@ def bench_size(n: int, repeats: int, loop_full_max: int, peaks: dict) -> dict:
 
 MEMORY_CHECK = r"""
 import json, resource, time, sys
-def peak_rss():
-    # VmHWM: this process's RSS high-water mark (ru_maxrss survives fork+exec on Linux
-    # and would report the parent's peak)
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 sys.path.insert(0, {root!r})
 from bench import _common as C
+from bench._rss import peak_rss
 C.setup()
 import jax, jax.numpy as jnp
 from fdjax import _engine

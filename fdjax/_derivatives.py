@@ -194,7 +194,9 @@ class _JacobianBody:
         vals = basis_values(main, x, h, self.stencil, self.opts)
         d = combine(vals, jax.tree_util.tree_map(lambda a: a[None], f0), h, self.stencil)
         diag = {
-            "f0_finite": jnp.all(jnp.asarray([jnp.all(jnp.isfinite(a)) for a in jax.tree_util.tree_leaves(f0)])),
+            "f0_finite": jnp.all(
+                jnp.asarray([jnp.all(jnp.isfinite(a)) for a in jax.tree_util.tree_leaves(f0)])
+            ),
             "row_finite": _row_finite(vals),
             "h": h,
         }
@@ -218,7 +220,10 @@ def _complex_safety(main, x, f0, vals, d):
     along = _engine.Directions(u[None])
     real = _engine.evaluate(main, x, along, {"index": jnp.zeros(2, jnp.int32), "coeff": jnp.stack([hc, -hc])})
     cplx = _engine.evaluate(
-        main, x, along, {"index": jnp.zeros(1, jnp.int32), "coeff": jax.lax.complex(jnp.zeros_like(hi), hi)[None]}
+        main,
+        x,
+        along,
+        {"index": jnp.zeros(1, jnp.int32), "coeff": jax.lax.complex(jnp.zeros_like(hi), hi)[None]},
     )
     for r, c, f in zip(*(jax.tree_util.tree_leaves(t) for t in (real, cplx, f0))):
         scale = jnp.maximum(jnp.max(jnp.abs(f)), 1.0)
@@ -276,7 +281,10 @@ def _make(fun, argnums, method, step, chunk_size, memory_budget, has_aux, scalar
         raise TypeError(f"{caller}(fun=...) must be callable, got {type(fun).__name__}")
     stencil = get_stencil(method, caller)
     if stencil.derivative != 1:
-        raise ValueError(f"{caller}(method=...) needs a first-derivative stencil, got derivative order {stencil.derivative}")
+        raise ValueError(
+            f"{caller}(method=...) needs a first-derivative stencil, "
+            f"got derivative order {stencil.derivative}"
+        )
     check_step_static(step, caller, allow_auto=True)
     opts = Options(chunk_size, memory_budget, devices).validate(caller)
 
@@ -333,10 +341,11 @@ def jacobian(
             sqrt(eps) for forward/backward. The step actually taken, (x_i + h_i) − x_i, is used.
             ``"auto"``: a step per parameter (and output element) from the step sweep of
             ``fdjax.sweep`` (a geometric ladder from 0.1·max(|x_i|, 1): ratio 4 and 14 steps
-            in float64, ratio 2 and 22 steps in float32; 2·N·K evaluations in one batch), returning its best estimate (plain or
-            Richardson). The return type does not change; for a scalar function
-            ``fdjax.sweep(fun, *args)`` has the same estimates with their error estimates
-            and diagnosis (sweep an output element, ``lambda x: fun(x)[i]``, for the rest).
+            in float64, ratio 2 and 22 steps in float32; 2·N·K evaluations in one batch),
+            returning its best estimate (plain or Richardson). The return type does not
+            change; for a scalar function ``fdjax.sweep(fun, *args)`` has the same estimates
+            with their error estimates and diagnosis (sweep an output element,
+            ``lambda x: fun(x)[i]``, for the rest).
         chunk_size: perturbed evaluations per vmapped chunk; default from ``memory_budget``.
         memory_budget: bytes for one chunk (default 256 MiB on CPU, 1 GiB on GPU/TPU).
         has_aux: ``fun`` returns ``(output, aux)``; the transform returns ``(jac, aux)``.
@@ -358,7 +367,9 @@ def jacobian(
         >>> bool(jnp.allclose(J, jnp.diag(jnp.cos(jnp.array([0.0, 1.0]))), atol=1e-9))
         True
     """
-    return _make(fun, argnums, method, step, chunk_size, memory_budget, has_aux, False, "fdjax.jacobian", devices)
+    return _make(
+        fun, argnums, method, step, chunk_size, memory_budget, has_aux, False, "fdjax.jacobian", devices
+    )
 
 
 def grad(
@@ -432,8 +443,13 @@ class _JvpBody:
         vals = jax.tree_util.tree_map(lambda a: a.reshape((nk, k) + a.shape[1:]), vals)
         f0 = main(x)
         d = combine(vals, jax.tree_util.tree_map(lambda a: a[None], f0), h, self.stencil)
-        diag = {"f0_finite": jnp.all(jnp.asarray([jnp.all(jnp.isfinite(a)) for a in jax.tree_util.tree_leaves(f0)])),
-                "row_finite": _row_finite(vals), "h": h}
+        diag = {
+            "f0_finite": jnp.all(
+                jnp.asarray([jnp.all(jnp.isfinite(a)) for a in jax.tree_util.tree_leaves(f0)])
+            ),
+            "row_finite": _row_finite(vals),
+            "h": h,
+        }
         return f0, d, diag
 
 
@@ -441,7 +457,9 @@ def _flatten_tangents(primals, tangents, caller, batched):
     p_paths = jax.tree_util.tree_structure(tuple(primals))
     t_struct = jax.tree_util.tree_structure(tuple(tangents))
     if p_paths != t_struct:
-        raise ValueError(f"{caller}(tangents=...) must have the same pytree structure as primals: {t_struct} vs {p_paths}")
+        raise ValueError(
+            f"{caller}(tangents=...) must have the same pytree structure as primals: {t_struct} vs {p_paths}"
+        )
     pl = jax.tree_util.tree_leaves(tuple(primals))
     tl = jax.tree_util.tree_leaves(tuple(tangents))
     flats, k = [], None
@@ -454,14 +472,20 @@ def _flatten_tangents(primals, tangents, caller, batched):
         if batched:
             k = t.shape[0] if k is None else k
             if t.shape[0] != k:
-                raise ValueError(f"{caller}(tangents=...) leaves disagree on the batch size: {k} vs {t.shape[0]}")
+                raise ValueError(
+                    f"{caller}(tangents=...) leaves disagree on the batch size: {k} vs {t.shape[0]}"
+                )
         if tuple(t.shape) != lead + tuple(p.shape):
             raise ValueError(
                 f"{caller}(tangents=...) leaf shape {tuple(t.shape)} does not match primal shape "
                 f"{lead + tuple(p.shape)}"
             )
         if jnp.issubdtype(p.dtype, jnp.floating):
-            flats.append(jnp.reshape(jnp.asarray(t, p.dtype), lead + (-1,)) if batched else jnp.ravel(jnp.asarray(t, p.dtype)))
+            flats.append(
+                jnp.reshape(jnp.asarray(t, p.dtype), lead + (-1,))
+                if batched
+                else jnp.ravel(jnp.asarray(t, p.dtype))
+            )
     if batched:
         return jnp.concatenate(flats, axis=1)
     return jnp.concatenate(flats)[None]
@@ -471,13 +495,17 @@ def _jvp_impl(fun, primals, tangents, method, step, chunk_size, memory_budget, b
     if not callable(fun):
         raise TypeError(f"{caller}(fun=...) must be callable, got {type(fun).__name__}")
     if not isinstance(primals, (tuple, list)) or not isinstance(tangents, (tuple, list)):
-        raise TypeError(f"{caller}(primals=..., tangents=...) must be tuples or lists of positional arguments")
+        raise TypeError(
+            f"{caller}(primals=..., tangents=...) must be tuples or lists of positional arguments"
+        )
     if len(primals) != len(tangents):
         raise ValueError(f"{caller}: primals has {len(primals)} arguments but tangents has {len(tangents)}")
     stencil = get_stencil(method, caller)
     check_step_static(step, caller)
     if step is not None and not isinstance(step, (int, float)):
-        raise TypeError(f"{caller}(step=...) must be a positive float (one step per direction), got {type(step).__name__}")
+        raise TypeError(
+            f"{caller}(step=...) must be a positive float (one step per direction), got {type(step).__name__}"
+        )
     opts = Options(chunk_size, memory_budget, devices).validate(caller)
     primals = tuple(jax.tree_util.tree_map(jnp.asarray, tuple(primals)))
     fa = flatten_args(primals, tuple(range(len(primals))), caller)
@@ -527,7 +555,9 @@ def jvp(
         >>> round(float(t), 6) == round(2 * float(jnp.cos(0.5)), 6)
         True
     """
-    return _jvp_impl(fun, primals, tangents, method, step, chunk_size, memory_budget, False, "fdjax.jvp", devices)
+    return _jvp_impl(
+        fun, primals, tangents, method, step, chunk_size, memory_budget, False, "fdjax.jvp", devices
+    )
 
 
 def batched_jvp(
@@ -552,4 +582,6 @@ def batched_jvp(
         >>> [round(float(a), 6) for a in t]
         [2.0, 2.0]
     """
-    return _jvp_impl(fun, primals, tangents, method, step, chunk_size, memory_budget, True, "fdjax.batched_jvp", devices)
+    return _jvp_impl(
+        fun, primals, tangents, method, step, chunk_size, memory_budget, True, "fdjax.batched_jvp", devices
+    )

@@ -28,7 +28,13 @@ def is_array(x: Any) -> bool:
 
 def normalize_argnums(argnums: int | Sequence[int], nargs: int, caller: str) -> tuple[int, ...]:
     """Validate argnums against the number of positional arguments."""
-    seq = (argnums,) if isinstance(argnums, int) else tuple(argnums) if isinstance(argnums, (tuple, list)) else None
+    seq = (
+        (argnums,)
+        if isinstance(argnums, int)
+        else tuple(argnums)
+        if isinstance(argnums, (tuple, list))
+        else None
+    )
     if not seq or not all(isinstance(a, int) and not isinstance(a, bool) for a in seq):
         raise TypeError(f"{caller}(argnums=...) must be an int or a non-empty tuple of ints, got {argnums!r}")
     out = []
@@ -137,9 +143,7 @@ def flatten_args(args: Sequence[Any], argnums: int | Sequence[int], caller: str)
     """Build the flat view. Validates emptiness, dtypes (not finiteness: values may be traced)."""
     argnums_t = normalize_argnums(argnums, len(args), caller)
     args = tuple(args)
-    args = tuple(
-        jax.tree_util.tree_map(jnp.asarray, a) if i in argnums_t else a for i, a in enumerate(args)
-    )
+    args = tuple(jax.tree_util.tree_map(jnp.asarray, a) if i in argnums_t else a for i, a in enumerate(args))
     diff = tuple(args[i] for i in argnums_t)
     path_leaves, treedef = jax.tree_util.tree_flatten_with_path(diff)
     if not path_leaves:

@@ -5,12 +5,11 @@ from __future__ import annotations
 import dataclasses
 import math
 from fractions import Fraction
-from typing import Union
 from collections.abc import Sequence
 
 __all__ = ["Stencil", "fornberg_weights", "get_stencil", "METHODS"]
 
-Number = Union[int, float, Fraction]
+Number = int | float | Fraction
 
 
 def fornberg_weights(offsets: Sequence[Number], derivative: int = 1) -> tuple[Fraction, ...]:

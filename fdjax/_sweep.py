@@ -86,8 +86,8 @@ def ladder_values(
             support, scale)/max|v|).
         stretch: for a coordinate with 0 < |x_i| and rel_{K−1}·max(|x_i|, scale) >
             STRETCH_TO·|x_i|, keep the first step but widen the ratio (at most
-            the square of the ladder's ratio) so that the last step reaches STRETCH_TO·|x_i|: functions singular
-            at 0 (log, 1/x, x^a) evaluated near 0 vary on the scale |x_i|, not ``scale``.
+            the square of the ladder's ratio) so that the last step reaches STRETCH_TO·|x_i|:
+            functions singular at 0 (log, 1/x, x^a) evaluated near 0 vary on the scale |x_i|, not ``scale``.
 
     Returns:
         (raw, sizes): ``raw`` a dict of arrays for ``read_ladder`` (V: values [S, K, M, O],

@@ -103,7 +103,9 @@ def test_complex_step_unsafe_function(g):
     assert bool(jnp.all(jnp.isnan(jax.jit(fdjax.grad(g, method="complex"))(x))))
 
 
-@pytest.mark.parametrize("name,value", [("chunk_size", 0), ("chunk_size", 2.5), ("memory_budget", -1), ("chunk_size", True)])
+@pytest.mark.parametrize(
+    "name,value", [("chunk_size", 0), ("chunk_size", 2.5), ("memory_budget", -1), ("chunk_size", True)]
+)
 def test_bad_engine_options(name, value):
     with pytest.raises(ValueError, match=rf"fdjax.grad\({name}=...\) must be a positive int"):
         fdjax.grad(f, **{name: value})
@@ -125,13 +127,19 @@ def test_has_aux_requires_pair():
 
 
 def test_jvp_bad_tangents():
-    with pytest.raises(ValueError, match=r"fdjax.jvp\(tangents=...\) leaf shape \(3,\) does not match primal shape \(2,\)"):
+    with pytest.raises(
+        ValueError, match=r"fdjax.jvp\(tangents=...\) leaf shape \(3,\) does not match primal shape \(2,\)"
+    ):
         fdjax.jvp(f, (x,), (jnp.ones(3),))
     with pytest.raises(ValueError, match="primals has 1 arguments but tangents has 2"):
         fdjax.jvp(f, (x,), (x, x))
     with pytest.raises(TypeError, match="must be tuples or lists"):
         fdjax.jvp(f, x, x)
-    with pytest.raises(ValueError, match=r"fdjax.batched_jvp\(tangents=...\) leaves need a leading batch axis"):
-        fdjax.batched_jvp(lambda a, b: a * b, (jnp.array(1.0), jnp.array(2.0)), (jnp.array(1.0), jnp.array(1.0)))
+    with pytest.raises(
+        ValueError, match=r"fdjax.batched_jvp\(tangents=...\) leaves need a leading batch axis"
+    ):
+        fdjax.batched_jvp(
+            lambda a, b: a * b, (jnp.array(1.0), jnp.array(2.0)), (jnp.array(1.0), jnp.array(1.0))
+        )
     with pytest.raises(ValueError, match="disagree on the batch size"):
         fdjax.batched_jvp(lambda a, b: a * b, (jnp.array(1.0), jnp.array(2.0)), (jnp.ones(2), jnp.ones(3)))

@@ -10,7 +10,10 @@ from fdjax import examples
 
 
 def _max_err(a, b):
-    return max(float(jnp.max(jnp.abs(x - y))) for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)))
+    return max(
+        float(jnp.max(jnp.abs(x - y)))
+        for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b))
+    )
 
 
 def _maybe_jit(fn, use_jit):
@@ -27,8 +30,12 @@ def nested():
         w, (b, c), d = p["w"], p["t"], p["l"]
         return jnp.sum(jnp.sin(w) * b) + jnp.prod(c[0]) * jnp.cos(d[0]) + p["n"] * 1.0
 
-    p = {"w": jnp.arange(4.0).reshape(2, 2) / 3, "t": (jnp.array(0.7), [jnp.array([1.5, -0.5])]),
-         "l": [jnp.array(0.2)], "n": jnp.array(3)}
+    p = {
+        "w": jnp.arange(4.0).reshape(2, 2) / 3,
+        "t": (jnp.array(0.7), [jnp.array([1.5, -0.5])]),
+        "l": [jnp.array(0.2)],
+        "n": jnp.array(3),
+    }
     return f, p
 
 
@@ -116,7 +123,10 @@ def test_jvp_and_batched_jvp_match_jax(use_jit):
     y, t = _maybe_jit(lambda p, t: fdjax.jvp(f, p, t), use_jit)(primals, tangents)
     y_ref, t_ref = jax.jvp(f, primals, tangents)
     assert _max_err(y, y_ref) == 0 and _max_err(t, t_ref) < 1e-8
-    batch = (jnp.stack([tangents[0], jnp.ones(2), jnp.zeros(2)]), jnp.stack([tangents[1], jnp.zeros(2), jnp.zeros(2)]))
+    batch = (
+        jnp.stack([tangents[0], jnp.ones(2), jnp.zeros(2)]),
+        jnp.stack([tangents[1], jnp.zeros(2), jnp.zeros(2)]),
+    )
     _, tb = _maybe_jit(lambda p, t: fdjax.batched_jvp(f, p, t), use_jit)(primals, batch)
     ref = jax.vmap(lambda a, b: jax.jvp(f, primals, (a, b))[1])(*batch)
     assert tb.shape == (3, 2) and _max_err(tb, ref) < 1e-8

@@ -1,9 +1,6 @@
 """The engine: chunking, padding, compilation, tracing contexts, memory planning, bad options."""
 
-import json
 import math
-import subprocess
-import sys
 import textwrap
 
 import jax
@@ -15,6 +12,7 @@ import fdjax
 from fdjax import examples
 from fdjax import _engine, _plan
 from fdjax._engine import Basis, Directions, Options, RandomDirections
+from subprocess_json import RSS_PRELUDE, run_json
 
 N = 300
 X = jnp.linspace(-2.0, 3.0, N)
@@ -256,19 +254,10 @@ def test_choose_chunk_size_model(rows, row_bytes, platform):
     assert n_chunks * b - rows < 8 * n_chunks  # balanced: little padding
 
 
-MEMORY_SCRIPT = r"""
+MEMORY_SCRIPT = (
+    RSS_PRELUDE
+    + r"""
 import json, resource, sys
-def peak_rss():
-    # VmHWM: this process's RSS high-water mark (ru_maxrss survives fork+exec on Linux
-    # and would report the parent's peak)
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 import jax, jax.numpy as jnp
 jax.config.update("jax_enable_x64", True)
 from fdjax import _engine
@@ -291,23 +280,13 @@ jax.eval_shape(spy, x, r)
 res = {{"before": before, "peak": peak, "b": plan["chunk_size"], "row": plan["row_cost"].bytes, "ok": ok}}
 print(json.dumps(res))
 """
-
-
-def run_script(code, env=None, timeout=600):
-    import os
-
-    full = dict(os.environ, **(env or {}))
-    proc = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=full, timeout=timeout
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+)
 
 
 def test_memory_budget_bounds_peak_rss_for_a_subset_plan_of_a_large_vector():
     # 1e4 rows over a 1e6-parameter float64 vector (8 MB): the plan's [rows, N] array
     # would be 80 GB; with a 64 MiB budget the peak RSS grows by well under a GB.
-    res = run_script(textwrap.dedent(MEMORY_SCRIPT.format(n=1_000_000, rows=10_000, budget=64 * 2**20)))
+    res = run_json(textwrap.dedent(MEMORY_SCRIPT.format(n=1_000_000, rows=10_000, budget=64 * 2**20)))
     assert res["ok"]
     assert res["b"] * res["row"] <= 64 * 2**20
     assert res["peak"] < 1.5e9

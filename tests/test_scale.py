@@ -14,6 +14,7 @@ import sys
 
 import numpy as np
 import pytest
+from subprocess_json import RSS_PRELUDE, run_json
 
 PRELUDE = """
 import json, os, sys
@@ -75,23 +76,12 @@ print(json.dumps(res))
 )
 
 
-def run(code, env=None, timeout=600):
-    full = dict(os.environ)
-    full.pop("XLA_FLAGS", None)
-    full.update(env or {})
-    proc = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=full, timeout=timeout
-    )
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
 FOUR = {"XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
 
 
 @pytest.fixture(scope="module")
 def sharded_runs():
-    return run(SHARDED), run(SHARDED, FOUR)
+    return run_json(SHARDED), run_json(SHARDED, FOUR)
 
 
 def same(a, b):
@@ -205,19 +195,10 @@ def test_multi_host_global_mesh_matches_single_process(sharded_runs):
 # ------------------------------------------------------------------------------------------
 # Memory at N = 1e7 (float32, one leaf, a cheap f)
 
-BIG = r"""
+BIG = (
+    RSS_PRELUDE
+    + r"""
 import json, resource, time
-def peak_rss():
-    # VmHWM: this process's RSS high-water mark (ru_maxrss survives fork+exec on Linux
-    # and would report the parent's peak)
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 import jax, jax.numpy as jnp, numpy as np
 import fdjax
 from fdjax import _engine
@@ -253,10 +234,11 @@ res["jvp"] = float(t1)
 res["peak"] = peak_rss()
 print(json.dumps(res))
 """
+)
 
 
 def test_subset_and_directional_plans_at_1e7_float32_within_2gb():
-    res = run(BIG)
+    res = run_json(BIG)
     assert res["peak"] < 2 * 2**30, res
     # d/dx_i Σx² = 2x_i; central FD in float32 with h = 1e-3 on f ≈ 3.3e6: round-off
     # eps·|f|/h ≈ 4e2 dominates, so only check the order of magnitude of the error model.
