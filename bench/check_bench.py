@@ -136,7 +136,7 @@ def bench_torch(n: int, repeat: int):
         "tool": "torch gradcheck(fast_mode)",
         "mode": "1 random direction",
         "n": n,
-        "evaluations": None,
+        "evaluations": 2,  # fast mode: one central difference along a random u (eps = 1e-6)
         "cold_s": cold,
         "warm_s": warm,
         "verdict": "pass" if ok else "FAIL",
