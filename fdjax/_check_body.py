@@ -209,8 +209,9 @@ class _DirectionBody:
             self.cfg.stencil,
             self.cfg.opts,
             probes=True,
+            fine=True,
         )
-        koff = len(check_offsets(self.cfg.stencil))
+        koff = 2 * len(check_offsets(self.cfg.stencil))  # at h and at FINE·h
         fdt = dsamp.F.dtype
         return {
             "analytic": jnp.full((pb.n,), jnp.nan, pb.dt) if along is None else along_v,

@@ -42,6 +42,10 @@ KIND_RANDOM, KIND_ALONG, KIND_TANGENT, KIND_PROBE = 0, 1, 2, 3
 NUM_PROBES = 4
 PROBE_SCALE = 4.0
 PROBE_INDEX0 = 1 << 30
+#: Directions are also measured at FINE·h; where f is not smooth within ±2h of x (a kink:
+#: ReLU, max-pool and clip boundaries that a long direction crosses) but is within ±2·FINE·h,
+#: the fine measurement is judged instead of leaving the direction out.
+FINE = 0.125
 
 
 @dataclasses.dataclass(frozen=True)
@@ -177,11 +181,24 @@ def probe_sigma(probes, f0, xp=jnp):
 
 
 def measure_samples(s: Samples, sigma, stencil: Stencil, margin: float, eps_ad: float, xp=jnp) -> Measurement:
-    """The error model (``_check_model.measure``) applied to a batch of samples."""
+    """The error model (``_check_model.measure``) applied to a batch of samples.
+
+    Samples with fine rows (``direction_samples(..., fine=True)``: 2K rows, the offsets at
+    h then at FINE·h) are measured at both steps; a measurement that is a kink at h but
+    smooth and finite at FINE·h is replaced by the fine one (its own error model: the
+    round-off term is 1/FINE times larger, so the fine step is only a fallback).
+    """
+    offsets = check_offsets(stencil)
+    k = len(offsets)
     eps_f = float(jnp.finfo(s.F.dtype).eps)
     f0 = s.centers[0]
     rho = rounding_bound(s.F, f0, sigma, eps_f, xp)
-    return measure(s.F, f0, s.L, s.B, s.h, rho, stencil, check_offsets(stencil), eps_ad, margin, xp)
+    coarse = measure(s.F[:k], f0, s.L[:k], s.B[:k], s.h, rho, stencil, offsets, eps_ad, margin, xp)
+    if s.F.shape[0] == k:
+        return coarse
+    fine = measure(s.F[k:], f0, s.L[k:], s.B[k:], s.h * FINE, rho, stencil, offsets, eps_ad, margin, xp)
+    use = coarse.kink & ~fine.kink & fine.finite
+    return Measurement(*(xp.where(use, b, a) for a, b in zip(coarse, fine, strict=True)))
 
 
 def direction_samples(
@@ -196,9 +213,16 @@ def direction_samples(
     stencil: Stencil,
     opts: Options,
     probes: bool = False,
+    fine: bool = False,
 ) -> Samples:
-    """f along M directions (and, with ``probes``, the noise probes) in one engine call."""
+    """f along M directions (and, with ``probes``, the noise probes) in one engine call.
+
+    With ``fine`` every direction is also evaluated at the offsets times FINE (F has 2K
+    rows; ``measure_samples`` falls back to them where the step h crosses a kink).
+    """
     offsets = check_offsets(stencil)
+    if fine:
+        offsets = offsets + tuple(FINE * o for o in offsets)
     k, m = len(offsets), rows.size
     h, valid = direction_steps(x, rows, along, tangent, rel)
     offs = jnp.asarray(offsets, x.dtype)

@@ -112,7 +112,8 @@ def test_assert_grad():
 
 def test_evaluation_counts():
     n, leaves, k = 16, 2, 5
-    directions = 4 * (k + 2 * leaves) + 2 + 8  # 4 offsets per direction, f(x) twice, 8 probes
+    # 4 offsets per direction at h and at h/8, f(x) twice, 8 noise probes
+    directions = 2 * 4 * (k + 2 * leaves) + 2 + 8
     r = fdjax.check_grad(loss, P, X, mode="directional", num_directions=k)
     assert int(r.evaluations) == 1 + directions
     r = fdjax.check_grad(loss, P, X, num_directions=k)  # plus 4 offsets per element and f(x) twice
@@ -277,6 +278,56 @@ def test_kink_status_excluded_from_verdict():
     assert bool(r.passed)
     assert np.asarray(r.status).tolist() == [PASS, KINK, PASS]
     assert bool(np.asarray(r.subgradient)[1])
+
+
+
+def test_leaf_with_only_kinks_is_reported_as_not_verified():
+    # |a| at a = 0: every measurement of leaf 'a' is a kink; the check passes (no bug can be
+    # seen) but says that nothing in 'a' was verified, in the verdict and the leaf table.
+    p = {"a": jnp.zeros(3), "b": jnp.ones(2)}
+    r = fdjax.check_grad(lambda p: jnp.sum(jnp.abs(p["a"])) + jnp.sum(p["b"] ** 2), p)
+    assert bool(r.passed)
+    text = str(r)
+    assert "NOT verified: ['a']" in text and "NOT verified: ['a'], ['b']" not in text
+    assert [line.split()[-2:] for line in text.splitlines() if line.strip().startswith("['")][:2] == [
+        ["kinks", "only"],
+        ["1.000", "ok"],
+    ]
+    fine = fdjax.check_grad(lambda p: jnp.sum(jnp.abs(p["a"] - 1.0)) + jnp.sum(p["b"] ** 2), p)
+    assert "NOT verified" not in str(fine)
+
+
+@pytest.mark.parametrize("bug", [1.0, 1.01])
+def test_direction_crossing_a_kink_is_judged_at_the_fine_step(bug):
+    """f(t) = g·t + J·max(t − 1.5h, 0) along one direction: the slope jump J lies inside
+    ±2h (a kink at h) but outside ±2·FINE·h, so the fine measurement is judged: it passes
+    the true slope g and fails g·1.01 instead of leaving the direction out."""
+    from fdjax._check_model import check_offsets
+    from fdjax._check_rows import FINE, Samples, measure_samples
+
+    stencil = fdjax.METHODS["central"]
+    g, jump, h = 2.0, 3.0, 1e-3
+    offs = np.asarray(check_offsets(stencil) + tuple(FINE * o for o in check_offsets(stencil)))
+    delta = offs * h
+    F = g * delta + jump * np.maximum(delta - 1.5 * h, 0.0)
+    a = g * bug
+    s = Samples(
+        F=jnp.asarray(F[:, None]),
+        L=jnp.asarray(a * delta[:, None]),
+        B=jnp.asarray(np.abs(a * delta)[:, None]),
+        h=jnp.asarray([h]),
+        q=jnp.ones(1),
+        centers=jnp.zeros(2),
+        valid=jnp.ones(1, bool),
+        probes=jnp.zeros(0),
+    )
+    k = len(check_offsets(stencil))
+    coarse = measure_samples(s._replace(F=s.F[:k], L=s.L[:k], B=s.B[:k]), 0.0, stencil, 10.0, 2.0**-52)
+    assert bool(coarse.kink[0]) and int(coarse.status[0]) == KINK
+    m = measure_samples(s, 0.0, stencil, 10.0, 2.0**-52)
+    assert not bool(m.kink[0])
+    assert int(m.status[0]) == (PASS if bug == 1.0 else FAIL)
+    assert float(m.numeric[0]) == pytest.approx(g, rel=1e-9)
 
 
 # ------------------------------------------------------------------------------------------

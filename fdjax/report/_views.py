@@ -30,10 +30,11 @@ def _f(v: Any) -> float:
 
 def leaf_rows(check: dict | None) -> list[dict[str, Any]]:
     """One row per leaf: path, shape, checked, max_rel_error, norm_ratio, digits,
-    sign_agreement, kinks, failed, passed."""
+    sign_agreement, kinks, failed, passed, verdict ("ok", "FAILED", or "kinks only" where
+    every measurement of the leaf was a kink, so nothing in it was verified)."""
     if not check:
         return []
-    return [
+    rows = [
         {
             "path": leaf["name"],
             "shape": leaf["shape"],
@@ -49,6 +50,10 @@ def leaf_rows(check: dict | None) -> list[dict[str, Any]]:
         }
         for leaf in check.get("leaves", [])
     ]
+    for r in rows:
+        blind = not r["checked"] and bool(r["kinks"])
+        r["verdict"] = "FAILED" if r["passed"] is False else "kinks only" if blind else "ok"
+    return rows
 
 
 def _leaf_of(check: dict, flat: int) -> tuple[dict, int]:

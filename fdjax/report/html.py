@@ -226,7 +226,9 @@ def _leaf_table(doc: dict[str, Any]) -> str:
         return ""
     body = []
     for r in rows:
-        status = _pill("ok", "ok") if r["passed"] else _pill("failed", "bad")
+        status = {"ok": _pill("ok", "ok"), "kinks only": _pill("kinks only", "warn")}.get(
+            r["verdict"], _pill("failed", "bad")
+        )
         body.append(
             (
                 [

@@ -66,7 +66,7 @@ def render_markdown(doc: dict[str, Any]) -> str:
                     num(r["digits"], 3),
                     pct(r["sign_agreement"]),
                     num(r["kinks"]),
-                    "ok" if r["passed"] else "**FAILED**",
+                    "**FAILED**" if r["verdict"] == "FAILED" else r["verdict"],
                 ]
                 for r in rows
             ],

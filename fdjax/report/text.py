@@ -30,7 +30,7 @@ def _sections(doc: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]
                         num(r["digits"], 3),
                         pct(r["sign_agreement"]),
                         num(r["kinks"]),
-                        "ok" if r["passed"] else "FAIL",
+                        "FAIL" if r["verdict"] == "FAILED" else r["verdict"],
                     ]
                     for r in rows
                 ],
