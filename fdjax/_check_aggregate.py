@@ -267,7 +267,7 @@ class _Aggregate:
             dir_abs_error=xp.abs(dmeas.error),
             dir_rel_error=relative_error(da, dn, xp),
             dir_tolerance=dtol,
-            dir_step=raw["dir_step"],
+            dir_step=dmeas.step,
             dir_slope_plus=dmeas.slope_plus,
             dir_slope_minus=dmeas.slope_minus,
             dir_subgradient=dmeas.subgradient,

@@ -221,7 +221,6 @@ class _DirectionBody:
             "dir_leaf": jnp.asarray(dleaf),
             "dir_lo": drows.lo,
             "dir_hi": drows.hi,
-            "dir_step": dsamp.h,
             "evaluations": jnp.asarray(1 + koff * drows.size + 2 + 2 * NUM_PROBES, jnp.int32),
         }
 

@@ -96,6 +96,7 @@ class Measurement(NamedTuple):
     finite: jnp.ndarray  # bool
     first_bad_offset: jnp.ndarray  # offset of the first non-finite value (nan when finite; 0 = f(x))
     status: jnp.ndarray  # int8 code
+    step: jnp.ndarray  # the nominal step h the measurement was taken at
 
 
 def rounding_bound(values, f0, sigma, eps_f, xp=jnp):
@@ -187,6 +188,7 @@ def measure(
         finite=finite,
         first_bad_offset=bad_off,
         status=status,
+        step=h * xp.ones_like(d1),
     )
 
 
