@@ -22,7 +22,7 @@ import numpy as np
 from ._derivatives import NonFiniteError, _check_output, check_x_finite
 from ._engine import Options
 from ._jit import call_jitted, is_traced
-from ._ladder import Status
+from ._ladder import DEFAULT_LEVELS, Status
 from ._pytree import flatten_args
 from ._stencils import Stencil, get_stencil
 from ._sweep import AdaptiveResult, adaptive_basis, default_relative_steps, ladder_values, read_ladder
@@ -210,7 +210,7 @@ def sweep(
     directions: Any = None,
     reference: Any = None,
     scale: float = 1.0,
-    levels: int = 2,
+    levels: int = DEFAULT_LEVELS,
     chunk_size: int | None = None,
     memory_budget: int | None = None,
     devices: Any = None,
@@ -249,7 +249,7 @@ def sweep(
         reference: the true derivative, for the true errors: a callable called with
             ``*args`` (e.g. ``jax.grad(f)``) or a pytree like the argument(s).
         scale: typical magnitude of the parameters (default 1).
-        levels: Richardson levels tried on top of the plain estimates (default 2).
+        levels: Richardson levels tried on top of the plain estimates (default 3).
         chunk_size, memory_budget, devices: engine options, as in ``fdjax.grad``.
 
     Returns:

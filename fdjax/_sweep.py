@@ -18,7 +18,7 @@ import numpy as np
 
 from . import _engine
 from ._engine import Options
-from ._ladder import ROUNDOFF_ULPS, analyze, default_num_steps, default_ratio, relative_ladder
+from ._ladder import DEFAULT_LEVELS, ROUNDOFF_ULPS, analyze, default_num_steps, default_ratio, relative_ladder
 from ._jit import is_traced
 from ._stencils import Stencil
 from ._steps import eps_of
@@ -205,9 +205,9 @@ def adaptive_basis(
     """The adaptive step for every coordinate of x, in one engine call (traced).
 
     The helper behind ``step="auto"`` of ``fdjax.grad``/``jacobian``/``check_grad``: a
-    ladder of ``num_steps`` halvings (default 28 in float64, 22 in float32) from
-    0.1·max(|x_i|, 1), per coordinate and output element the best estimate (plain or
-    Richardson), its error estimate, the step and a ``Status`` bit mask.
+    geometric ladder of ``num_steps`` steps (``default_num_steps``: ratio 4 and 14 steps in
+    float64, ratio 2 and 22 in float32) from 0.1·max(|x_i|, 1); per coordinate and output
+    element the best estimate (plain or Richardson), its error estimate, the step and a ``Status`` bit mask.
 
     Args:
         flat_fn: function of the flat vector x [N]; output: a pytree of real arrays.
@@ -222,7 +222,7 @@ def adaptive_basis(
     """
     rel = default_relative_steps(x.dtype, num_steps)
     raw, sizes = ladder_values(flat_fn, x, f0, stencil, opts, rel, 1.0)
-    pc = read_ladder(raw, stencil, 2)["per_channel"]
+    pc = read_ladder(raw, stencil, DEFAULT_LEVELS)["per_channel"]
     split = lambda a: split_channels(a, f0, sizes)  # noqa: E731
     return AdaptiveResult(
         estimate=split(pc["estimate"]),
