@@ -9,6 +9,12 @@ element-wise with the full error model. With ``width`` active segments the cost 
 2·width·K evaluations per level (K = 4 offsets for central): O(width·log N), all traced (one
 engine call per level inside a ``lax.fori_loop``), skipped by ``lax.cond`` when no
 direction failed.
+
+Kinks: a segment of a ReLU or max-pool network moved along a direction often crosses a kink
+within ±2h, and a kink is neither a pass nor a fail. Each lineage carries a step scale: 1, or
+FINE when its starting direction was judged at FINE·h. A lineage at scale 1 whose halves
+are kinks and not failures is measured again, undivided, at FINE·h on the next level (a
+*retry*, ranked below every failing half); RETRY_LEVELS extra levels leave room for that.
 """
 
 from __future__ import annotations
@@ -19,16 +25,32 @@ import jax
 import jax.numpy as jnp
 
 from ._check_model import FAIL, Measurement, check_offsets
-from ._check_rows import DirectionRows, Linear, basis_samples, direction_samples, measure_samples
+from ._check_model import KINK
+from ._check_rows import (
+    FINE,
+    DirectionRows,
+    Linear,
+    basis_samples,
+    direction_samples,
+    direction_steps,
+    measure_samples,
+)
 from ._engine import Options
 from ._stencils import Stencil
 
 __all__ = ["levels_for", "locate", "locate_evaluations"]
 
+#: Extra bisection levels, for lineages that retry a segment at the fine step.
+RETRY_LEVELS = 2
+#: Rank of a retry among the candidates of a level: below any failing half (ratio > 1).
+_RETRY_SCORE = 0.5
+
 
 def levels_for(max_size: int) -> int:
-    """Bisection levels that reduce a segment of ``max_size`` coordinates to one."""
-    return max(0, math.ceil(math.log2(max(max_size, 1))))
+    """Bisection levels that reduce a segment of ``max_size`` coordinates to one, plus
+    RETRY_LEVELS for retries at the fine step (none for a single coordinate)."""
+    base = max(0, math.ceil(math.log2(max(max_size, 1))))
+    return base + RETRY_LEVELS if base else 0
 
 
 def locate_evaluations(width: int, levels: int, stencil: Stencil) -> int:
@@ -68,40 +90,51 @@ def locate(
     indices [width], which of them are real, and their element-wise ``Samples`` (to be
     judged by the error model like any element).
     """
-    n = x.shape[0]
     eps_ad = float(jnp.finfo(x.dtype).eps)
-    levels = levels_for(n)
+    levels = levels_for(x.shape[0])
     score0 = _score(start_meas, start_valid)
+    h0, _ = direction_steps(x, start, along, tangent, rel)
+    scale0 = jnp.where(start_meas.step < 0.5 * h0.astype(start_meas.step.dtype), FINE, 1.0).astype(h0.dtype)
     m0 = start.size
     if m0 < width:
         pad = width - m0
         score0 = jnp.concatenate([score0, jnp.full((pad,), -jnp.inf, score0.dtype)])
+        scale0 = jnp.concatenate([scale0, jnp.ones((pad,), scale0.dtype)])
         start = DirectionRows.concat([start, DirectionRows(*(jnp.zeros(pad, jnp.int32) for _ in range(4)))])
     top, sel = jax.lax.top_k(score0, width)
-    init = (start.kind[sel], start.index[sel], start.lo[sel], start.hi[sel], top > -jnp.inf)
+    init = (start.kind[sel], start.index[sel], start.lo[sel], start.hi[sel], scale0[sel], top > -jnp.inf)
     ran = jnp.any(init[-1])
 
     def level(_, state):
-        kind, index, lo, hi, active = state
+        kind, index, lo, hi, scale, active = state
         size = hi - lo
         mid = jnp.where(size > 1, lo + size // 2, hi)
         rows = DirectionRows.concat(
             [DirectionRows(kind, index, lo, mid), DirectionRows(kind, index, mid, hi)]
         )
-        samples = direction_samples(fn, x, lin, seed, along, tangent, rows, rel, stencil, opts)
+        scale2 = jnp.concatenate([scale, scale])
+        samples = direction_samples(fn, x, lin, seed, along, tangent, rows, rel * scale2, stencil, opts)
         meas = measure_samples(samples, sigma, stencil, margin, eps_ad)
         score = _score(meas, samples.valid & jnp.concatenate([active, active]))
+        # a lineage at scale 1 with no failing half but a kinked one: retry it at FINE·h
+        fails = (score > -jnp.inf).reshape(2, -1).any(axis=0)
+        kinked = ((meas.status == KINK) & samples.valid).reshape(2, -1).any(axis=0)
+        retry = active & (scale == 1.0) & ~fails & kinked
+        cand = DirectionRows.concat([rows, DirectionRows(kind, index, lo, hi)])
+        cscale = jnp.concatenate([scale2, jnp.full_like(scale, FINE)])
+        score = jnp.concatenate([score, jnp.where(retry, _RETRY_SCORE, -jnp.inf).astype(score.dtype)])
         # Two lineages that reached the same segment follow it once; the slot is freed.
         order = jnp.argsort(-score)
-        lo_s, hi_s, ok_s = rows.lo[order], rows.hi[order], score[order] > -jnp.inf
+        lo_s, hi_s, ok_s = cand.lo[order], cand.hi[order], score[order] > -jnp.inf
         same = (lo_s[:, None] == lo_s[None, :]) & (hi_s[:, None] == hi_s[None, :]) & ok_s[None, :]
         dup = jnp.any(jnp.tril(same, -1), axis=1)
         score = score.at[order].set(jnp.where(dup, -jnp.inf, score[order]))
         best, pick = jax.lax.top_k(score, width)
-        return rows.kind[pick], rows.index[pick], rows.lo[pick], rows.hi[pick], best > -jnp.inf
+        # a segment already down to one coordinate stays (later levels re-measure it)
+        return cand.kind[pick], cand.index[pick], cand.lo[pick], cand.hi[pick], cscale[pick], best > -jnp.inf
 
     def run(state):
-        kind, index, lo, hi, active = jax.lax.fori_loop(0, levels, level, state)
+        kind, index, lo, hi, _, active = jax.lax.fori_loop(0, levels, level, state)
         idx = jnp.where(active, lo, 0).astype(jnp.int32)
         return idx, active, basis_samples(fn, x, lin.at(idx), idx, h_elem[idx], stencil, opts)
 

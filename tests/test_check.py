@@ -281,6 +281,45 @@ def test_kink_status_excluded_from_verdict():
 
 
 
+@pytest.mark.parametrize("key", [0, 2])  # key 2: the bisection without fine steps lost the element
+def test_locate_names_a_wrong_kernel_element_of_a_float32_relu_maxpool_cnn(key):
+    """float32 steps are large: the directions and most bisection segments of a ReLU/max-pool
+    CNN cross kinks at h. Judging them at h/8 (and retrying kinked segments there) must still
+    name the one kernel element whose gradient is off by 5% of the largest one."""
+    k = jax.random.split(jax.random.key(0), 4)
+    p = {
+        "k": jax.random.normal(k[0], (3, 3, 1, 4), jnp.float32) * 0.5,
+        "kb": jax.random.normal(k[1], (4,), jnp.float32) * 0.5,
+        "w": jax.random.normal(k[2], (64, 5), jnp.float32) * 0.5,
+    }
+    x = jax.random.normal(k[3], (6, 8, 8, 1), jnp.float32)
+    y = jax.nn.one_hot(jnp.arange(6) % 5, 5, dtype=jnp.float32)
+
+    def cnn(p):
+        dims = ("NHWC", "HWIO", "NHWC")
+        h = jax.lax.conv_general_dilated(x, p["k"], (1, 1), "SAME", dimension_numbers=dims)
+        h = jax.nn.relu(h + p["kb"])
+        h = jax.lax.reduce_window(h, -jnp.inf, jax.lax.max, (1, 2, 2, 1), (1, 2, 2, 1), "VALID")
+        return -jnp.mean(jnp.sum(jax.nn.log_softmax(h.reshape(6, -1) @ p["w"]) * y, -1))
+
+    bad = 18  # ['k'][1, 1, 0, 2]
+    shift = 0.05 * float(jnp.max(jnp.abs(jax.grad(cnn)(p)["k"])))
+
+    @jax.custom_vjp
+    def tap(w):
+        return w
+
+    def tap_bwd(_, g):
+        return (g + jnp.where(jnp.arange(36) == bad, shift, 0.0).reshape(g.shape).astype(g.dtype),)
+
+    tap.defvjp(lambda w: (w, None), tap_bwd)
+    r = fdjax.check_grad(lambda p: cnn({**p, "k": tap(p["k"])}), p, mode="locate", key=key)
+    assert not bool(r.passed)
+    assert [int(i) for i in np.asarray(r.located) if i >= 0] == [bad]
+    assert "confirmed wrong: ['k'][1, 1, 0, 2]" in str(r)
+    assert bool(fdjax.check_grad(cnn, p, mode="locate", key=key).passed)
+
+
 def test_leaf_with_only_kinks_is_reported_as_not_verified():
     # |a| at a = 0: every measurement of leaf 'a' is a kink; the check passes (no bug can be
     # seen) but says that nothing in 'a' was verified, in the verdict and the leaf table.
