@@ -171,9 +171,10 @@ def markdown_table(header: list[str], rows: list[list]) -> str:
     return "\n".join(lines)
 
 
-def write_json(name: str, payload: dict) -> Path:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / name
+def write_json(name: str, payload: dict, out: str | Path | None = None) -> Path:
+    """Write ``payload`` to ``out`` (default: bench/results/``name``)."""
+    path = RESULTS / name if out is None else Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(payload, indent=2, default=_jsonable))
     return path
 

@@ -173,6 +173,7 @@ def main(argv=None) -> dict:
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--seconds", type=float, default=1.0, help="target duration of one timed call")
     p.add_argument("--quick", action="store_true", help="3 repeats, shorter calls, no device scaling")
+    p.add_argument("--out", default=None, help="JSON path (default bench/results/suite.json)")
     args = p.parse_args(argv)
     if args.quick:
         args.repeats, args.seconds = 3, 0.3
@@ -265,7 +266,7 @@ def main(argv=None) -> dict:
         "device_scaling": scaling,
         "table_markdown": text,
     }
-    path = C.write_json("suite.json", payload)
+    path = C.write_json("suite.json", payload, args.out)
     print(f"\nwrote {path}", file=sys.stderr)
     return payload
 

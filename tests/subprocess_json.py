@@ -14,6 +14,21 @@ ROOT = Path(__file__).resolve().parent.parent
 RSS_PRELUDE = f"import sys\nsys.path.insert(0, {str(ROOT)!r})\nfrom bench._rss import peak_rss\n"
 
 
+def run_command(args: list[str], env: dict | None = None, timeout: float = 600, cwd=None):
+    """Run ``python *args``; assert it exits 0 and return the CompletedProcess.
+
+    The parent's ``XLA_FLAGS`` are dropped so that only ``env`` sets the device count.
+    """
+    full = dict(os.environ)
+    full.pop("XLA_FLAGS", None)
+    full.update(env or {})
+    proc = subprocess.run(
+        [sys.executable, *args], capture_output=True, text=True, env=full, timeout=timeout, cwd=cwd
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return proc
+
+
 def run_json(code: str, env: dict | None = None, timeout: float = 600) -> dict:
     """Run ``code`` with ``python -c``; it must print one JSON object as its last line.
 
