@@ -180,9 +180,9 @@ def check_grad(
     Directions are also measured at h/8 (8 evaluations each for central): a direction that
     crosses a kink within ±2h but not within ±h/4 (ReLU nets: a direction moves every unit)
     is judged at h/8 instead of being left out. A leaf whose measurements are all kinks is
-    named as not verified. f(x) is evaluated in every batch and by the AD pass; if the values differ beyond
-    rounding the result is marked not deterministic (dropout or an RNG left on) and fails
-    without blaming the gradient. NaN/inf values are reported with the element and offset.
+    named as not verified. f(x) is evaluated in every batch and by the AD pass; if the
+    values differ beyond rounding the result is marked not deterministic (dropout or an RNG
+    left on) and fails without blaming the gradient. NaN/inf values are reported with the element and offset.
 
     Args:
         f: scalar-valued function; ``f(*args)`` must return a real scalar.

@@ -288,6 +288,7 @@ class _LocateBody:
             drows,
             dmeas,
             dsamp.valid,
+            dsamp.h,
             pb.rel_dir(step),
             h,
             cfg.stencil,

@@ -9,7 +9,7 @@ import numpy as np
 from ._check_model import FAIL, KINK, NONFINITE, PASS, STATUS_NAMES, UNCHECKED
 from ._check_result import _DIRECTION, _ELEMENT, _LEAF, DIRECTION_KINDS
 
-__all__ = ["summary", "to_dict", "element_rows", "verdict_line"]
+__all__ = ["summary", "to_dict", "element_rows", "verdict_line", "kinks_only"]
 
 _DIGITS = {"float64": 15.7, "float32": 6.9, "float16": 3.3, "bfloat16": 2.1}
 
@@ -62,7 +62,7 @@ def verdict_line(r) -> str:
     if checked == 0:
         return f"PASSED (vacuously): nothing could be checked{extra}"
     ck, kk = _h(r, "leaf_checked"), _h(r, "leaf_kinks")
-    blind = [name for name, c, k in zip(r.leaf_names, ck, kk, strict=True) if int(c) == 0 and int(k) > 0]
+    blind = [name for name, c, k in zip(r.leaf_names, ck, kk, strict=True) if kinks_only(c, k)]
     if blind:
         hint = "f is not smooth there at the step's scale" if r.mode == "full" else "try mode='full'"
         more = " …" if len(blind) > 3 else ""
@@ -70,10 +70,15 @@ def verdict_line(r) -> str:
     return f"PASSED: {checked} checks agree with {what} within the error model{extra}"
 
 
+def kinks_only(checked, kinks) -> bool:
+    """A leaf (or the whole check) of which nothing was verified: every measurement a kink."""
+    return not int(checked) and bool(int(kinks))
+
+
 def _leaf_verdict(passed, checked, kinks) -> str:
     if not passed:
         return "FAIL"
-    return "kinks only" if int(checked) == 0 and int(kinks) > 0 else "ok"
+    return "kinks only" if kinks_only(checked, kinks) else "ok"
 
 
 def _det_allow(r) -> float:

@@ -77,6 +77,11 @@ def _bcast(h, like):
     return h.reshape(h.shape + (1,) * (like.ndim - h.ndim))
 
 
+def all_finite(tree):
+    """bool scalar: every element of every leaf of ``tree`` is finite."""
+    return jnp.all(jnp.asarray([jnp.all(jnp.isfinite(a)) for a in jax.tree_util.tree_leaves(tree)]))
+
+
 def _row_finite(values):
     """bool [K, M]: every output element of the row is finite."""
     flags = [
@@ -193,13 +198,7 @@ class _JacobianBody:
         f0 = out0[0] if self.has_aux else out0
         vals = basis_values(main, x, h, self.stencil, self.opts)
         d = combine(vals, jax.tree_util.tree_map(lambda a: a[None], f0), h, self.stencil)
-        diag = {
-            "f0_finite": jnp.all(
-                jnp.asarray([jnp.all(jnp.isfinite(a)) for a in jax.tree_util.tree_leaves(f0)])
-            ),
-            "row_finite": _row_finite(vals),
-            "h": h,
-        }
+        diag = {"f0_finite": all_finite(f0), "row_finite": _row_finite(vals), "h": h}
         if self.stencil.complex_step:
             d, diag["complex_ok"] = _complex_safety(main, x, f0, vals, d)
         jac = _to_jacobian(fa, d)
@@ -443,13 +442,7 @@ class _JvpBody:
         vals = jax.tree_util.tree_map(lambda a: a.reshape((nk, k) + a.shape[1:]), vals)
         f0 = main(x)
         d = combine(vals, jax.tree_util.tree_map(lambda a: a[None], f0), h, self.stencil)
-        diag = {
-            "f0_finite": jnp.all(
-                jnp.asarray([jnp.all(jnp.isfinite(a)) for a in jax.tree_util.tree_leaves(f0)])
-            ),
-            "row_finite": _row_finite(vals),
-            "h": h,
-        }
+        diag = {"f0_finite": all_finite(f0), "row_finite": _row_finite(vals), "h": h}
         return f0, d, diag
 
 

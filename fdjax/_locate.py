@@ -24,15 +24,13 @@ import math
 import jax
 import jax.numpy as jnp
 
-from ._check_model import FAIL, Measurement, check_offsets
-from ._check_model import KINK
+from ._check_model import FAIL, KINK, Measurement, check_offsets
 from ._check_rows import (
     FINE,
     DirectionRows,
     Linear,
     basis_samples,
     direction_samples,
-    direction_steps,
     measure_samples,
 )
 from ._engine import Options
@@ -76,6 +74,7 @@ def locate(
     start: DirectionRows,
     start_meas: Measurement,
     start_valid,
+    start_h,
     rel,
     h_elem,
     stencil: Stencil,
@@ -86,15 +85,17 @@ def locate(
 ):
     """Bisect the ``width`` worst failing directions of ``start`` down to single coordinates.
 
-    Returns (ran, idx, active, samples): whether any direction failed, the located flat
+    ``start_meas`` judged the start directions, measured at the steps ``start_h`` (where
+    ``start_meas.step`` is smaller, the fine fallback was judged). Returns (ran, idx,
+    active, samples): whether any direction failed, the located flat
     indices [width], which of them are real, and their element-wise ``Samples`` (to be
     judged by the error model like any element).
     """
     eps_ad = float(jnp.finfo(x.dtype).eps)
     levels = levels_for(x.shape[0])
     score0 = _score(start_meas, start_valid)
-    h0, _ = direction_steps(x, start, along, tangent, rel)
-    scale0 = jnp.where(start_meas.step < 0.5 * h0.astype(start_meas.step.dtype), FINE, 1.0).astype(h0.dtype)
+    # a starting direction judged at FINE·h (a kink at h) is bisected at FINE·h
+    scale0 = jnp.where(start_meas.step < start_h, FINE, 1.0).astype(x.dtype)
     m0 = start.size
     if m0 < width:
         pad = width - m0

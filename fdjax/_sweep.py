@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import _engine
+from ._derivatives import all_finite
 from ._engine import Options
 from ._ladder import DEFAULT_LEVELS, ROUNDOFF_ULPS, analyze, default_num_steps, default_ratio, relative_ladder
 from ._jit import is_traced
@@ -236,8 +237,7 @@ def auto_diagnostics(f0, d):
     """What ``step="auto"`` reports to the host: f(x) finite, and per coordinate whether
     the estimate is finite (False only when every step of its ladder was non-finite)."""
     finite = [jnp.all(jnp.isfinite(a).reshape(a.shape[0], -1), axis=1) for a in jax.tree_util.tree_leaves(d)]
-    f0_ok = jnp.all(jnp.asarray([jnp.all(jnp.isfinite(a)) for a in jax.tree_util.tree_leaves(f0)]))
-    return {"f0_finite": f0_ok, "auto_finite": functools.reduce(jnp.logical_and, finite)}
+    return {"f0_finite": all_finite(f0), "auto_finite": functools.reduce(jnp.logical_and, finite)}
 
 
 def raise_auto_nonfinite(fa, caller: str, diag) -> None:

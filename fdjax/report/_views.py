@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from .._check_format import kinks_only
+
 __all__ = [
     "verdict",
     "leaf_rows",
@@ -51,7 +53,7 @@ def leaf_rows(check: dict | None) -> list[dict[str, Any]]:
         for leaf in check.get("leaves", [])
     ]
     for r in rows:
-        blind = not r["checked"] and bool(r["kinks"])
+        blind = kinks_only(r["checked"] or 0, r["kinks"] or 0)
         r["verdict"] = "FAILED" if r["passed"] is False else "kinks only" if blind else "ok"
     return rows
 
