@@ -255,6 +255,7 @@ def assert_grad(f: Callable, *args: Any, **kwargs: Any) -> GradCheck:
         >>> import jax.numpy as jnp, fdjax
         >>> _ = fdjax.assert_grad(lambda x: jnp.sum(jnp.exp(x)), jnp.ones(3))
     """
+    __tracebackhide__ = True  # pytest: show the caller's line, not fdjax's
     result = check_grad(f, *args, **kwargs)
     if is_traced(result.passed):
         raise TypeError(

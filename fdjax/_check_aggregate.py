@@ -54,11 +54,13 @@ def _segment_max(xp, v, seg, nseg: int):
     return out
 
 
-def _seg_metrics(xp, a, n, tol, mask, seg, nseg: int, eps: float):
+def _seg_metrics(xp, a, n, tol, mask, seg, nseg: int, eps: float, void):
     """norm ratio, max rel error, digits, sign agreement per segment over ``mask``.
 
     The max relative error is taken over values above their tolerance (max(|a|, |n|) > tol):
-    below it both are FD noise and |a − n|/max(|a|, |n|) means nothing.
+    below it both are FD noise and |a − n|/max(|a|, |n|) means nothing. A segment where
+    nothing was measured, or flagged in ``void`` (a non-finite value), gets NaN metrics:
+    an empty or broken comparison must never read as agreement.
     """
     zero = xp.zeros_like(a)
     a = xp.where(mask, a, zero)
@@ -76,7 +78,8 @@ def _seg_metrics(xp, a, n, tol, mask, seg, nseg: int, eps: float):
     nrel = xp.where(big > 0, xp.sqrt(d2) / xp.where(big > 0, big, 1), 0.0)
     digits = digits_of(nrel, eps, xp)
     sign = xp.where(count > 0, agree_n / xp.where(count > 0, count, 1), xp.nan)
-    return ratio, maxrel, digits, sign
+    void = void | (count == 0)
+    return tuple(xp.where(void, np.nan, m).astype(a.dtype) for m in (ratio, maxrel, digits, sign))
 
 
 def _first(xp, flags):
@@ -223,13 +226,6 @@ class _Aggregate:
         deps = max(eps, eps_f)
         tol_e = el["tolerance"]
         da, dn, dtol = dmeas.analytic, dmeas.numeric, dmeas.tolerance
-        if self.mode in ("full", "subset"):
-            leaf_m = _seg_metrics(xp, a_f, numeric, tol_e, checked_e, leaf_of, nleaf, deps)
-            all_m = _seg_metrics(xp, a_f, numeric, tol_e, checked_e, xp.zeros((n,), np.int32), 1, deps)
-        else:
-            leaf_m = _seg_metrics(xp, da, dn, dtol, dchecked & on_leaf, dleaf_s, nleaf, deps)
-            all_m = _seg_metrics(xp, da, dn, dtol, dchecked, xp.zeros_like(dleaf_s), 1, deps)
-
         ecount = _counts(
             xp, xp.stack([checked_e, status == FAIL, elem_bad, status == KINK], 1), leaf_of, nleaf
         )
@@ -241,6 +237,15 @@ class _Aggregate:
         )
         leaf_checked, leaf_failed, leaf_bad, leaf_kinks = (ecount + dcount).T
         leaf_passed = (leaf_failed == 0) & (leaf_bad == 0)
+        leaf_void, all_void = (leaf_bad > 0) | ~f0_finite, xp.reshape(nonfinite, (1,))
+        if self.mode in ("full", "subset"):
+            leaf_m = _seg_metrics(xp, a_f, numeric, tol_e, checked_e, leaf_of, nleaf, deps, leaf_void)
+            zeros = xp.zeros((n,), np.int32)
+            all_m = _seg_metrics(xp, a_f, numeric, tol_e, checked_e, zeros, 1, deps, all_void)
+        else:
+            leaf_m = _seg_metrics(xp, da, dn, dtol, dchecked & on_leaf, dleaf_s, nleaf, deps, leaf_void)
+            zeros = xp.zeros_like(dleaf_s)
+            all_m = _seg_metrics(xp, da, dn, dtol, dchecked, zeros, 1, deps, all_void)
 
         failed = xp.sum(status == FAIL) + xp.sum(dstatus == FAIL)
         checked = xp.sum(checked_e) + xp.sum(dchecked)

@@ -19,10 +19,19 @@ def _h(r, name):
 
 
 def _g(v, width=10, prec=3):
+    """Scientific notation; "—" where nothing was measured or a value is not finite."""
     v = float(v)
     if math.isnan(v):
-        return "-".rjust(width)
+        return "—".rjust(width)
     return f"{v:>{width}.{prec}e}"
+
+
+def _fixed(v, width=6, prec=1):
+    """Fixed-point notation; "—" where nothing was measured or a value is not finite."""
+    v = float(v)
+    if math.isnan(v):
+        return "—".rjust(width)
+    return f"{v:>{width}.{prec}f}"
 
 
 def _offset_text(off) -> str:
@@ -150,10 +159,34 @@ def _why(r, i) -> str:
     return STATUS_NAMES[s]
 
 
+def _sign(v: float) -> str:
+    return "?" if math.isnan(v) else "+" if v > 0 else "-" if v < 0 else "0"
+
+
+def failing_parts(r, max_elements: int = 3) -> str:
+    """Where a failed check failed: "['w'] ([2, 3], [0, 1]); ['b']" (leaves, worst elements)."""
+    status = _h(r, "status")
+    worst = [i for i in element_rows(r) if status[i] in (FAIL, NONFINITE)]
+    by_leaf: dict[str, list[str]] = {}
+    for i in worst:
+        name = r.element_name(i)
+        leaf = next((n for n in r.leaf_names if name.startswith(n)), name)
+        by_leaf.setdefault(leaf, []).append(name[len(leaf) :] or name)
+    ps = _h(r, "leaf_passed")
+    for name, ok in zip(r.leaf_names, ps, strict=True):
+        if not bool(ok):
+            by_leaf.setdefault(name, [])
+    parts = []
+    for leaf, elements in by_leaf.items():
+        shown = ", ".join(elements[:max_elements]) + (" …" if len(elements) > max_elements else "")
+        parts.append(f"{leaf} ({shown})" if shown else leaf)
+    return "; ".join(parts)
+
+
 def _digits_of(rel, dtype):
     top = _DIGITS.get(dtype, 15.7)
     if not math.isfinite(rel):
-        return 0.0
+        return math.nan
     return min(top, max(0.0, -math.log10(max(rel, 10.0 ** (-top)))))
 
 
@@ -187,13 +220,13 @@ def summary(r, max_rows: int = 10) -> str:
         size = math.prod(shape)
         lines.append(
             f"  {name[:name_w]:<{name_w}} {size:>8d} {int(ck[j]):>8d} {int(kk[j]):>6d} {int(fl[j]):>6d} "
-            f"{_g(nr[j])} {_g(mr[j])} {float(dg[j]):>6.1f} {float(sg[j]):>6.3f}  "
+            f"{_g(nr[j])} {_g(mr[j])} {_fixed(dg[j])} {_fixed(sg[j], 6, 3)}  "
             f"{_leaf_verdict(ps[j], ck[j], kk[j])}"
         )
     lines.append(
         f"  {'overall':<{name_w}} {r.size:>8d} {int(_h(r, 'checked')):>8d} {int(_h(r, 'kinks')):>6d} "
         f"{int(_h(r, 'failed')):>6d} {_g(_h(r, 'norm_ratio'))} {_g(_h(r, 'max_rel_error'))} "
-        f"{float(_h(r, 'digits')):>6.1f} {float(_h(r, 'sign_agreement')):>6.3f}  "
+        f"{_fixed(_h(r, 'digits'))} {_fixed(_h(r, 'sign_agreement'), 6, 3)}  "
         f"{'ok' if bool(_h(r, 'passed')) else 'FAIL'}"
     )
     # Elements.
@@ -211,10 +244,10 @@ def summary(r, max_rows: int = 10) -> str:
         for i in rows:
             a, n = float(an[i]), float(nu[i])
             rel = float(_h(r, "rel_error")[i])
-            sign = ("+" if a > 0 else "-" if a < 0 else "0") + "/" + ("+" if n > 0 else "-" if n < 0 else "0")
+            sign = _sign(a) + "/" + _sign(n)
             lines.append(
-                f"  {r.element_name(i)[:ew]:<{ew}} {a:>11.4e} {n:>11.4e} {a - n:>11.3e} {rel:>9.2e} "
-                f"{_digits_of(rel, r.dtype):>6.1f} {sign:>4}  {_why(r, i)}"
+                f"  {r.element_name(i)[:ew]:<{ew}} {_g(a, 11, 4)} {_g(n, 11, 4)} {_g(a - n, 11)} "
+                f"{_g(rel, 9, 2)} {_fixed(_digits_of(rel, r.dtype))} {sign:>4}  {_why(r, i)}"
             )
     # Directions.
     dstatus = _h(r, "dir_status")

@@ -193,9 +193,9 @@ def measure(
 
 
 def relative_error(a, n, xp=jnp):
-    """|a − n| / max(|a|, |n|), 0 where both are 0 (cs231n)."""
+    """|a − n| / max(|a|, |n|), 0 where both are 0 (cs231n), NaN where either is NaN."""
     den = xp.maximum(xp.abs(a), xp.abs(n))
-    return xp.where(den > 0, xp.abs(a - n) / xp.where(den > 0, den, 1), 0.0)
+    return xp.where(den > 0, xp.abs(a - n) / xp.where(den > 0, den, 1), xp.where(den == 0, 0.0, np.nan))
 
 
 def digits_of(rel, eps: float, xp=jnp):

@@ -92,10 +92,20 @@ _META = (
 
 
 class GradientCheckError(AssertionError):
-    """Raised by ``fdjax.assert_grad``; the message is the check's table, ``.result`` the check."""
+    """Raised by ``fdjax.assert_grad``: the check failed. ``.result`` is the ``GradCheck``.
+
+    The message's first line says what failed and where (leaves, worst elements); the
+    check's table follows.
+    """
+
+    __module__ = "fdjax"  # the public name, as pytest and tracebacks print it
 
     def __init__(self, result: GradCheck):
-        super().__init__(result.summary())
+        from ._check_format import failing_parts
+
+        where = failing_parts(result)
+        head, _, table = result.summary().partition("\n")
+        super().__init__(head + (f" — in {where}" if where else "") + "\n" + table)
         self.result = result
 
 

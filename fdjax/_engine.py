@@ -14,9 +14,10 @@ derivatives, AD or verdicts.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from typing import Any
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import jax
 import jax.numpy as jnp
@@ -47,7 +48,25 @@ __all__ = [
     "DEFAULT_MEMORY_BUDGET",
     "LargePlanWarning",
     "Options",
+    "listen",
 ]
+
+#: Callbacks told, when a plan is traced, how many rows (padding included) it evaluates.
+_listeners: list[Callable[[int], None]] = []
+
+
+@contextlib.contextmanager
+def listen(callback: Callable[[int], None]) -> Iterator[None]:
+    """Call ``callback(rows)`` each time a plan is traced, before any of its rows run.
+
+    ``rows`` counts every evaluation of f the plan makes, padding included (what a
+    counter inside f sees). Progress displays use it to know a pass's size up front.
+    """
+    _listeners.append(callback)
+    try:
+        yield
+    finally:
+        _listeners.remove(callback)
 
 #: Plans with at least this many rows are costed (for ``LargePlanWarning``) even when
 #: ``chunk_size`` is given; smaller plans with a given chunk size skip the measurement.
@@ -273,6 +292,8 @@ def evaluate(
     """
     plan = chunk_plan(fn, x, perturb, rows, opts)
     num_rows, b, mesh = plan["rows"], plan["chunk_size"], plan["mesh"]
+    for callback in tuple(_listeners):
+        callback(plan["padded_rows"] if num_rows else 0)
 
     def local(x, rows):
         return _chunked(lambda row: fn(perturb(x, row)), rows, b)

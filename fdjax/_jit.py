@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 import jax
 
+from . import _engine
 from ._devices import replicate
 from ._pytree import is_array
 
@@ -65,7 +66,27 @@ def call_jitted(body: Callable, *payload: Any) -> Any:
     if opts is not None and hasattr(opts, "devices") and not is_traced(dynamic):
         dynamic = replicate(dynamic, opts.devices)
     statics = tuple(None if is_array(leaf) else _Static(leaf) for leaf in leaves)
-    return _run(dynamic, body=body, statics=statics, treedef=treedef)
+    if not _engine._listeners or is_traced(dynamic):
+        return _run(dynamic, body=body, statics=statics, treedef=treedef)
+    # Someone is listening for plan sizes (a progress display): a compiled call traces no
+    # plan, so replay the sizes its first trace announced before running it.
+    key = (body, statics, treedef, tuple((jax.numpy.shape(a), jax.numpy.result_type(a)) for a in dynamic))
+    if key in _PLAN_ROWS:
+        for rows in _PLAN_ROWS[key]:
+            for callback in tuple(_engine._listeners):
+                callback(rows)
+        return _run(dynamic, body=body, statics=statics, treedef=treedef)
+    seen: list[int] = []
+    with _engine.listen(seen.append):
+        out = _run(dynamic, body=body, statics=statics, treedef=treedef)
+    if len(_PLAN_ROWS) > 256:
+        _PLAN_ROWS.clear()
+    _PLAN_ROWS[key] = tuple(seen)
+    return out
+
+
+#: Plan sizes announced by the first trace of each (body, statics, shapes) call.
+_PLAN_ROWS: dict[tuple, tuple[int, ...]] = {}
 
 
 def is_traced(*trees: Any) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import jax
 import numpy as np
 
 from ._ladder import Status
@@ -110,6 +111,7 @@ def _table(cols, rows) -> str:
 def to_dict(sw) -> dict:
     """JSON-ready: top-level facts and one dict per parameter (per-step lists included)."""
     names = sw.names
+    sw = jax.device_get(sw)  # index NumPy arrays below, not device arrays (one dispatch each)
     params = []
     for i in range(len(sw)):
         p = {

@@ -100,7 +100,12 @@ def _problem_options(p: argparse.ArgumentParser, default_format: str) -> None:
         help=f"output format (default: {default_format}, or from the -o suffix)",
     )
     p.add_argument("-o", "--output", metavar="PATH", help="write the output to PATH instead of stdout")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no terminal summary")
+    p.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="no progress and no summary: stdout carries only a document asked for with --format",
+    )
 
 
 def _check_options(p: argparse.ArgumentParser) -> None:
@@ -129,6 +134,11 @@ def _check_options(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--precision", choices=("float64",), help="evaluate f in float64 even when the parameters are float32"
+    )
+    g.add_argument(
+        "--exit-zero",
+        action="store_true",
+        help="exit 0 even when the check fails (default: exit 1, after writing the output)",
     )
 
 
@@ -184,7 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
         "report",
         help="check + sweep + plots as one report (HTML, Markdown or JSON)",
         description="Gradient check, step sweep, gradient norms and a loss-landscape slice "
-        f"of TARGET as one report (default -o {DEFAULT_REPORT}).",
+        f"of TARGET as one report (default -o {DEFAULT_REPORT}). Exit 0 when the check passes "
+        "or is inconclusive, 1 when it fails (the report is still written), 2 on bad usage.",
     )
     _problem_options(p, "html")
     _check_options(p)
@@ -222,7 +233,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--plot", metavar="FILE", help="draw the loss points and the secant line to FILE (.png/.svg/.pdf)"
     )
     p.add_argument(
-        "--table", action="store_true", help="print the ε table for J(θ) = θ² at --theta (ε = 1e-1 … 1e-7)"
+        "--table",
+        action="store_true",
+        help="print the ε table for J(θ) = θ² at --theta (default θ = 1; ε = 1e-1 … 1e-7)",
     )
     return parser
 
@@ -236,51 +249,49 @@ _CALC_FLAGS = {
     "epsilon": "--eps",
     "loss_plus": "--J-plus",
     "loss_minus": "--J-minus",
+    "method": "--method",
+    "epsilons": "--table steps",
 }
 
 
 def _run_calc(ns: argparse.Namespace, out) -> int:
-    from ._calculator import LABELS, REQUIRED, calculate, epsilon_table
+    import warnings
 
-    have_values = any(getattr(ns, k) is not None for k in ("loss", "loss_plus", "loss_minus", "epsilon"))
-    if ns.table and ns.theta is None:
-        raise UsageError("--table needs --theta (θ)")
+    from ._calculator import CalculationWarning, calculate, epsilon_table, rename_arguments
+
+    flags = lambda text: rename_arguments(text, _CALC_FLAGS)  # noqa: E731
     if ns.plot and ns.theta is None:
         raise UsageError("--plot needs --theta (θ)")
-    calc = None
-    if have_values or not ns.table:
-        needs = ("epsilon",) + REQUIRED[ns.method]
-        missing = [n for n in needs if getattr(ns, n) is None]
-        if missing:
-            need = ", ".join(f"{_CALC_FLAGS[n]} ({LABELS[n]})" for n in needs)
-            miss = ", ".join(f"{_CALC_FLAGS[n]} ({LABELS[n]})" for n in missing)
-            raise UsageError(f"--method {ns.method} needs {need}; missing: {miss}")
-        try:
-            calc = calculate(
-                ns.theta,
-                epsilon=ns.epsilon,
-                loss=ns.loss,
-                loss_plus=ns.loss_plus,
-                loss_minus=ns.loss_minus,
-                method=ns.method,
-            )
-        except (TypeError, ValueError) as e:
-            raise UsageError(_flag_message(str(e))) from None
-    table = None
-    if ns.table:
-        try:
+    have_values = any(getattr(ns, k) is not None for k in ("loss", "loss_plus", "loss_minus", "epsilon"))
+    calc = table = None
+    try:
+        if have_values or not ns.table:
+            with warnings.catch_warnings():  # shown once, below, in the command's own words
+                warnings.simplefilter("ignore", CalculationWarning)
+                calc = calculate(
+                    ns.theta,
+                    epsilon=ns.epsilon,
+                    loss=ns.loss,
+                    loss_plus=ns.loss_plus,
+                    loss_minus=ns.loss_minus,
+                    method=ns.method,
+                )
+        if ns.table:
             table = epsilon_table(ns.theta)
-        except (TypeError, ValueError) as e:
-            raise UsageError(_flag_message(str(e))) from None
+    except (TypeError, ValueError) as e:
+        raise UsageError(flags(str(e))) from None
     if ns.json:
         doc: dict[str, Any] = {}
         if calc is not None:
             doc.update(calc.to_dict())
+            doc["warnings"] = [flags(w) for w in calc.warnings]
+            for w in doc["warnings"]:
+                print(f"fdjax calc: warning: {w}", file=sys.stderr)
         if table is not None:
             doc["table"] = table.to_dict()
         out.write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
     else:
-        parts = [str(calc)] if calc is not None else []
+        parts = [flags(str(calc))] if calc is not None else []
         if table is not None:
             parts.append(str(table))
         out.write("\n\n".join(parts) + "\n")
@@ -291,30 +302,11 @@ def _run_calc(ns: argparse.Namespace, out) -> int:
     return 0
 
 
-def _flag_message(message: str) -> str:
-    """Turn API argument names in a message into the command's flags."""
-    import re
-
-    flags = dict(_CALC_FLAGS, epsilons="--table steps")
-    return re.sub(r"fdjax\.\w+\((\w+)=\.\.\.\)", lambda m: flags.get(m.group(1), m.group(0)), message)
-
-
 def _calc_plot(calc, path: str) -> None:
     from .report import plots
 
-    th, eps = calc.theta, calc.epsilon
-    pts = [
-        (x, y)
-        for x, y in ((calc.theta_minus, calc.loss_minus), (th, calc.loss), (calc.theta_plus, calc.loss_plus))
-        if y is not None
-    ]
-    through = {
-        "central": (calc.theta_plus, calc.loss_plus),
-        "forward": (calc.theta_plus, calc.loss_plus),
-        "backward": (calc.theta_minus, calc.loss_minus),
-    }[calc.method]
     title = f"{calc.method} difference: dJ/dθ ≈ {calc.text['gradient']}"
-    fig = plots.secant_figure(th, eps, pts, through, calc.gradient, title=title)
+    fig = plots.secant_figure(calc.theta, calc.epsilon, calc.points, calc.points[0], calc.gradient, title=title)
     try:
         plots.save(fig, path)
     except (OSError, ValueError) as e:
@@ -338,27 +330,34 @@ def _command_line(argv: Sequence[str]) -> str:
 
 
 def _run_job(ns: argparse.Namespace, argv: Sequence[str], out) -> int:
-    import jax
+    from .report._progress import Progress, default_style
 
-    jax.config.update("jax_enable_x64", True)
-    from ._target import TargetError, cast_floats, load_problem
-    from .report import _run, render
-
-    try:
-        problem = load_problem(ns.target, ns.params, ns.args)
-    except TargetError as e:
-        raise UsageError(str(e)) from None
-    if ns.dtype:
-        problem.params = cast_floats(problem.params, ns.dtype)
-        problem.args = tuple(cast_floats(a, ns.dtype) for a in problem.args)
-
+    progress = Progress(default_style(sys.stderr, ns.quiet), sys.stderr)
     command = ns.command
     fmt = _output_format(ns, "html" if command == "report" else "text")
     if command == "report" and fmt == "html" and not ns.output:
         ns.output = DEFAULT_REPORT
     if ns.output and not os.path.isdir(os.path.dirname(os.path.abspath(ns.output))):
         raise UsageError(f"-o {ns.output!r}: No such file or directory: {os.path.dirname(ns.output)!r}")
-    interactive = not ns.quiet and sys.stderr.isatty()
+    destination = f", writing {ns.output}" if ns.output else ""
+    progress.line(f"{command} {ns.target}{destination}")
+
+    with progress.step("import JAX"):
+        import jax
+
+        jax.config.update("jax_enable_x64", True)
+        from ._target import TargetError, cast_floats, load_problem
+        from .report import _run, render
+
+    with progress.step(f"load {ns.target}"):
+        try:
+            problem = load_problem(ns.target, ns.params, ns.args)
+        except TargetError as e:
+            raise UsageError(str(e)) from None
+        if ns.dtype:
+            problem.params = cast_floats(problem.params, ns.dtype)
+            problem.args = tuple(cast_floats(a, ns.dtype) for a in problem.args)
+
     job = _run.Job(
         check=command in ("check", "report"),
         sweep=command == "sweep" or (command == "report" and not ns.no_sweep),
@@ -380,14 +379,13 @@ def _run_job(ns: argparse.Namespace, argv: Sequence[str], out) -> int:
             problem.params,
             *problem.args,
             job=job,
-            progress=interactive,
+            progress=progress,
             target=problem.name,
             command=_command_line(argv),
         )
     except (TypeError, ValueError) as e:
         raise UsageError(f"{problem.name}: {str(e).strip().splitlines()[0]}") from None
 
-    text_summary = fmt != "text" and ns.output and not ns.quiet
     rendered = render(doc, fmt)
     if ns.output:
         try:
@@ -395,14 +393,20 @@ def _run_job(ns: argparse.Namespace, argv: Sequence[str], out) -> int:
                 fh.write(rendered)
         except OSError as e:
             raise UsageError(f"-o {ns.output!r}: {e.strerror or e}") from None
-    else:
+        if not ns.quiet:
+            if fmt != "text":
+                out.write(render(doc, "text", color=_isatty(out)))
+            out.write(f"\nwrote {ns.output}\n")
+    elif not ns.quiet or ns.format:
+        # -q leaves on stdout only a document asked for with --format
         out.write(rendered if rendered.endswith("\n") else rendered + "\n")
-    if text_summary:
-        out.write(render(doc, "text", color=out.isatty() if hasattr(out, "isatty") else False))
-        out.write(f"\nwrote {ns.output}\n")
-    if command == "check" and doc["verdict"]["passed"] is False:
-        return 1
-    return 0
+    failed = job.check and doc["verdict"]["passed"] is False
+    return 1 if failed and not getattr(ns, "exit_zero", False) else 0
+
+
+def _isatty(stream) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
 
 
 # ----------------------------------------------------------------------------------------------

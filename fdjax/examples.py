@@ -1,13 +1,16 @@
 """Small built-in models: deterministic data, parameters and losses (the CLI's default job).
 
 Every function returns ``(loss_fn, params, *args)`` so that ``loss_fn(params, *args)`` is a
-scalar. Data come from a fixed PRNG key: the same numbers on every machine.
+scalar. Data come from NumPy's legacy ``RandomState`` with a fixed seed, whose streams
+NumPy keeps stable across versions: the same numbers on every machine, built on the host
+in milliseconds (no per-operation compilation).
 """
 
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 __all__ = ["mlp", "cnn", "digits", "softmax_cross_entropy", "mlp_loss", "cnn_loss"]
 
@@ -28,32 +31,28 @@ def mlp_loss(params, x, y):
 
 def mlp(sizes=(16, 32, 10), batch: int = 64, dtype=jnp.float64, seed: int = 0):
     """A tanh MLP on Gaussian inputs: ``(mlp_loss, params, x, y)``."""
-    keys = jax.random.split(jax.random.key(seed), len(sizes) + 1)
+    rng = np.random.RandomState(seed)
     params = [
-        {
-            "w": (jax.random.normal(k, (a, b)) / jnp.sqrt(a)).astype(dtype),
-            "b": jnp.full((b,), 0.01, dtype),
-        }
-        for k, a, b in zip(keys[:-2], sizes[:-1], sizes[1:])
+        {"w": _array(rng.standard_normal((a, b)) / np.sqrt(a), dtype), "b": _array(np.full(b, 0.01), dtype)}
+        for a, b in zip(sizes[:-1], sizes[1:])
     ]
-    x = jax.random.normal(keys[-2], (batch, sizes[0])).astype(dtype)
-    y = jax.random.randint(keys[-1], (batch,), 0, sizes[-1])
+    x = _array(rng.standard_normal((batch, sizes[0])), dtype)
+    y = jnp.asarray(rng.randint(0, sizes[-1], batch), jnp.int32)
     return mlp_loss, params, x, y
 
 
 def digits(batch: int = 16, size: int = 8, seed: int = 0, dtype=jnp.float64):
     """A deterministic digits-like batch: blurred strokes of 10 classes on a size×size grid."""
-    k1 = jax.random.key(seed)
-    labels = jnp.arange(batch) % 10
-    i, j = jnp.meshgrid(jnp.arange(size, dtype=dtype), jnp.arange(size, dtype=dtype), indexing="ij")
-    lab = labels.astype(dtype)[:, None, None]
-    angle = lab * (jnp.pi / 10)
+    labels = np.arange(batch) % 10
+    i, j = np.meshgrid(np.arange(size, dtype=float), np.arange(size, dtype=float), indexing="ij")
+    lab = labels.astype(float)[:, None, None]
+    angle = lab * (np.pi / 10)
     c = (size - 1) / 2
-    dist = jnp.abs((i - c) * jnp.cos(angle) - (j - c) * jnp.sin(angle))
-    ring = jnp.abs(jnp.hypot(i - c, j - c) - (lab % 3 + 1.5))
-    img = jnp.exp(-(dist**2)) + 0.5 * jnp.exp(-(ring**2)) * (lab >= 5).astype(dtype)
-    img = img + 0.1 * jax.random.normal(k1, img.shape, dtype)
-    return img[:, None, :, :].astype(dtype), labels
+    dist = np.abs((i - c) * np.cos(angle) - (j - c) * np.sin(angle))
+    ring = np.abs(np.hypot(i - c, j - c) - (lab % 3 + 1.5))
+    img = np.exp(-(dist**2)) + 0.5 * np.exp(-(ring**2)) * (lab >= 5)
+    img = img + 0.1 * np.random.RandomState(seed).standard_normal(img.shape)
+    return _array(img[:, None, :, :], dtype), jnp.asarray(labels, jnp.int32)
 
 
 def cnn_loss(params, images, labels):
@@ -69,17 +68,21 @@ def cnn_loss(params, images, labels):
 
 def cnn(channels: int = 4, size: int = 8, batch: int = 16, dtype=jnp.float64, seed: int = 0):
     """A small CNN on the digits batch: ``(cnn_loss, params, images, labels)``."""
-    k1, k2 = jax.random.split(jax.random.key(seed + 1))
+    rng = np.random.RandomState(seed + 1)
     feat = channels * (size // 2) ** 2
     params = {
         "conv": {
-            "w": (jax.random.normal(k1, (channels, 1, 3, 3)) / 3.0).astype(dtype),
-            "b": jnp.full((channels,), 0.05, dtype),
+            "w": _array(rng.standard_normal((channels, 1, 3, 3)) / 3.0, dtype),
+            "b": _array(np.full(channels, 0.05), dtype),
         },
         "dense": {
-            "w": (jax.random.normal(k2, (feat, 10)) / jnp.sqrt(feat)).astype(dtype),
-            "b": jnp.zeros((10,), dtype),
+            "w": _array(rng.standard_normal((feat, 10)) / np.sqrt(feat), dtype),
+            "b": _array(np.zeros(10), dtype),
         },
     }
     images, labels = digits(batch, size, seed, dtype)
     return cnn_loss, params, images, labels
+
+
+def _array(values: np.ndarray, dtype) -> jax.Array:
+    return jnp.asarray(np.asarray(values, np.float64).astype(jnp.dtype(dtype)))

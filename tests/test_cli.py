@@ -130,6 +130,23 @@ def test_calc_table(capsys):
     assert "J(θ) = θ² at θ = 1" in out and "1e-07" in out and "central" in out
     code, out, _ = run(["calc", "--theta", "1", "--table", "--json"], capsys)
     assert json.loads(out)["table"]["rows"][0]["epsilon"] == 0.1
+    code, default, _ = run(["calc", "--table"], capsys)  # θ defaults to 1
+    assert code == 0 and "J(θ) = θ² at θ = 1" in default
+
+
+def test_calc_warns_on_unused_inputs(capsys):
+    argv = ["calc", "--method", "forward", "--theta", "1", "--J", "1", "--eps", "0.01", "--J-plus", "1.0201"]
+    code, out, err = run([*argv, "--J-minus", "0.5"], capsys)
+    assert code == 0 and "--J-minus = 0.5 is not used by the forward difference" in out
+    code, out, err = run([*argv, "--J-minus", "0.5", "--json"], capsys)
+    assert json.loads(out)["warnings"] and "--J-minus = 0.5 is not used" in err
+    code, out, err = run(argv, capsys)
+    assert "warning" not in out and err == ""
+
+
+def test_calc_refuses_a_step_that_does_not_move_theta(capsys):
+    code, out, err = run(["calc", "--theta", "1", "--eps", "1e-300", "--J-plus", "1", "--J-minus", "1"], capsys)
+    assert code == 2 and "--eps = 1e-300 does not move θ = 1 in float64" in err
 
 
 def test_calc_plot(tmp_path, capsys):
@@ -180,7 +197,6 @@ def test_calc_plot(tmp_path, capsys):
         (["--eps", "0", "--J-plus", "1", "--J-minus", "1"], "--eps must be positive and finite, got '0'"),
         (["--eps", "nan", "--J-plus", "1", "--J-minus", "1"], "--eps must be finite, got 'nan'"),
         (["--eps", "1", "--J-plus", "one", "--J-minus", "1"], "--J-plus must be a finite number, got 'one'"),
-        (["--table"], "--table needs --theta (θ)"),
         (["--eps", "1", "--J-plus", "1", "--J-minus", "1", "--plot", "x.png"], "--plot needs --theta (θ)"),
     ],
 )
@@ -276,7 +292,7 @@ def test_check_passes_on_correct_gradient(form, target_file, capsys):
         if form == "factory"
         else [f"{target_file}:loss", "--params", f"{target_file}:PARAMS", "--args", f"{target_file}:ARGS"]
     )
-    code, out, err = run(["check", *argv, "-q"], capsys)
+    code, out, err = run(["check", *argv], capsys)
     assert code == 0, err
     assert "PASSED" in out
 
@@ -352,16 +368,6 @@ def test_report_unwritable_output(target_file, tmp_path, capsys):
         capsys,
     )
     assert code == 2 and "-o" in err and "No such file or directory" in err
-
-
-def test_default_run_writes_report(tmp_path, monkeypatch, capsys):
-    """`fdjax` alone: check + sweep on the built-in CNN, summary on stdout, fdjax-report.html."""
-    monkeypatch.chdir(tmp_path)
-    code, out, err = run([], capsys)
-    assert code == 0, err
-    assert (tmp_path / "fdjax-report.html").exists()
-    assert "Gradient check PASSED" in out and "wrote fdjax-report.html" in out
-    assert "Step sweep" in out
 
 
 def test_python_dash_m_is_the_command(tmp_path):

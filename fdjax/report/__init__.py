@@ -4,20 +4,35 @@
 loss-landscape slice and returns one JSON-ready document (schema ``fdjax.report/1``);
 ``render(doc, format)`` and ``write(doc, path)`` turn it into a terminal summary, Markdown,
 JSON or a self-contained HTML page. Plots need matplotlib (``pip install 'fdjax[report]'``).
+The names that need JAX are imported on first use, so ``fdjax.report.plots`` (the
+calculator's plot) loads without it.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ._document import SCHEMA as SCHEMA
-from ._document import load_schema as load_schema
-from ._run import Job as Job
-from ._run import diagnose as diagnose
+if TYPE_CHECKING:
+    from ._document import SCHEMA as SCHEMA
+    from ._document import load_schema as load_schema
+    from ._run import Job as Job
+    from ._run import diagnose as diagnose
+
+_LAZY = {"SCHEMA": "._document", "load_schema": "._document", "Job": "._run", "diagnose": "._run"}
 
 __all__ = ["SCHEMA", "Job", "diagnose", "load_schema", "render", "write", "FORMATS"]
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'fdjax.report' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
 
 FORMATS = ("text", "json", "md", "html")
 

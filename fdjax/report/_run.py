@@ -7,6 +7,7 @@ the landscape and a one-parameter slice); the renderers only read the document.
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from typing import Any
 from collections.abc import Callable
@@ -16,6 +17,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
+from .._adaptive import sweep
+from .._check import check_grad
 from .._landscape import landscape as _landscape
 from .._landscape import parameter_slice
 from .._pytree import flatten_args
@@ -60,37 +63,26 @@ class Job:
     span: float = 1.0
 
 
-def _estimated_rows(job: Job, n: int, leaves: int) -> dict[str, int]:
-    """Rough evaluation counts per stage, for the progress bar's totals."""
-    offsets = {"central": 2, "forward": 1, "backward": 1, "central4": 4, "central6": 6, "complex": 1}
-    per = offsets.get(job.method, 2)
-    if job.mode == "subset":
-        check = per * (job.k or 10) * leaves
-    elif job.mode in ("directional", "locate"):
-        check = 2 * ((job.k or 16) + leaves)
-    else:
-        check = per * n
-    m = n if job.sweep_size is None else min(n, job.sweep_size)
-    sweep = 2 * m * (job.num_steps or 28)
-    return {"check": check + 4, "sweep": sweep + 4, "landscape": job.resolution**2, "slice": 64}
-
-
 def diagnose(
     fn: Callable,
     *args: Any,
     job: Job = Job(),
-    progress: bool | Progress = False,
+    progress: Progress | None = None,
     target: str | None = None,
     command: str | None = None,
 ) -> dict[str, Any]:
     """Check, sweep and map ``fn(*args)`` (gradient with respect to ``args[0]``); return the
     report document (see ``docs/report-schema.md``).
 
+    A loss that is not finite at the point itself still gets a document: the check says
+    where it is not finite, and the parts that need a finite loss (sweep, landscape, the
+    one-parameter slice) are left out with a note saying why.
+
     Args:
         fn: scalar loss; differentiated with respect to its first argument.
         *args: its positional arguments.
         job: what to run (``Job``).
-        progress: show a progress bar (or pass a ``Progress``).
+        progress: where to show progress (a ``Progress``; default: nothing shown).
         target: the TARGET string to record (command line).
         command: the command line that reproduces the report.
 
@@ -98,35 +90,46 @@ def diagnose(
         The document: a dict of JSON types only.
     """
     started = time.time()
-    prog = progress if isinstance(progress, Progress) else Progress(enabled=bool(progress))
+    prog = progress if progress is not None else Progress("off")
     counted = prog.wrap(fn)
     fa = flatten_args(args, 0, "fdjax.report.diagnose")
-    est = _estimated_rows(job, fa.size, len(fa.float_paths))
     timings: dict[str, float] = {}
     sections: dict[str, Any] = {}
     notes: list[str] = []
 
-    loss0 = float(jax.jit(fn)(*args))
-    grads = jax.grad(fn)(*args)
+    with prog.step("f(x) and jax.grad"):
+        value, grads = jax.jit(jax.value_and_grad(fn))(*args)
+        loss0 = float(value)
+    finite = math.isfinite(loss0)
+    if not finite:
+        notes.append(
+            f"the loss is {loss0} at the point itself: the step sweep, the landscape and the "
+            "one-parameter slice need a finite loss and were skipped"
+        )
 
     check_obj = None
     if job.check:
         t = time.perf_counter()
-        with prog.stage("check", est["check"]):
-            check_obj = _run_check(counted, args, job, notes)
+        with prog.stage("check"):
+            check_obj = _run_check(counted, args, job)
         timings["check"] = time.perf_counter() - t
-        sections["check"] = check_obj.to_dict(MAX_ELEMENTS) if check_obj is not None else None
+        sections["check"] = check_obj.to_dict(MAX_ELEMENTS)
 
-    if job.sweep:
+    if job.sweep and finite:
         t = time.perf_counter()
-        with prog.stage("sweep", est["sweep"]):
+        with prog.stage("sweep"):
             sweep_obj = _run_sweep(counted, args, fa.size, job, grads, notes)
         timings["sweep"] = time.perf_counter() - t
-        sections["sweep"] = sweep_obj.to_dict() if sweep_obj is not None else None
+        sections["sweep"] = sweep_obj.to_dict()
+        if check_obj is not None and check_obj.passed is False:
+            notes.append(
+                "the check FAILED, so the sweep's 'true error' (measured against jax.grad) "
+                "measures the distance to the wrong gradient, not the sweep's own error"
+            )
 
-    if job.landscape:
+    if job.landscape and finite:
         t = time.perf_counter()
-        with prog.stage("landscape", est["landscape"]):
+        with prog.stage("landscape"):
             ls = _landscape(
                 counted,
                 *args,
@@ -140,12 +143,13 @@ def diagnose(
         d.update(span=job.span, resolution=job.resolution, key=job.key)
         sections["landscape"] = d
 
-    t = time.perf_counter()
     flat_grad = np.asarray(ravel_pytree(_float_leaves(grads))[0], np.float64)
-    index = _slice_parameter(sections.get("check"), flat_grad, fa)
-    with prog.stage("slice", est["slice"]):
-        sections["parameter_slice"] = _slice(counted, args, fa, index, float(flat_grad[index]), job)
-    timings["slice"] = time.perf_counter() - t
+    if finite:
+        t = time.perf_counter()
+        index = _slice_parameter(sections.get("check"), flat_grad, fa)
+        with prog.stage("slice"):
+            sections["parameter_slice"] = _slice(counted, args, fa, index, float(flat_grad[index]), job)
+        timings["slice"] = time.perf_counter() - t
 
     sections["gradient_norms"] = _document.gradient_norms(fa, grads)
     return _document.build(
@@ -171,12 +175,7 @@ def _float_leaves(tree):
     ]
 
 
-def _run_check(fn, args, job: Job, notes: list[str]):
-    try:
-        from .._check import check_grad
-    except ImportError:  # pragma: no cover - the check layer ships with fdjax
-        notes.append("fdjax.check_grad is not available in this version; the check was skipped")
-        return None
+def _run_check(fn, args, job: Job):
     kwargs: dict[str, Any] = dict(mode=job.mode, method=job.method, step=job.step, key=job.key)
     if job.k is not None:
         kwargs["k" if job.mode == "subset" else "num_directions"] = job.k
@@ -188,11 +187,6 @@ def _run_check(fn, args, job: Job, notes: list[str]):
 
 
 def _run_sweep(fn, args, n: int, job: Job, grads, notes: list[str]):
-    try:
-        from .._adaptive import sweep
-    except ImportError:  # pragma: no cover - the adaptive layer ships with fdjax
-        notes.append("fdjax.sweep is not available in this version; the sweep was skipped")
-        return None
     kwargs: dict[str, Any] = dict(
         method=job.method if job.method != "complex" else "central", reference=grads
     )

@@ -1,0 +1,176 @@
+"""The fdjax command as a person runs it: on a terminal (a pseudo-terminal), piped, and quiet.
+
+Every job subcommand runs in a fresh process with all of its stages. On a terminal the
+progress bar runs (rich); piped, one line per stage goes to stderr; with -q nothing but a
+document asked for reaches stdout. Timings are not asserted (machines are shared); the
+order and content of what is printed are.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import re
+import select
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.test_cli import TINY
+
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
+STAGE = re.compile(r"^fdjax: (check|sweep|landscape|slice)\s+([\d,]+) evaluations", re.M)
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("XLA_FLAGS", None)
+    env.update(JAX_PLATFORMS="cpu", COLUMNS="120", TERM="xterm-256color")
+    return env
+
+
+def run_in_pty(argv: list[str], cwd, timeout: float = 300) -> tuple[int, str]:
+    """``python -m fdjax *argv`` with stdin, stdout and stderr on one pseudo-terminal."""
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: becomes the command
+        try:
+            os.chdir(cwd)
+            os.execve(sys.executable, [sys.executable, "-m", "fdjax", *argv], _env())
+        finally:
+            os._exit(127)
+    chunks, deadline = [], time.monotonic() + timeout
+    while True:
+        if time.monotonic() > deadline:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            raise AssertionError(f"fdjax {argv} did not finish in {timeout} s:\n" + b"".join(chunks).decode())
+        ready, _, _ = select.select([fd], [], [], 1.0)
+        if not ready:
+            continue
+        try:
+            data = os.read(fd, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(fd)
+    _, status = os.waitpid(pid, 0)
+    text = ANSI.sub("", b"".join(chunks).decode("utf-8", "replace")).replace("\r", "\n")
+    return os.waitstatus_to_exitcode(status), text
+
+
+def run_piped(argv: list[str], cwd, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "fdjax", *argv],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=_env(),
+        timeout=timeout,
+    )
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    (tmp_path / "tiny_model.py").write_text(TINY)
+    return tmp_path
+
+
+FAST_REPORT = ["--sweep-size", "8", "--resolution", "5"]
+
+
+@pytest.mark.slow
+def test_main_job_on_a_terminal(tmp_path):
+    """`fdjax` alone on a TTY: every stage under the bar, the summary, the report file."""
+    code, text = run_in_pty([], tmp_path)
+    assert code == 0, text[-3000:]
+    assert "Traceback" not in text and "Error" not in text, text[-3000:]
+    assert text.lstrip().startswith("report fdjax.examples:cnn, writing fdjax-report.html")
+    for stage in ("import JAX", "check", "sweep", "landscape", "slice"):
+        assert re.search(rf"^{stage}\b", text, re.M), (stage, text[-3000:])
+    assert "Gradient check PASSED" in text and "Step sweep" in text and "wrote fdjax-report.html" in text
+    assert (tmp_path / "fdjax-report.html").stat().st_size > 10_000
+
+
+@pytest.mark.parametrize(
+    "argv, code, expect",
+    [
+        (["check", "tiny_model:problem"], 0, "Gradient check PASSED"),
+        (["check", "tiny_model:buggy"], 1, "Gradient check FAILED"),
+        (["sweep", "tiny_model:problem"], 0, "Step sweep"),
+        (["report", "tiny_model:problem", "-o", "r.html", *FAST_REPORT], 0, "wrote r.html"),
+        (["report", "tiny_model:buggy", "-o", "r.md", *FAST_REPORT], 1, "wrote r.md"),
+        (["calc", "--theta", "0.75", "--eps", "0.001", "--J-plus", "0.188999", "--J-minus", "0.186001"], 0, "1.499"),
+    ],
+)
+def test_each_subcommand_on_a_terminal(argv, code, expect, tiny):
+    got, text = run_in_pty(argv, tiny)
+    assert got == code, text[-3000:]
+    assert "Traceback" not in text, text[-3000:]
+    assert expect in text
+    if argv[0] in ("check", "report"):
+        assert re.search(r"^check\s+[\d,]+ evaluations", text, re.M), text[-3000:]
+    if argv[0] == "report":
+        assert re.search(r"^sweep\s+[\d,]+ evaluations", text, re.M)
+        assert re.search(r"^landscape\s+[\d,]+ evaluations", text, re.M)
+        assert (tiny / argv[argv.index("-o") + 1]).exists()
+
+
+def test_piped_report_prints_one_line_per_stage_to_stderr(tiny):
+    r = run_piped(["report", "tiny_model:problem", "-o", "r.json", *FAST_REPORT], tiny)
+    assert r.returncode == 0, r.stderr
+    lines = r.stderr.splitlines()
+    assert lines[0] == "fdjax: report tiny_model:problem, writing r.json"
+    assert all(line.startswith("fdjax: ") for line in lines), r.stderr
+    stages = STAGE.findall(r.stderr)
+    assert [s for s, _ in stages] == ["check", "sweep", "landscape", "slice"]
+    # the counts are the evaluations the document records, stage by stage
+    doc = json.loads((tiny / "r.json").read_text())
+    assert sum(int(n.replace(",", "")) for _, n in stages) <= doc["meta"]["evaluations"]
+    assert "Gradient check PASSED" in r.stdout and "wrote r.json" in r.stdout
+
+
+@pytest.mark.parametrize("command", ["check", "sweep", "report"])
+def test_quiet_prints_nothing_but_what_was_asked(command, tiny):
+    extra = ["-o", "out.json"] if command == "report" else []
+    if command != "check":
+        extra += FAST_REPORT[:2]
+    r = run_piped([command, "tiny_model:problem", "-q", *extra], tiny)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "" and r.stderr == ""
+    if command == "report":
+        assert json.loads((tiny / "out.json").read_text())["verdict"]["passed"] is True
+    r = run_piped([command, "tiny_model:problem", "-q", "--format", "json", *extra[-2:]], tiny)
+    assert r.returncode == 0 and r.stderr == ""
+    assert json.loads(r.stdout)["schema"].startswith("fdjax.report/")
+
+
+def test_quiet_check_fails_with_exit_1_and_no_output(tiny):
+    r = run_piped(["check", "tiny_model:buggy", "-q"], tiny)
+    assert (r.returncode, r.stdout, r.stderr) == (1, "", "")
+    r = run_piped(["check", "tiny_model:buggy", "-q", "--exit-zero"], tiny)
+    assert (r.returncode, r.stdout, r.stderr) == (0, "", "")
+
+
+def test_help_and_calc_do_not_import_jax(tmp_path):
+    """`fdjax --help` and `fdjax calc` are pure Python: JAX is never imported."""
+    probe = (
+        "import sys, runpy\n"
+        "sys.argv = ['fdjax'] + sys.argv[1:]\n"
+        "try:\n"
+        "    runpy.run_module('fdjax', run_name='__main__')\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print('JAX-LOADED' if any(m == 'jax' or m.startswith(('jax.', 'jaxlib')) for m in sys.modules) "
+        "else 'NO-JAX', file=sys.stderr)\n"
+    )
+    for argv in (["--help"], ["check", "--help"], ["calc", "--eps", "0.5", "--J-plus", "2.25", "--J-minus", "0.25"]):
+        r = subprocess.run(
+            [sys.executable, "-c", probe, *argv], capture_output=True, text=True, cwd=tmp_path, env=_env()
+        )
+        assert r.returncode == 0, r.stderr
+        assert r.stderr.strip().endswith("NO-JAX"), (argv, r.stderr)
