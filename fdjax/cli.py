@@ -306,7 +306,8 @@ def _calc_plot(calc, path: str) -> None:
     from .report import plots
 
     title = f"{calc.method} difference: dJ/dθ ≈ {calc.text['gradient']}"
-    fig = plots.secant_figure(calc.theta, calc.epsilon, calc.points, calc.points[0], calc.gradient, title=title)
+    points = calc.points
+    fig = plots.secant_figure(calc.theta, calc.epsilon, points, points[0], calc.gradient, title=title)
     try:
         plots.save(fig, path)
     except (OSError, ValueError) as e:
@@ -386,13 +387,15 @@ def _run_job(ns: argparse.Namespace, argv: Sequence[str], out) -> int:
     except (TypeError, ValueError) as e:
         raise UsageError(f"{problem.name}: {str(e).strip().splitlines()[0]}") from None
 
-    rendered = render(doc, fmt)
+    with progress.step(f"render {fmt}" + (f" to {ns.output}" if ns.output else "")):
+        rendered = render(doc, fmt)
+        if ns.output:
+            try:
+                with open(ns.output, "w", encoding="utf-8") as fh:
+                    fh.write(rendered)
+            except OSError as e:
+                raise UsageError(f"-o {ns.output!r}: {e.strerror or e}") from None
     if ns.output:
-        try:
-            with open(ns.output, "w", encoding="utf-8") as fh:
-                fh.write(rendered)
-        except OSError as e:
-            raise UsageError(f"-o {ns.output!r}: {e.strerror or e}") from None
         if not ns.quiet:
             if fmt != "text":
                 out.write(render(doc, "text", color=_isatty(out)))

@@ -145,7 +145,9 @@ def test_calc_warns_on_unused_inputs(capsys):
 
 
 def test_calc_refuses_a_step_that_does_not_move_theta(capsys):
-    code, out, err = run(["calc", "--theta", "1", "--eps", "1e-300", "--J-plus", "1", "--J-minus", "1"], capsys)
+    code, out, err = run(
+        ["calc", "--theta", "1", "--eps", "1e-300", "--J-plus", "1", "--J-minus", "1"], capsys
+    )
     assert code == 2 and "--eps = 1e-300 does not move θ = 1 in float64" in err
 
 

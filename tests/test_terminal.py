@@ -104,7 +104,11 @@ def test_main_job_on_a_terminal(tmp_path):
         (["sweep", "tiny_model:problem"], 0, "Step sweep"),
         (["report", "tiny_model:problem", "-o", "r.html", *FAST_REPORT], 0, "wrote r.html"),
         (["report", "tiny_model:buggy", "-o", "r.md", *FAST_REPORT], 1, "wrote r.md"),
-        (["calc", "--theta", "0.75", "--eps", "0.001", "--J-plus", "0.188999", "--J-minus", "0.186001"], 0, "1.499"),
+        (
+            ["calc", "--theta", "0.75", "--eps", "0.001", "--J-plus", "0.188999", "--J-minus", "0.186001"],
+            0,
+            "1.499",
+        ),
     ],
 )
 def test_each_subcommand_on_a_terminal(argv, code, expect, tiny):
@@ -168,7 +172,11 @@ def test_help_and_calc_do_not_import_jax(tmp_path):
         "print('JAX-LOADED' if any(m == 'jax' or m.startswith(('jax.', 'jaxlib')) for m in sys.modules) "
         "else 'NO-JAX', file=sys.stderr)\n"
     )
-    for argv in (["--help"], ["check", "--help"], ["calc", "--eps", "0.5", "--J-plus", "2.25", "--J-minus", "0.25"]):
+    for argv in (
+        ["--help"],
+        ["check", "--help"],
+        ["calc", "--eps", "0.5", "--J-plus", "2.25", "--J-minus", "0.25"],
+    ):
         r = subprocess.run(
             [sys.executable, "-c", probe, *argv], capture_output=True, text=True, cwd=tmp_path, env=_env()
         )
