@@ -19,6 +19,7 @@ import time
 
 import pytest
 
+from fdjax.cli import main
 from tests.test_cli import TINY
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
@@ -139,25 +140,47 @@ def test_piped_report_prints_one_line_per_stage_to_stderr(tiny):
 
 
 @pytest.mark.parametrize("command", ["check", "sweep", "report"])
-def test_quiet_prints_nothing_but_what_was_asked(command, tiny):
+def test_quiet_prints_nothing_but_what_was_asked(command, tiny, monkeypatch, capsys):
+    """-q: nothing on stdout or stderr, unless a document is asked for with --format."""
+    monkeypatch.chdir(tiny)
+    monkeypatch.syspath_prepend(str(tiny))
     extra = ["-o", "out.json"] if command == "report" else []
     if command != "check":
         extra += FAST_REPORT[:2]
-    r = run_piped([command, "tiny_model:problem", "-q", *extra], tiny)
-    assert r.returncode == 0, r.stderr
-    assert r.stdout == "" and r.stderr == ""
+    assert main([command, "tiny_model:problem", "-q", *extra]) == 0
+    assert capsys.readouterr() == ("", "")
     if command == "report":
         assert json.loads((tiny / "out.json").read_text())["verdict"]["passed"] is True
-    r = run_piped([command, "tiny_model:problem", "-q", "--format", "json", *extra[-2:]], tiny)
-    assert r.returncode == 0 and r.stderr == ""
-    assert json.loads(r.stdout)["schema"].startswith("fdjax.report/")
+        return
+    assert main([command, "tiny_model:problem", "-q", "--format", "json", *extra]) == 0
+    out, err = capsys.readouterr()
+    assert err == "" and json.loads(out)["schema"].startswith("fdjax.report/")
 
 
-def test_quiet_check_fails_with_exit_1_and_no_output(tiny):
-    r = run_piped(["check", "tiny_model:buggy", "-q"], tiny)
-    assert (r.returncode, r.stdout, r.stderr) == (1, "", "")
-    r = run_piped(["check", "tiny_model:buggy", "-q", "--exit-zero"], tiny)
-    assert (r.returncode, r.stdout, r.stderr) == (0, "", "")
+def test_quiet_check_fails_with_exit_1_and_no_output(tiny, monkeypatch, capsys):
+    monkeypatch.chdir(tiny)
+    monkeypatch.syspath_prepend(str(tiny))
+    assert main(["check", "tiny_model:buggy", "-q"]) == 1
+    assert capsys.readouterr() == ("", "")
+    assert main(["check", "tiny_model:buggy", "-q", "--exit-zero"]) == 0
+    assert capsys.readouterr() == ("", "")
+
+
+def test_report_of_a_nan_loss_is_written_and_says_why(tiny, monkeypatch, capsys):
+    (tiny / "nan_model.py").write_text(
+        "import jax.numpy as jnp\n"
+        "def loss(p):\n"
+        "    return jnp.sum(jnp.log(p))\n"
+        "PARAMS = jnp.array([1.0, -2.0, 3.0])\n"
+    )
+    monkeypatch.chdir(tiny)
+    monkeypatch.syspath_prepend(str(tiny))
+    assert main(["report", "nan_model:loss", "--params", "nan_model:PARAMS", "-o", "nan.json"]) == 1
+    out, err = capsys.readouterr()
+    doc = json.loads((tiny / "nan.json").read_text())
+    assert doc["verdict"]["passed"] is False and doc["sweep"] is None
+    assert any("the loss is nan at the point itself" in n for n in doc["notes"])
+    assert "non-finite" in out and "wrote nan.json" in out
 
 
 def test_help_and_calc_do_not_import_jax(tmp_path):
