@@ -250,7 +250,9 @@ def sweep(
             ``*args`` (e.g. ``jax.grad(f)``) or a pytree like the argument(s).
         scale: typical magnitude of the parameters (default 1).
         levels: Richardson levels tried on top of the plain estimates (default 3).
-        chunk_size, memory_budget, devices: engine options, as in ``fdjax.grad``.
+        chunk_size: rows per vmapped chunk (default: from ``memory_budget``), as in ``fdjax.grad``.
+        memory_budget: bytes per chunk (default: 256 MiB on CPU, 1 GiB on accelerators).
+        devices: where the rows run, as in ``fdjax.grad`` (default: every device).
 
     Returns:
         A ``StepSweep``: per-step and per-parameter arrays, ``summary()``, ``table(i)``,
@@ -261,7 +263,7 @@ def sweep(
         NonFiniteError: f(x) itself is NaN/inf (outside a trace). Perturbed points that give
             NaN/inf are masked and flagged NONFINITE instead.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp, fdjax
         >>> x = jnp.array([0.0, 1.0])
         >>> s = fdjax.sweep(lambda x: jnp.sum(jnp.exp(x)), x, reference=jnp.exp(x))

@@ -84,7 +84,7 @@ def rename_arguments(text: str, names: Mapping[str, str]) -> str:
     """Rewrite this module's argument references (``fdjax.calculate(NAME=...)``, ``NAME=...``,
     ``fdjax.calculate(method='forward')``) with ``names``, e.g. the command line's flags.
 
-    Example:
+    Examples:
         >>> rename_arguments("fdjax.calculate(epsilon=...) must be positive", {"epsilon": "--eps"})
         '--eps must be positive'
         >>> rename_arguments("fdjax.calculate(method='forward') needs loss=... (J(θ))",
@@ -152,7 +152,7 @@ def _exact(d: Decimal) -> str:
 def _significant(d: Decimal, digits: int) -> str:
     """A decimal rounded to ``digits`` significant digits, trailing zeros kept.
 
-    Example:
+    Examples:
         >>> [_significant(Decimal(d), n) for d, n in (("2", 3), ("1.4990", 4), ("9.9996", 4))]
         ['2.00', '1.499', '10.00']
         >>> _significant(Decimal("20100000000000"), 3), _significant(Decimal("0.00000012345"), 3)
@@ -356,7 +356,7 @@ def calculate(
             or a float64 step more than 1e-3 (relative) from ε. The same messages are in
             ``Calculation.warnings``.
 
-    Example:
+    Examples:
         >>> import fdjax
         >>> c = fdjax.calculate(0.75, epsilon=0.001, loss_plus=0.188999, loss_minus=0.186001)
         >>> c.gradient
@@ -540,7 +540,7 @@ def epsilon_table(theta: Number | None = None, epsilons: Sequence[Number] | None
             beyond the float64 range.
         TypeError: θ or an ε is not a number, or ``epsilons`` is not a sequence.
 
-    Example:
+    Examples:
         >>> import fdjax
         >>> t = fdjax.epsilon_table(epsilons=[0.1, 0.01])
         >>> t.theta, [round(r["central"], 12) for r in t.rows]

@@ -208,7 +208,8 @@ def check_grad(
             float64 first. Needs 64-bit JAX (``JAX_ENABLE_X64=1`` in the environment or
             ``jax.config.update("jax_enable_x64", True)`` at startup).
         margin: the multiple of the predicted FD error allowed (default 10).
-        chunk_size, memory_budget: engine options (rows per vmapped chunk / bytes).
+        chunk_size: rows per vmapped chunk (default: from ``memory_budget``).
+        memory_budget: bytes per chunk (default: 256 MiB on CPU, 1 GiB on accelerators).
 
     Returns:
         A ``GradCheck``: per element, per leaf and overall figures, ``passed``, and a
@@ -218,7 +219,7 @@ def check_grad(
         ValueError, TypeError: on bad input (named argument, bad value, what is accepted),
             e.g. a non-scalar f, an unknown mode, ``k`` larger than a leaf.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp, fdjax
         >>> f = lambda p: jnp.sum(jnp.tanh(p["w"]) ** 2)
         >>> fdjax.check_grad(f, {"w": jnp.linspace(-1.0, 1.0, 5)}).passed.item()
@@ -251,7 +252,7 @@ def assert_grad(f: Callable, *args: Any, **kwargs: Any) -> GradCheck:
     The message is the check's summary table. Call it outside ``jax.jit`` (e.g. in pytest).
     Takes the arguments of ``fdjax.check_grad`` and returns its result when it passes.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp, fdjax
         >>> _ = fdjax.assert_grad(lambda x: jnp.sum(jnp.exp(x)), jnp.ones(3))
     """
@@ -289,15 +290,15 @@ def check_vjp(
     With a cotangent c (given, or Gaussian from ``key``) the VJP Jᵀc is compared, per input
     element, with the FD derivative of ⟨c, f(x)⟩ — in ``"full"`` mode that is the FD
     Jacobian contracted with c; in directional modes the identity ⟨u, Jᵀc⟩ = ⟨Ju, c⟩ along
-    random directions u. Error model, modes and result: as ``fdjax.check_grad``.
+    random directions u. Error model, modes and result: as ``fdjax.check_grad``, whose
+    keyword arguments this takes too.
 
     Args:
         f: function of the primals returning an array or a pytree of real arrays.
         primals: tuple of positional arguments; all are differentiated.
         cotangents: pytree matching f's output (structure and shapes), or None for random.
-        Other arguments: see ``fdjax.check_grad``.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp, fdjax
         >>> fdjax.check_vjp(lambda x: jnp.sin(x) * x, (jnp.arange(4.0),)).passed.item()
         True
@@ -352,7 +353,7 @@ def check_jvp(
     primals), when given, is checked as one more direction. Error model, modes and result:
     as ``fdjax.check_grad``.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp, fdjax
         >>> fdjax.check_jvp(jnp.sin, (jnp.arange(3.0),), mode="directional").passed.item()
         True

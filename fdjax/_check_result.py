@@ -153,7 +153,7 @@ class GradCheck:
     Metadata (static): ``caller``, ``kind`` ("grad", "jvp", "vjp"), ``mode``, ``method``,
         ``order``, ``dtype``, ``margin``, ``leaf_names`` (key paths), ``leaf_shapes``.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp, fdjax
         >>> r = fdjax.check_grad(lambda p: jnp.sum(jnp.sin(p["w"])), {"w": jnp.arange(3.0)})
         >>> bool(r.passed), r.leaf_names
@@ -253,7 +253,7 @@ class GradCheck:
     def leaves(self, field: str = "status") -> dict[str, np.ndarray]:
         """A per-element field split into leaves: ``{leaf name: array of the leaf's shape}``.
 
-        Example:
+        Examples:
             >>> import jax.numpy as jnp, fdjax
             >>> r = fdjax.check_grad(lambda p: jnp.sum(p["w"] ** 2), {"w": jnp.ones((2, 2))})
             >>> r.leaves("analytic")["['w']"].tolist()

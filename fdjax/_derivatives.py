@@ -360,7 +360,7 @@ def jacobian(
         NonFiniteError: f is NaN/inf at x or at a perturbed point (outside a trace; inside
             the user's jit the NaN propagates into the affected entries instead).
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp, fdjax
         >>> J = fdjax.jacobian(lambda x: jnp.sin(x))(jnp.array([0.0, 1.0]))
         >>> bool(jnp.allclose(J, jnp.diag(jnp.cos(jnp.array([0.0, 1.0]))), atol=1e-9))
@@ -395,7 +395,7 @@ def grad(
     Integer and boolean leaves are not differentiated: their gradient is a float0 zero array,
     as ``jax.grad(..., allow_int=True)`` returns.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp, fdjax
         >>> g = fdjax.grad(lambda p: jnp.sum(p["w"] ** 2) + p["b"])({"w": jnp.ones(3), "b": 2.0})
         >>> [round(float(v), 6) for v in g["w"]], round(float(g["b"]), 6)
@@ -542,7 +542,7 @@ def jvp(
     largest coordinate move is the relative step. Integer primals are held fixed (their
     tangents are ignored; pass float0 or zeros).
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp, fdjax
         >>> y, t = fdjax.jvp(jnp.sin, (jnp.array(0.5),), (jnp.array(2.0),))
         >>> round(float(t), 6) == round(2 * float(jnp.cos(0.5)), 6)
@@ -569,7 +569,7 @@ def batched_jvp(
     ``tangents`` has the structure of ``primals`` with a leading axis of K directions on
     every leaf; returns ``(fun(*primals), jvps)`` where each output leaf gains a leading K.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp, fdjax
         >>> _, t = fdjax.batched_jvp(lambda x: jnp.sum(x**2), (jnp.ones(2),), (jnp.eye(2),))
         >>> [round(float(a), 6) for a in t]

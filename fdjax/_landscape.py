@@ -169,7 +169,8 @@ def landscape(
         key: int seed or ``jax.random`` key for the directions; default 0.
         span: the grid covers [−span, span] along each direction; positive.
         resolution: points per axis, at least 2.
-        chunk_size, memory_budget: engine chunking, as in ``fdjax.grad``.
+        chunk_size: rows per vmapped chunk (default: from ``memory_budget``).
+        memory_budget: bytes per chunk (default: 256 MiB on CPU, 1 GiB on accelerators).
 
     Returns:
         A ``Landscape``.
@@ -177,7 +178,7 @@ def landscape(
     Raises:
         ValueError, TypeError: bad span, resolution, key, or a non-scalar loss.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp, fdjax
         >>> ls = fdjax.landscape(lambda w: jnp.sum(w**2), jnp.ones(3), resolution=3)
         >>> ls.loss.shape, float(ls.loss[1, 1])
@@ -220,7 +221,7 @@ def parameter_slice(
 
     Used by the report's calculator-style chart.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp
         >>> theta, losses = parameter_slice(lambda w: jnp.sum(w**2), (jnp.ones(2),), 1, [-1.0, 0.0, 1.0])
         >>> theta, losses.tolist()

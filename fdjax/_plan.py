@@ -205,7 +205,7 @@ def default_budget(platform: str) -> int:
 def choose_chunk_size(num_rows: int, row_bytes: int, memory_budget: int, platform: str = "cpu") -> int:
     """Rows per chunk: within the budget, cache-sized on CPU, balanced over the chunks.
 
-    Example:
+    Examples:
         >>> choose_chunk_size(1000, 2**20, 2**30, "gpu")   # all rows fit: one chunk
         1000
         >>> choose_chunk_size(1000, 2**20, 100 * 2**20, "gpu")   # <= 100 rows: 11 chunks of 96

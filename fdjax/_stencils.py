@@ -27,7 +27,7 @@ def fornberg_weights(offsets: Sequence[Number], derivative: int = 1) -> tuple[Fr
     Raises:
         ValueError: on repeated offsets or a derivative order the offsets cannot reach.
 
-    Example:
+    Examples:
         >>> [str(w) for w in fornberg_weights([-1, 0, 1], 2)]
         ['1', '-2', '1']
     """
@@ -88,7 +88,7 @@ class Stencil:
         error_constant: C in the truncation error C·h^p·f^(d+p)(x).
         complex_step: True for the complex step Im f(x + i·h)/h (then ``offsets == (1,)``).
 
-    Example:
+    Examples:
         >>> Stencil.from_offsets([-2, -1, 1, 2]).weights
         (0.08333333333333333, -0.6666666666666666, 0.6666666666666666, -0.08333333333333333)
     """

@@ -45,7 +45,7 @@ def _one_line(e: BaseException) -> str:
 def load_object(spec: str, what: str = "TARGET") -> Any:
     """Import ``module:attr`` or ``file.py:attr`` (attr may be dotted).
 
-    Example:
+    Examples:
         >>> load_object("fdjax.examples:cnn").__name__
         'cnn'
     """
@@ -126,7 +126,7 @@ def load_problem(target: str, params: str | None = None, args: str | None = None
     """Resolve TARGET (and --params/--args) into a loss and its arguments, checked to give a
     real scalar.
 
-    Example:
+    Examples:
         >>> p = load_problem("fdjax.examples:mlp")
         >>> p.name, len(p.args)
         ('fdjax.examples:mlp', 2)

@@ -11,7 +11,7 @@ __all__ = ["num", "sci", "pct", "shape", "duration"]
 def num(v: Any, digits: int = 4) -> str:
     """Compact general format; '—' for missing.
 
-    Example:
+    Examples:
         >>> num(0.000123456), num(None), num(12345.678)
         ('0.0001235', '—', '1.235e+04')
     """

@@ -52,7 +52,7 @@ class Progress:
         style: ``"bar"``, ``"lines"`` or ``"off"`` (see the module docstring).
         stream: where to write (default ``sys.stderr``).
 
-    Example:
+    Examples:
         >>> import io
         >>> out = io.StringIO()
         >>> p = Progress("lines", stream=out)

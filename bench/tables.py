@@ -1,0 +1,438 @@
+"""The documentation's benchmark tables, generated from ``bench/results/*.json``.
+
+Every figure the docs quote from a benchmark lives in a block between two markers::
+
+    <!-- table: suite-throughput -->
+    ...generated Markdown...
+    <!-- /table -->
+
+``python -m bench.tables`` rewrites every such block in README.md and docs/ from the JSON
+files; ``python -m bench.tables --check`` rewrites nothing and exits 1 when a committed block
+differs from what its JSON generates (tests/test_docs.py runs the same check). After a
+benchmark run (``python -m bench``, ``python bench/fd_throughput.py``, ...) rerun this script
+and commit the JSON and the pages together.
+
+No JAX here: the tables are formatted from the JSON alone, in a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+
+BLOCK = re.compile(
+    r"(?P<open><!-- table: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(?P<close><!-- /table -->)", re.S
+)
+
+
+# ------------------------------------------------------------------------------------------
+# Formatting
+
+
+def _g(v: float, digits: int = 3) -> str:
+    """``digits`` significant digits, thousands separated from 1,000 on."""
+    return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.{digits}g}"
+
+
+def _e(v: float | None) -> str:
+    if v is None:
+        return "—"
+    return "inf" if v == float("inf") else f"{v:.1e}"
+
+
+def _table(header: list[str], rows: list[list[str]], align: str | None = None) -> str:
+    """A Markdown table; ``align`` is one letter per column, ``l`` or ``r`` (default: left)."""
+    rule = ["---:" if a == "r" else "---" for a in (align or "l" * len(header))]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(rule) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _load(name: str) -> dict:
+    return json.loads((RESULTS / name).read_text())
+
+
+def _machine(m: dict) -> str:
+    """One line about the machine of a run (suite.json / fd_throughput.json / adaptive.json)."""
+    load = m.get("loadavg") or [None]
+    text = (
+        f"{m['cpu_count']}-core {m['processor']}, {m['backend']} backend × {m['device_count']}, "
+        f"jax {m['jax']}, Python {m['python']}"
+    )
+    return text + (f"; load average {load[0]:.2f} when the run started" if load[0] is not None else "")
+
+
+def _peaks(d: dict) -> str:
+    sizes = ", ".join(f"{k.removeprefix('matmul')}³: {v:.1f}" for k, v in d["peak_matmul_by_size"].items())
+    return f"peak float64 matmul {d['peak_matmul_gflops']:.1f} GFLOP/s (best median of {sizes})"
+
+
+# ------------------------------------------------------------------------------------------
+# suite.json: python -m bench
+
+
+def suite_throughput() -> str:
+    d = _load("suite.json")
+    header = [
+        "N",
+        "plan",
+        "evals/s",
+        "limit evals/s",
+        "fdjax/limit",
+        "× loop",
+        "GFLOP/s",
+        "% peak",
+        "chunk B",
+    ]
+    header.append("compile (s)")
+    rows = [
+        [
+            f"{r['N']:,}",
+            r["plan"],
+            f"{r['evals_per_s']:,.0f}",
+            f"{r['limit_evals_per_s']:,.0f}",
+            _g(r["fdjax_over_limit"]),
+            _g(r["speedup_over_loop"]),
+            _g(r["gflops"]),
+            f"{r['pct_peak_flops']:.0f}%",
+            str(r["chunk_size"]),
+            f"{r['compile_s']:.3f}",
+        ]
+        for r in d["throughput"]
+    ]
+    caption = f"`python -m bench` (`bench/results/suite.json`): {_machine(d['machine'])}; {_peaks(d)}."
+    return caption + "\n\n" + _table(header, rows, "rlrrrrrrrr")
+
+
+def suite_chunks() -> str:
+    d = _load("suite.json")
+    curve = d["chunk_curve"]
+    first = curve[0]
+    rows = [[r["chunk"], f"{r['evals_per_s']:,.0f}", _g(r["gflops"])] for r in curve]
+    caption = f"Chunk size at N = {first['N']:,} ({first['rows']:,} rows), `bench/results/suite.json`:"
+    return caption + "\n\n" + _table(["chunk", "evals/s", "GFLOP/s"], rows, "lrr")
+
+
+def suite_devices() -> str:
+    d = _load("suite.json")
+    rows = [
+        [
+            str(r["device_count"]),
+            "yes" if r["forced"] else "no",
+            f"{r['evals_per_s']:,.0f}",
+            _g(r["fdjax_over_limit"]),
+            str(r["chunk_size"]),
+        ]
+        for r in d["device_scaling"]
+    ]
+    n = d["device_scaling"][0]["N"] if d["device_scaling"] else 0
+    caption = (
+        f"Devices at N = {n:,} (`bench/results/suite.json`; forced: CPU devices from "
+        "`XLA_FLAGS=--xla_force_host_platform_device_count`, each count in a fresh process):"
+    )
+    header = ["devices", "forced", "evals/s", "fdjax/limit", "chunk B per device"]
+    return caption + "\n\n" + _table(header, rows, "rlrrr")
+
+
+# ------------------------------------------------------------------------------------------
+# fd_throughput.json: python bench/fd_throughput.py
+
+
+def throughput() -> str:
+    d = _load("fd_throughput.json")
+    header = ["N", "loop (s)", "fdjax (s)", "limit (s)", "fdjax/limit", "loop/fdjax"]
+    header += ["fdjax GFLOP/s", "limit GFLOP/s", "fdjax % of peak", "chunk B", "compile (s)"]
+    rows = []
+    for r in d["results"]:
+        star = "*" if r["loop_extrapolated"] else ""
+        rows.append(
+            [
+                f"{r['N']:,}",
+                f"{_g(r['loop_s'])}{star}",
+                _g(r["fdjax_s"]),
+                _g(r["limit_s"]),
+                _g(r["fdjax_over_limit"]),
+                _g(r["loop_over_fdjax"]),
+                _g(r["fdjax_gflops"]),
+                _g(r["limit_gflops"]),
+                f"{r['pct_peak']:.0f}% of {r['peak_gflops_same_rounds']:.0f}",
+                str(r["chunk_size"]),
+                f"{r['compile_fdjax_s']:.3f}",
+            ]
+        )
+    notes = [
+        f"`python bench/fd_throughput.py` (`bench/results/fd_throughput.json`): {_machine(d['machine'])}; "
+        f"{_peaks(d)}. Each row's % of peak uses the peak measured in that row's own rounds."
+    ]
+    timed = [r for r in d["results"] if r["loop_extrapolated"]]
+    if timed:
+        notes.append(
+            "`*`: the loop was timed on the first "
+            + " / ".join(f"{r['loop_params_timed']:,}" for r in timed)
+            + " parameters and extrapolated to 2N calls."
+        )
+    return notes[0] + "\n\n" + _table(header, rows, "r" * len(header)) + "\n\n" + " ".join(notes[1:])
+
+
+def memory() -> str:
+    m = _load("fd_throughput.json")["memory_check"]
+    header = [
+        "N",
+        "rows",
+        "chunk B",
+        "bytes per row",
+        "peak RSS",
+        "RSS before the plan",
+        "time incl. compile",
+    ]
+    header.append("GFLOP/s")
+    row = [
+        f"{m['N']:,}",
+        f"{m['rows']:,}",
+        str(m["chunk_size"]),
+        f"{m['row_bytes'] / 2**20:.1f} MiB",
+        f"{m['peak_rss_bytes'] / 2**30:.2f} GiB",
+        f"{m['rss_before_plan_bytes'] / 2**30:.2f} GiB",
+        f"{m['seconds_incl_compile']:.1f} s",
+        _g(m["gflops"]),
+    ]
+    caption = (
+        "Peak RSS of a fresh process (VmHWM: Python, JAX, XLA and the compiled code included) for a "
+        "Basis-row plan spread over every parameter of the float64 tanh MLP "
+        "(`python bench/fd_throughput.py`, `bench/results/fd_throughput.json`):"
+    )
+    return caption + "\n\n" + _table(header, [row], "r" * len(header))
+
+
+_TARGET = re.compile(
+    r"^(?P<what>.*?): (?P<measured>.*) \(target (?P<op><=|>=|<|>) (?P<goal>[\d.]+)(?P<unit>.*)\)$"
+)
+_OPS: dict[str, Callable[[float, float], bool]] = {
+    "<=": lambda a, b: a <= b,
+    ">=": lambda a, b: a >= b,
+    "<": lambda a, b: a < b,
+    ">": lambda a, b: a > b,
+}
+
+
+def targets() -> str:
+    rows = []
+    for text in _load("fd_throughput.json")["targets"]:
+        m = _TARGET.match(text)
+        if m is None:
+            raise ValueError(f"bench.tables: cannot read the target {text!r} in fd_throughput.json")
+        value = float(re.search(r"[\d.]+", m["measured"].replace(",", ""))[0])
+        met = _OPS[m["op"]](value, float(m["goal"]))
+        rows.append(
+            [m["what"], f"{m['op']} {m['goal']}{m['unit']}", m["measured"], "met" if met else "**missed**"]
+        )
+    caption = "Targets of the engine (issue 2), from `bench/results/fd_throughput.json`:"
+    return caption + "\n\n" + _table(["quantity", "target", "measured", ""], rows)
+
+
+# ------------------------------------------------------------------------------------------
+# check.json: python bench/check_bench.py
+
+
+def check_time() -> str:
+    d = _load("check.json")
+    rows = [
+        [
+            r["tool"],
+            r["mode"],
+            f"{r['n']:,}",
+            f"{r['evaluations']:,}",
+            f"{r['cold_s']:.2f}",
+            f"{r['warm_s']:.3f}",
+            r["verdict"],
+        ]
+        for r in d["rows"]
+    ]
+    header = ["tool", "mode", "N", "f evaluations", "cold (s)", "warm (s)", "verdict"]
+    caption = (
+        f"`python bench/check_bench.py` (`bench/results/check.json`): {d['cpu_count']}-core CPU "
+        f"({d['machine']}), {d['backend']} backend, jax {d['jax']}, "
+        f"torch {d.get('torch') or 'not installed'}. "
+        f"Function: {d['function']}. `full` goes up to N = {d['full_max']:,}."
+    )
+    text = caption + "\n\n" + _table(header, rows, "llrrrrl")
+    if d.get("note"):
+        text += f"\n\nNote from the run: {d['note']}."
+    return text
+
+
+# ------------------------------------------------------------------------------------------
+# adaptive.json: python bench/adaptive_bench.py
+
+_TOOLS = ("fdjax", "numdifftools", "scipy")
+
+
+def adaptive_accuracy() -> str:
+    d = _load("adaptive.json")
+
+    def err(r: dict) -> str:
+        return _e(r["rel_error"]) + ("" if r["covered"] else " ✗")
+
+    header = ["function"] + [f"{t} {c}" for t in _TOOLS for c in ("rel. error", "evals")]
+    rows = [
+        [f["function"]] + [c for t in _TOOLS for c in (err(f[t]), str(f[t]["evaluations"]))]
+        for f in d["functions"]
+    ]
+    s = d["summary"]
+    rows.append(
+        ["**median** (worst)"]
+        + [
+            c
+            for t in _TOOLS
+            for c in (
+                f"**{_e(s[t]['median_rel_error'])}** ({_e(s[t]['worst_rel_error'])})",
+                f"{s[t]['mean_evaluations']:.0f}",
+            )
+        ]
+    )
+    n = len(d["functions"])
+    summary = "; ".join(
+        f"{t}: {s[t]['within_1e-6']}/{n} within 1e-6 relative, error estimate covers the true error on "
+        f"{s[t]['covered']}/{n}"
+        for t in _TOOLS
+    )
+    caption = (
+        f"`python bench/adaptive_bench.py` (`bench/results/adaptive.json`): {_machine(d['machine'])}. "
+        "Relative error of the derivative; ✗: the method's own error estimate does not cover its true "
+        "error; evals: evaluations of f per derivative (the median row: the mean)."
+    )
+    return caption + "\n\n" + _table(header, rows, "lrrrrrr") + "\n\n" + summary + "."
+
+
+def adaptive_gradient() -> str:
+    g = _load("adaptive.json")["gradient"]
+    rows = [
+        [
+            "`fdjax.grad(step='auto')`",
+            f"{g['fdjax_auto_s']:.3g} (first call, compile included: {g['fdjax_auto_first_s']:.2g})",
+            f"{g['fdjax_auto_evaluations']:,}",
+            _e(g["fdjax_auto_median_rel_error"]),
+        ],
+        [
+            "`fdjax.grad` (default step)",
+            f"{g['fdjax_default_step_s']:.3g}",
+            f"{2 * g['parameters'] + 1:,}",
+            _e(g["fdjax_default_step_median_rel_error"]),
+        ],
+        [
+            "`numdifftools.Gradient`",
+            f"{g['numdifftools_s']:.3g}",
+            f"{g['numdifftools_evaluations']:,}",
+            _e(g["numdifftools_median_rel_error"]),
+        ],
+        [
+            "`scipy.differentiate.jacobian`",
+            f"{g['scipy_s']:.3g}",
+            f"{g['scipy_evaluations']:,}",
+            _e(g["scipy_median_rel_error"]),
+        ],
+    ]
+    caption = (
+        f"Gradient of the {g['parameters']:,}-parameter tanh MLP of `bench/_common.py` "
+        "(float64; `bench/results/adaptive.json`):"
+    )
+    header = ["method", "time (s)", "evaluations of the loss", "median rel. error vs jax.grad"]
+    return caption + "\n\n" + _table(header, rows, "lrrr")
+
+
+TABLES: dict[str, Callable[[], str]] = {
+    "suite-throughput": suite_throughput,
+    "suite-chunks": suite_chunks,
+    "suite-devices": suite_devices,
+    "throughput": throughput,
+    "memory": memory,
+    "targets": targets,
+    "check-time": check_time,
+    "adaptive-accuracy": adaptive_accuracy,
+    "adaptive-gradient": adaptive_gradient,
+}
+
+
+# ------------------------------------------------------------------------------------------
+# Pages
+
+
+def pages(root: Path | None = None) -> list[Path]:
+    """README.md and every Markdown page under docs/ (of the repository, or of ``root``)."""
+    root = ROOT if root is None else root
+    return [root / "README.md", *sorted((root / "docs").rglob("*.md"))]
+
+
+def render(text: str, where: str = "<text>") -> str:
+    """``text`` with every table block regenerated.
+
+    Raises:
+        KeyError: a block names a table that does not exist.
+    """
+
+    def sub(m: re.Match) -> str:
+        if m["name"] not in TABLES:
+            raise KeyError(f"{where}: unknown table {m['name']!r}; known: {sorted(TABLES)}")
+        return m["open"] + "\n" + TABLES[m["name"]]().strip() + "\n\n" + m["close"]
+
+    return BLOCK.sub(sub, text)
+
+
+def stale(root: Path | None = None) -> dict[Path, str]:
+    """Pages whose committed tables differ from what the JSON generates: path -> unified diff."""
+    root = ROOT if root is None else root
+    out = {}
+    for path in pages(root):
+        old = path.read_text(encoding="utf-8")
+        new = render(old, str(path.relative_to(root)))
+        if new != old:
+            rel = str(path.relative_to(root))
+            diff = difflib.unified_diff(old.splitlines(True), new.splitlines(True), rel, rel + " (generated)")
+            out[path] = "".join(diff)
+    return out
+
+
+def used(root: Path | None = None) -> dict[str, list[Path]]:
+    """Table name -> the pages that show it."""
+    root = ROOT if root is None else root
+    out: dict[str, list[Path]] = {}
+    for path in pages(root):
+        for m in BLOCK.finditer(path.read_text(encoding="utf-8")):
+            out.setdefault(m["name"], []).append(path)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.tables", description=__doc__.splitlines()[0])
+    p.add_argument(
+        "--check", action="store_true", help="change nothing; exit 1 when a committed table is stale"
+    )
+    args = p.parse_args(argv)
+    try:
+        changed = stale()
+    except (KeyError, ValueError, OSError) as e:
+        print(f"python -m bench.tables: error: {e}", file=sys.stderr)
+        return 2
+    if args.check:
+        for path, diff in changed.items():
+            sys.stdout.write(diff)
+            print(f"{path.relative_to(ROOT)}: tables differ from bench/results/*.json", file=sys.stderr)
+        if changed:
+            print("run `python -m bench.tables` and commit the pages", file=sys.stderr)
+        return 1 if changed else 0
+    for path in changed:
+        path.write_text(render(path.read_text(encoding="utf-8"), str(path)), encoding="utf-8")
+        print(f"rewrote the tables of {path.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
