@@ -61,7 +61,9 @@ class Linear:
 
     def __call__(self, d):
         if self.vector is not None:
-            return jnp.vdot(self.vector, d), jnp.vdot(jnp.abs(self.vector), jnp.abs(d))
+            # outside the direction's support a is not looked at: an inf there is not inf·0 = NaN
+            a = jnp.where(d != 0, self.vector, jnp.zeros_like(self.vector))
+            return jnp.vdot(a, d), jnp.vdot(jnp.abs(a), jnp.abs(d))
         val = self.jvp(d)
         return val, jnp.abs(val)
 

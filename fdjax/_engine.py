@@ -68,6 +68,7 @@ def listen(callback: Callable[[int], None]) -> Iterator[None]:
     finally:
         _listeners.remove(callback)
 
+
 #: Plans with at least this many rows are costed (for ``LargePlanWarning``) even when
 #: ``chunk_size`` is given; smaller plans with a given chunk size skip the measurement.
 COST_ROWS = 100_000

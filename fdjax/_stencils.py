@@ -103,9 +103,7 @@ class Stencil:
     complex_step: bool = False
 
     @classmethod
-    def from_offsets(
-        cls, offsets: Sequence[Number], derivative: int = 1, name: str | None = None
-    ) -> Stencil:
+    def from_offsets(cls, offsets: Sequence[Number], derivative: int = 1, name: str | None = None) -> Stencil:
         """Build a stencil for any distinct offsets with Fornberg's weights.
 
         Args:

@@ -9,11 +9,13 @@ import re
 import shutil
 import subprocess
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from fdjax import report
+from fdjax.report import plots
 
 CHROMIUM = next(
     (shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None
@@ -33,6 +35,24 @@ window.addEventListener("load", () => {
   const pre = document.createElement("pre");
   pre.id = "probe";
   pre.textContent = JSON.stringify({imgs, height: document.documentElement.scrollHeight});
+  document.body.appendChild(pre);
+});
+</script>"""
+
+
+# After load: where each table's status column is, and whether the page itself scrolls sideways.
+TABLE_PROBE = """<script>
+window.addEventListener("load", () => {
+  const heads = [...document.querySelectorAll("table")].map(t => {
+    const th = t.querySelector("thead th");
+    const r = th.getBoundingClientRect();
+    return {section: t.closest("section").id, text: th.textContent, cls: th.className,
+            left: r.left, right: r.right, width: r.width};
+  });
+  const pre = document.createElement("pre");
+  pre.id = "probe";
+  pre.textContent = JSON.stringify({heads, viewport: document.documentElement.clientWidth,
+                                    scroll: document.documentElement.scrollWidth});
   document.body.appendChild(pre);
 });
 </script>"""
@@ -70,6 +90,65 @@ def page(tmp_path_factory):
     path = tmp_path_factory.mktemp("browser") / "report.html"
     path.write_text(report.render(doc, "html"))
     return path
+
+
+@pytest.fixture(scope="module")
+def failing_page(tmp_path_factory):
+    """A check that fails: a tanh whose custom VJP is 1 % too large (every table is filled)."""
+
+    @jax.custom_vjp
+    def tanh(x):
+        return jnp.tanh(x)
+
+    tanh.defvjp(lambda x: (jnp.tanh(x), jnp.tanh(x)), lambda y, g: (g * (1 - y**2) * 1.01,))
+
+    def loss(params, x):
+        return jnp.mean((tanh(x @ params["w1"]) @ params["w2"] - 1.0) ** 2)
+
+    params = {"w1": jnp.linspace(-1.0, 1.0, 12).reshape(3, 4), "w2": jnp.linspace(0.5, -0.5, 4)}
+    x = jnp.linspace(-1.0, 2.0, 15).reshape(5, 3)
+    doc = report.diagnose(loss, params, x, job=report.Job(resolution=5, num_steps=10), target="failing")
+    assert doc["verdict"]["passed"] is False
+    path = tmp_path_factory.mktemp("browser") / "failing.html"
+    path.write_text(report.render(doc, "html"))
+    return path
+
+
+def probe(page, tmp_path, script, width):
+    probe_page = tmp_path / f"probe-{width}.html"
+    probe_page.write_text(page.read_text().replace("</body>", script + "</body>"))
+    dom = chromium(
+        "--dump-dom", "--virtual-time-budget=5000", f"--window-size={width},1000", probe_page.as_uri()
+    )
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    found = re.search(r'<pre id="probe">(.*?)</pre>', dom.stdout, re.S)
+    assert found, "the page did not finish loading"
+    return json.loads(found.group(1).replace("&quot;", '"').replace("&amp;", "&").replace("&lt;", "<"))
+
+
+@pytest.mark.parametrize("width", [760, 1280])
+def test_status_column_is_visible_without_scrolling(failing_page, tmp_path, width):
+    info = probe(failing_page, tmp_path, TABLE_PROBE, width)
+    assert info["viewport"] <= width
+    assert info["scroll"] <= info["viewport"], "the page scrolls sideways; a wide table should scroll inside"
+    sections = {h["section"] for h in info["heads"]}
+    assert {"leaves", "worst", "directions", "sweep", "norms"} <= sections
+    for h in info["heads"]:
+        assert h["text"] in ("status", "flag") and "status" in h["cls"], h
+        assert 0 <= h["left"] and h["right"] <= info["viewport"], (
+            f"{h['section']}: status column off-screen {h}"
+        )
+
+
+@pytest.mark.parametrize("width", [760, 1280])
+def test_plot_fonts_are_readable_as_shown(failing_page, tmp_path, width):
+    """Every figure uses fonts of at least FONT["min"] points at its natural size; as shown it
+    is scaled by its box width / natural width, so the smallest text is at least 10.5 px."""
+    imgs = probe(failing_page, tmp_path, PROBE, width)["imgs"]
+    assert len(imgs) >= 5
+    for img in imgs:
+        px = plots.FONT["min"] * 96 / 72 * img["bw"] / img["w"]
+        assert px >= 10.5, f"plot {img['alt']} shown at {img['bw']:.0f} of {img['w']} px: {px:.1f} px text"
 
 
 def test_report_renders_its_plots(page, tmp_path):

@@ -280,7 +280,6 @@ def test_kink_status_excluded_from_verdict():
     assert bool(np.asarray(r.subgradient)[1])
 
 
-
 @pytest.mark.parametrize("key", [0, 2])  # key 2: the bisection without fine steps lost the element
 def test_locate_names_a_wrong_kernel_element_of_a_float32_relu_maxpool_cnn(key):
     """float32 steps are large: the directions and most bisection segments of a ReLU/max-pool

@@ -190,3 +190,19 @@ def _walk(tb):
     while tb is not None:
         yield tb
         tb = tb.tb_next
+
+
+def test_an_infinite_gradient_element_taints_only_its_own_leaf():
+    """inf in one leaf's gradient must not turn other leaves' directions into NaN (inf·0)."""
+
+    @jax.custom_vjp
+    def f(x):
+        return jnp.sum(x**2)
+
+    f.defvjp(lambda x: (f(x), x), lambda x, g: (g * jnp.where(x > 0.5, jnp.inf, 2 * x),))
+    loss = lambda p: f(p["a"]) + jnp.sum(jnp.sin(p["b"]))  # noqa: E731
+    params = {"a": jnp.array([0.1, 0.9]), "b": jnp.linspace(0.0, 1.0, 4)}
+    r = fdjax.check_grad(loss, params, mode="directional")
+    names = list(r.leaf_names)
+    assert not bool(r.passed)
+    assert bool(r.leaf_passed[names.index("['b']")]) and not bool(r.leaf_passed[names.index("['a']")])

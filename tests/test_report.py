@@ -15,7 +15,8 @@ import fdjax
 from fdjax import report
 from fdjax._landscape import filter_normalized_direction, parameter_slice
 from fdjax._pytree import flatten_args
-from fdjax.report import _document
+from fdjax.report import _document, _views, html, plots
+from fdjax.report._format import num
 
 
 def tiny_problem():
@@ -78,6 +79,64 @@ def test_schema_rejects_malformed_documents(doc, bad):
         jsonschema.validate(broken, report.load_schema())
 
 
+def one_percent_wrong_problem():
+    """The tiny problem with a tanh whose custom VJP is 1 % too large: ['w'] and ['b'] fail."""
+
+    @jax.custom_vjp
+    def tanh(x):
+        return jnp.tanh(x)
+
+    tanh.defvjp(lambda x: (jnp.tanh(x), jnp.tanh(x)), lambda y, g: (g * (1 - y**2) * 1.01,))
+
+    def loss(params, x):
+        return jnp.sum(tanh(x @ params["w"] + params["b"]) ** 2)
+
+    _, params, x = tiny_problem()
+    return loss, params, x
+
+
+@pytest.fixture(scope="module")
+def failing_doc():
+    loss, params, x = one_percent_wrong_problem()
+    return report.diagnose(loss, params, x, job=report.Job(resolution=3, num_steps=10), target="wrong")
+
+
+@pytest.fixture(scope="module")
+def directional_doc():
+    loss, params, x = one_percent_wrong_problem()
+    job = report.Job(mode="directional", k=6, sweep=False, landscape=False)
+    return report.diagnose(loss, params, x, job=job, target="wrong-directional")
+
+
+def nonfinite_doc(which):
+    loss, params, x = tiny_problem()
+    if which == "loss":  # f(x) itself is NaN
+
+        def f(p, x):
+            return loss(p, x) * jnp.nan
+    else:  # sqrt at 0: the analytic derivative of ['b'][0] is inf
+
+        def f(p, x):
+            return loss(p, x) + jnp.sqrt(p["b"][0] - 0.1)
+
+    return report.diagnose(f, params, x, job=report.Job(sweep=False, landscape=False), target=which)
+
+
+@pytest.fixture(scope="module")
+def nan_loss_doc():
+    return nonfinite_doc("loss")
+
+
+@pytest.fixture(scope="module")
+def nan_element_doc():
+    return nonfinite_doc("element")
+
+
+@pytest.fixture(params=["nan_loss_doc", "nan_element_doc"])
+def nan_doc(request):
+    return request.getfixturevalue(request.param)
+
+
 def test_html_is_self_contained(doc):
     page = report.render(doc, "html")
     assert page.startswith("<!DOCTYPE html>")
@@ -126,6 +185,163 @@ def test_importing_fdjax_does_not_import_plot_libraries():
     code = "import sys, fdjax, fdjax.report; print(any(m in sys.modules for m in ('matplotlib', 'rich')))"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.stdout.strip() == "False", r.stderr
+
+
+# ------------------------------------------------------------------------------------ what the report shows
+
+
+def _collection(ax, label):
+    found = [c for c in ax.collections if c.get_label() == label]
+    return found[0].get_offsets() if found else np.zeros((0, 2))
+
+
+def test_disagreement_plot_puts_a_one_percent_error_above_the_line(failing_doc):
+    check = failing_doc["check"]
+    dis = _views.disagreement(check)
+    assert dis["what"] == "elements" and [g[0] for g in dis["groups"]] == ["['b']", "['w']"]
+    failed = np.asarray(dis["status"]) == "fail"
+    assert failed.all()  # every element of both leaves is 1 % wrong
+    assert np.all(dis["ratio"][failed] > 1)
+    fig = plots.disagreement_figure(dis["x"], dis["ratio"], dis["status"], dis["names"], dis["groups"])
+    ax = fig.axes[0]
+    y = _collection(ax, "failed")[:, 1]
+    assert y.size == failed.sum() and np.all(y > 1)
+    assert any(np.allclose(line.get_ydata(), 1.0) for line in ax.get_lines())  # the tolerance
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    worst = _views.worst_elements(check, 1, failed_only=True)[0]
+    assert any(t.startswith(worst["name"] + ":") for t in legend), legend
+    plots.require_matplotlib().close(fig)
+    page = report.render(failing_doc, "html")
+    assert 'alt="disagreement"' in page and "Analytic vs numeric" not in page
+
+
+def test_disagreement_plot_passing_and_nonfinite_points():
+    fig = plots.disagreement_figure(
+        [0.1, 0.2, 0.3, 0.4],
+        [0.01, 0.5, float("nan"), float("inf")],
+        ["pass", "pass", "nonfinite", "fail"],
+        ["a", "b", "c", "d"],
+        [("leaf", 0.0, 1.0)],
+    )
+    ax = fig.axes[0]
+    passed, bad = _collection(ax, "passed")[:, 1], _collection(ax, "non-finite")[:, 1]
+    assert np.all(passed < 1) and bad.size == 1
+    assert bad[0] > 10 * passed.max() and _collection(ax, "failed")[0, 1] >= bad[0]  # the top band
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert "c: non-finite" in legend and "d: inf × tol" in legend
+    plots.require_matplotlib().close(fig)
+
+
+def test_html_and_markdown_have_a_directions_table(directional_doc):
+    check = directional_doc["check"]
+    rows = _views.direction_rows(check)
+    assert rows and rows[0]["status"] == "fail"  # worst first
+    assert len(rows) == len(check["directions"]["status"])
+    page = report.render(directional_doc, "html")
+    section = re.search(r'<section class="card" id="directions">(.*?)</section>', page, re.S).group(1)
+    head = re.findall(r"<th(?: [^>]*)?>(.*?)</th>", section)
+    assert head[0] == "status" and "AD ∇f·v" in head and "FD" in head and "tolerance" in head
+    assert len(re.findall(r"<tr", section)) == len(rows) + 1
+    for r in rows:
+        assert f"#{r['direction']} {r['kind']}" in section
+        assert num(r["analytic"], 8) in section and num(r["numeric"], 8) in section
+    dis = _views.disagreement(check)
+    assert dis["what"] == "directions" and len(dis["x"]) == len(rows)
+    md = report.render(directional_doc, "md")
+    assert "## Directions" in md and "| status | direction | support |" in md
+    assert directional_doc["verdict"]["directions_checked"] == len(rows)
+    assert directional_doc["verdict"]["elements_checked"] == 0
+    jsonschema.validate(directional_doc, report.load_schema())
+
+
+def test_slice_is_drawn_at_the_checks_step(doc, failing_doc):
+    ps = doc["parameter_slice"]
+    view = _views.slice_view(ps)
+    fig = plots.parameter_slice_figure(view)
+    top, bottom = fig.axes
+    lines = {line.get_label().split(":")[0]: line for line in top.get_lines()}
+    fd = next(v for k, v in lines.items() if k.startswith("FD secant at h"))
+    ad = next(v for k, v in lines.items() if k.startswith("tangent"))
+    # At the check's step a correct gradient's secant and tangent are one line: closer than a
+    # thousandth of the plot's height everywhere.
+    height = np.subtract(*top.get_ylim()[::-1])
+    assert np.max(np.abs(fd.get_ydata() - ad.get_ydata())) < 1e-3 * height
+    legend = [t.get_text() for t in top.get_legend().get_texts()]
+    assert any(plots._g(ps["numeric"]) in t for t in legend) and any(
+        plots._g(ps["analytic"]) in t for t in legend
+    )
+    # The wide secants converge to the tangent as ε shrinks (truncation, not a wrong gradient).
+    gaps = np.abs(view["secant_slopes"] - view["analytic"])
+    assert gaps[0] < gaps[-1] / 100
+    plots.require_matplotlib().close(fig)
+    caption = html.figures(doc)["secant"][1]
+    assert num(ps["numeric"], 8) in caption and num(ps["analytic"], 8) in caption
+    assert "for display" not in caption
+    # A 1 % wrong gradient: the secant at h stays 1 % away from the tangent.
+    bad = _views.slice_view(failing_doc["parameter_slice"])
+    assert abs(bad["numeric"] - bad["analytic"]) > 5e-3 * abs(bad["analytic"])
+
+
+def test_every_plot_font_is_readable(doc, failing_doc):
+    for d in (doc, failing_doc):
+        for name, (fig, _) in html._make_figures(d).items():
+            sizes = plots.text_sizes(fig)
+            small = [(s, t) for s, t in sizes if s < plots.FONT["min"]]
+            assert sizes and not small, f"{name}: {small}"
+            # Drawn no wider than the page shows it, so the fonts are not scaled down much.
+            assert fig.get_figwidth() <= plots.WIDTH + 1e-9, name
+            plots.require_matplotlib().close(fig)
+
+
+def test_sweep_error_against_jax_grad_is_explained(doc, failing_doc):
+    good = report.render(doc, "html")
+    assert "<th>|FD − jax.grad|</th>" in good and "which passed the check" in good
+    bad = report.render(failing_doc, "html")
+    assert "<th>|FD − AD| ⚠</th>" in bad and "meaningless as an error of the FD estimate" in bad
+    assert "\\|FD − AD\\| ⚠" in report.render(failing_doc, "md")  # escaped for the table
+    # Its plot uses the sweep's own differences, not the distance to the failing jax.grad.
+    curves = _views.sweep_curves(failing_doc["sweep"], failing_doc["problem"]["leaves"], trusted=False)
+    assert curves and all(c["error_label"].startswith("|D(h) − D(h/") for c in curves)
+    trusted = _views.sweep_curves(doc["sweep"], doc["problem"]["leaves"], trusted=True)
+    assert all(c["error_label"] == "|D(h) − jax.grad|" for c in trusted)
+
+
+def test_nonfinite_values_never_read_as_agreement(nan_doc):
+    jsonschema.validate(nan_doc, report.load_schema())
+    v = nan_doc["verdict"]
+    assert v["passed"] is False and v["nonfinite"] >= 1
+    assert v["max_rel_error"] is None and v["digits"] is None and v["norm_ratio"] is None
+    rows = _views.leaf_rows(nan_doc["check"])
+    bad = [r for r in rows if r["nonfinite"]]
+    assert bad and all(r["verdict"] == "non-finite" for r in bad)
+    assert all(r["max_rel_error"] is None and r["digits"] is None for r in bad)
+    worst = [w for w in _views.worst_elements(nan_doc["check"], 20) if w["status"] == "nonfinite"]
+    assert worst and all(w["rel_error"] is None and w["reason"].startswith("non-finite") for w in worst)
+    assert all(np.isnan(e["rel_error"][e["nonfinite"]]).all() for e in _views.elements(nan_doc["check"]))
+    page = report.render(nan_doc, "html")
+    leaves = re.search(r'id="leaves">(.*?)</section>', page, re.S).group(1)
+    trs = re.findall(r"<tr[^>]*>(.*?)</tr>", leaves)
+    for r in bad:
+        row = next(tr for tr in trs if html._e(r["path"]) in tr)
+        cells = re.findall(r"<td[^>]*>(.*?)</td>", row)
+        assert "non-finite" in cells[0] and cells[3:6] == ["—", "—", "—"], cells
+    facts = re.search(r'id="verdict">(.*?)</section>', page, re.S).group(1)
+    assert "<dt>max rel error</dt><dd>—</dd>" in facts and "0.00e+00" not in facts
+    md = report.render(nan_doc, "md")
+    assert "| **max rel error** | — |" in md
+    text = report.render(nan_doc, "text")
+    assert "0.00e+00" not in text.split("Worst")[0]
+
+
+def test_nan_loss_report(nan_loss_doc, nan_element_doc):
+    assert nan_loss_doc["problem"]["loss"] is None
+    assert nan_loss_doc["parameter_slice"] is None and nan_loss_doc["sweep"] is None
+    assert all(r["flag"] == "nonfinite" for r in nan_loss_doc["gradient_norms"]["leaves"])
+    flags = {r["path"]: r["flag"] for r in nan_element_doc["gradient_norms"]["leaves"]}
+    assert flags["['b']"] == "nonfinite"
+    page = report.render(nan_loss_doc, "html")
+    assert "<dt>loss</dt><dd>not finite</dd>" in page
+    assert "<dt>elements checked</dt><dd>0</dd>" in page
 
 
 # ----------------------------------------------------------------------------------- gradient norms
@@ -220,9 +436,9 @@ def test_progress_counts_chunked_evaluations_without_changing_values(chunk_size)
 
     f = lambda w: jnp.sum(jnp.sin(w) ** 2)
     stream = io.StringIO()
-    p = Progress(enabled=True, stream=stream)
+    p = Progress("lines", stream=stream)
     counted = p.wrap(f)
-    with p.stage("grad", total=20):
+    with p.stage("grad"):
         g = fdjax.grad(counted, chunk_size=chunk_size)(jnp.linspace(0.0, 1.0, 10))
     np.testing.assert_array_equal(g, fdjax.grad(f, chunk_size=chunk_size)(jnp.linspace(0.0, 1.0, 10)))
     assert p.evaluations >= 21  # 2N perturbed rows (+ padding) and f(x)
@@ -233,4 +449,4 @@ def test_progress_disabled_wraps_nothing():
     from fdjax.report._progress import Progress
 
     f = lambda w: w
-    assert Progress(enabled=False).wrap(f) is f
+    assert Progress("off").wrap(f) is f

@@ -15,8 +15,14 @@ from fdjax._stencils import METHODS, fornberg_weights
 CENTRAL = {
     2: {-1: Fraction(-1, 2), 1: Fraction(1, 2)},
     4: {-2: Fraction(1, 12), -1: Fraction(-2, 3), 1: Fraction(2, 3), 2: Fraction(-1, 12)},
-    6: {-3: Fraction(-1, 60), -2: Fraction(3, 20), -1: Fraction(-3, 4),
-        1: Fraction(3, 4), 2: Fraction(-3, 20), 3: Fraction(1, 60)},
+    6: {
+        -3: Fraction(-1, 60),
+        -2: Fraction(3, 20),
+        -1: Fraction(-3, 4),
+        1: Fraction(3, 4),
+        2: Fraction(-3, 20),
+        3: Fraction(1, 60),
+    },
 }
 
 
@@ -39,8 +45,14 @@ def test_second_derivative_and_one_sided_tables():
 
 @pytest.mark.parametrize(
     "name,accuracy,constant",
-    [("forward", 1, 0.5), ("backward", 1, -0.5), ("central", 2, 1 / 6),
-     ("central4", 4, -1 / 30), ("central6", 6, 1 / 140), ("complex", 2, -1 / 6)],
+    [
+        ("forward", 1, 0.5),
+        ("backward", 1, -0.5),
+        ("central", 2, 1 / 6),
+        ("central4", 4, -1 / 30),
+        ("central6", 6, 1 / 140),
+        ("complex", 2, -1 / 6),
+    ],
 )
 def test_builtin_orders_and_error_constants(name, accuracy, constant):
     s = METHODS[name]

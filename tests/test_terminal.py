@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import pty
 import re
 import select
 import subprocess
@@ -34,34 +33,45 @@ def _env() -> dict[str, str]:
 
 
 def run_in_pty(argv: list[str], cwd, timeout: float = 300) -> tuple[int, str]:
-    """``python -m fdjax *argv`` with stdin, stdout and stderr on one pseudo-terminal."""
-    pid, fd = pty.fork()
-    if pid == 0:  # the child: becomes the command
-        try:
-            os.chdir(cwd)
-            os.execve(sys.executable, [sys.executable, "-m", "fdjax", *argv], _env())
-        finally:
-            os._exit(127)
+    """``python -m fdjax *argv`` with stdin, stdout and stderr on one pseudo-terminal.
+
+    The child is started by ``subprocess`` (fork + exec in C), not ``pty.fork``: forking
+    this multithreaded, JAX-importing process from Python would run JAX's at-fork hook.
+    """
+    leader, follower = os.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fdjax", *argv],
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+        cwd=cwd,
+        env=_env(),
+        start_new_session=True,
+        close_fds=True,
+    )
+    os.close(follower)
     chunks, deadline = [], time.monotonic() + timeout
     while True:
         if time.monotonic() > deadline:
-            os.kill(pid, 9)
-            os.waitpid(pid, 0)
+            proc.kill()
+            proc.wait()
             raise AssertionError(f"fdjax {argv} did not finish in {timeout} s:\n" + b"".join(chunks).decode())
-        ready, _, _ = select.select([fd], [], [], 1.0)
+        ready, _, _ = select.select([leader], [], [], 1.0)
         if not ready:
+            if proc.poll() is not None and not select.select([leader], [], [], 0)[0]:
+                break
             continue
         try:
-            data = os.read(fd, 65536)
+            data = os.read(leader, 65536)
         except OSError:  # EIO: the child closed the terminal
             break
         if not data:
             break
         chunks.append(data)
-    os.close(fd)
-    _, status = os.waitpid(pid, 0)
+    os.close(leader)
+    code = proc.wait(timeout=30)
     text = ANSI.sub("", b"".join(chunks).decode("utf-8", "replace")).replace("\r", "\n")
-    return os.waitstatus_to_exitcode(status), text
+    return code, text
 
 
 def run_piped(argv: list[str], cwd, timeout: float = 300) -> subprocess.CompletedProcess:

@@ -34,6 +34,7 @@ def __getattr__(name: str):
     globals()[name] = value
     return value
 
+
 FORMATS = ("text", "json", "md", "html")
 
 

@@ -20,13 +20,14 @@ import numpy as np
 
 from . import _views
 
-__all__ = ["SCHEMA", "SCHEMA_PATH", "build", "gradient_norms", "worst_flat_index", "load_schema", "jsonable"]
+__all__ = ["SCHEMA", "SCHEMA_PATH", "build", "gradient_norms", "load_schema", "jsonable"]
 
 SCHEMA = "fdjax.report/1"
 SCHEMA_PATH = os.path.join(os.path.dirname(__file__), "schema.json")
 
 #: A leaf's gradient is "vanishing" when its RMS is below VANISHING × the median RMS over
-#: leaves (or exactly zero), "exploding" when above EXPLODING × the median or not finite.
+#: leaves (or exactly zero), "exploding" when above EXPLODING × the median, "nonfinite" when
+#: it holds a NaN or inf.
 VANISHING = 1e-3
 EXPLODING = 1e3
 
@@ -40,7 +41,7 @@ def load_schema() -> dict[str, Any]:
 def jsonable(obj: Any) -> Any:
     """Plain JSON types: arrays to lists, NumPy scalars to Python, NaN/inf to None.
 
-    Example:
+    Examples:
         >>> jsonable({"a": np.array([1.0, np.nan]), "b": np.int32(3)})
         {'a': [1.0, None], 'b': 3}
     """
@@ -61,7 +62,7 @@ def jsonable(obj: Any) -> Any:
 
 
 def gradient_norms(fa, grads) -> dict[str, Any]:
-    """Per-leaf norms of the analytic gradient with vanishing/exploding flags."""
+    """Per-leaf norms of the analytic gradient with vanishing/exploding/nonfinite flags."""
     g_leaves = [
         np.asarray(leaf, np.float64)
         for leaf in jax.tree_util.tree_leaves(grads)
@@ -90,7 +91,9 @@ def gradient_norms(fa, grads) -> dict[str, Any]:
     median = float(np.median(finite)) if finite.size else 0.0
     for r in rows:
         v = r["grad_rms"]
-        if not math.isfinite(v) or (median > 0 and v > EXPLODING * median):
+        if not math.isfinite(v):
+            r["flag"] = "nonfinite"
+        elif median > 0 and v > EXPLODING * median:
             r["flag"] = "exploding"
         elif v == 0 or (median > 0 and v < VANISHING * median):
             r["flag"] = "vanishing"
@@ -105,12 +108,6 @@ def gradient_norms(fa, grads) -> dict[str, Any]:
             },
         }
     )
-
-
-def worst_flat_index(check_doc: dict | None) -> int | None:
-    """Flat index of the worst element that failed the check (None if none failed)."""
-    worst = _views.worst_elements(check_doc, 1, failed_only=True)
-    return worst[0]["flat"] if worst else None
 
 
 def _devices() -> list[str]:

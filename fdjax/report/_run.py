@@ -19,6 +19,8 @@ from jax.flatten_util import ravel_pytree
 
 from .._adaptive import sweep
 from .._check import check_grad
+from .._check_format import element_rows
+from .._check_model import FAIL
 from .._landscape import landscape as _landscape
 from .._landscape import parameter_slice
 from .._pytree import flatten_args
@@ -146,7 +148,7 @@ def diagnose(
     flat_grad = np.asarray(ravel_pytree(_float_leaves(grads))[0], np.float64)
     if finite:
         t = time.perf_counter()
-        index = _slice_parameter(sections.get("check"), flat_grad, fa)
+        index = _slice_parameter(check_obj, flat_grad)
         with prog.stage("slice"):
             sections["parameter_slice"] = _slice(counted, args, fa, index, float(flat_grad[index]), job)
         timings["slice"] = time.perf_counter() - t
@@ -205,13 +207,28 @@ def _run_sweep(fn, args, n: int, job: Job, grads, notes: list[str]):
     return sweep(fn, *args, **kwargs)
 
 
-def _slice_parameter(check_doc, flat_grad: np.ndarray, fa) -> int:
-    """The parameter the calculator-style chart shows: the worst failing element of the check,
-    else the element with the largest analytic gradient."""
-    worst = _document.worst_flat_index(check_doc)
-    if worst is not None:
-        return worst
+def _slice_parameter(check, flat_grad: np.ndarray) -> int:
+    """The parameter the calculator-style chart shows: the worst failing element, else an
+    element that bisection located, else the largest |∇| inside the worst failing direction's
+    support, else the element with the largest analytic gradient."""
     g = np.where(np.isfinite(flat_grad), np.abs(flat_grad), -1)
+    if check is None:
+        return int(np.argmax(g))
+    status = np.asarray(check.status)
+    worst = [i for i in element_rows(check) if status[i] == FAIL]
+    if worst:
+        return worst[0]
+    located = [int(i) for i in np.asarray(check.located).ravel() if i >= 0]
+    if located:
+        return located[0]
+    dstatus = np.asarray(check.dir_status)
+    failing = np.flatnonzero(dstatus == FAIL)
+    if failing.size:
+        ratio = np.asarray(check.dir_abs_error)[failing] / np.asarray(check.dir_tolerance)[failing]
+        d = int(failing[np.argmax(np.nan_to_num(ratio, nan=np.inf))])
+        lo, hi = int(np.asarray(check.dir_lo)[d]), int(np.asarray(check.dir_hi)[d])
+        if hi > lo:
+            return lo + int(np.argmax(g[lo:hi]))
     return int(np.argmax(g))
 
 

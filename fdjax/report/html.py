@@ -50,11 +50,14 @@ h2 { font-size:16px; margin:0 0 10px; }
 pre.cmd { background:#0f172a; color:#e2e8f0; padding:9px 12px; border-radius:7px; margin:14px 0 0;
   font:12.5px/1.4 ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; overflow-x:auto; }
 table { border-collapse:collapse; width:100%; font-size:13px; }
+.table { overflow-x:auto; }
+p.note { color:var(--muted); font-size:12.5px; margin:8px 0 0; }
 th { text-align:left; color:var(--muted); font-weight:600; font-size:11.5px; text-transform:uppercase;
   letter-spacing:.04em; border-bottom:1px solid var(--line); padding:6px 8px; white-space:nowrap; }
 td { border-bottom:1px solid var(--line); padding:6px 8px; font-variant-numeric:tabular-nums;
   white-space:nowrap; }
-td.wrap { white-space:normal; }
+td.wrap { white-space:normal; min-width:14em; }
+th.status, td.status { width:1%; }
 td.num { text-align:right; white-space:nowrap;
   font-family:ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size:12.5px; }
 td code, td .path { white-space:nowrap;
@@ -66,17 +69,19 @@ tr.warn td { background:var(--amber-bg); }
 .pill.ok { background:var(--green-bg); color:var(--green); }
 .pill.bad { background:var(--red-bg); color:var(--red); }
 .pill.warn { background:var(--amber-bg); color:var(--amber); }
+.pill.info { background:var(--bg); color:var(--muted); }
 .grid { display:grid; grid-template-columns:repeat(2, minmax(0, 1fr)); gap:16px; }
 .grid .card { margin:0; }
 figure { margin:0; }
-figure img { width:100%; height:auto; display:block; }
+figure img { max-width:100%; width:auto; height:auto; display:block; margin:0 auto; }
 figcaption { color:var(--muted); font-size:12.5px; margin-top:6px; }
 .muted { color:var(--muted); }
 .notes li { color:var(--muted); }
 footer { color:var(--muted); font-size:12px; margin-top:26px; text-align:center; }
 .grid.norms { grid-template-columns:minmax(0, 5fr) minmax(0, 7fr); align-items:start; }
 .scroll { overflow-x:auto; }
-@media (max-width: 860px) { .grid, .grid.norms { grid-template-columns:1fr; } }
+@media (max-width: 1100px) { .grid, .grid.norms { grid-template-columns:1fr; } }
+@media (max-width: 800px) { main { padding:16px 12px 40px; } .card { padding:14px 12px; } }
 """
 
 
@@ -88,97 +93,132 @@ def _pill(text: str, kind: str) -> str:
     return f'<span class="pill {kind}">{_e(text)}</span>'
 
 
-def _table(header: list[str], rows: list[tuple[list[str], str]], numeric: set[int] = frozenset()) -> str:
-    """rows: (cells already HTML, row class)."""
-    head = "".join(f"<th>{_e(h)}</th>" for h in header)
+def _table(
+    header: list[str],
+    rows: list[tuple[list[str], str]],
+    numeric: set[int] = frozenset(),
+    wrap: set[int] = frozenset(),
+    verdict: int = 0,
+) -> str:
+    """rows: (cells already HTML, row class). Column ``verdict`` (the status, first) is
+    marked ``class="status"``; the table scrolls inside its card, never the page."""
+
+    def cls(i: int) -> str:
+        names = ["num"] * (i in numeric) + ["wrap"] * (i in wrap) + ["status"] * (i == verdict)
+        return f' class="{" ".join(names)}"' if names else ""
+
+    head = "".join(
+        ('<th class="status">' if i == verdict else "<th>") + f"{_e(h)}</th>" for i, h in enumerate(header)
+    )
     body = []
-    for cells, cls in rows:
-        tds = "".join(
-            f'<td class="num">{c}</td>' if i in numeric else f"<td>{c}</td>" for i, c in enumerate(cells)
-        )
-        body.append(f'<tr class="{cls}">{tds}</tr>' if cls else f"<tr>{tds}</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    for cells, row_cls in rows:
+        tds = "".join(f"<td{cls(i)}>{c}</td>" for i, c in enumerate(cells))
+        body.append(f'<tr class="{row_cls}">{tds}</tr>' if row_cls else f"<tr>{tds}</tr>")
+    rows_html = "".join(body)
+    return f'<div class="table"><table><thead><tr>{head}</tr></thead><tbody>{rows_html}</tbody></table></div>'
 
 
-def figures(doc: dict[str, Any]) -> dict[str, tuple[str, str]]:
-    """Every figure the document supports: name → (SVG data URI, caption)."""
-    out: dict[str, tuple[str, str]] = {}
-    curves = _views.sweep_curves(doc.get("sweep"), doc["problem"]["leaves"], 4)
+def _status_pill(status: str) -> str:
+    kind = {"pass": "ok", "ok": "ok", "kink": "warn", "kinks only": "warn", "unchecked": "info"}.get(
+        status, "bad"
+    )
+    text = {"pass": "ok", "fail": "failed", "FAILED": "failed", "nonfinite": "non-finite"}.get(status, status)
+    return _pill(text or "—", kind)
+
+
+def _make_figures(doc: dict[str, Any]) -> dict[str, tuple[Any, str]]:
+    """Every figure the document supports: name → (matplotlib Figure, caption)."""
+    out: dict[str, tuple[Any, str]] = {}
+    check = doc.get("check")
+    trusted = _views.reference_trusted(check)
+    curves = _views.sweep_curves(doc.get("sweep"), doc["problem"]["leaves"], 4, trusted=trusted)
     if curves:
+        if trusted:
+            how = (
+                "The error is the distance to jax.grad, which passed the check. The star is the step "
+                "the sweep chose and the error of its estimate (Richardson-extrapolated when that was "
+                "better)."
+            )
+        else:
+            why = "failed the check" if check else "was not checked"
+            how = (
+                f"jax.grad {why}, so the curves show the sweep's own {curves[0]['error_label']} (a distance "
+                "to jax.grad would measure the distance to an unverified gradient, not the FD error). "
+                "The star is the step the sweep chose and its error estimate."
+            )
         out["error_vs_step"] = (
-            plots.svg_data_uri(plots.error_vs_step_figure(curves)),
-            "Error of the FD estimate against the step h (log-log), one parameter per leaf: "
-            "truncation (dashed, ∝ h^p) dominates to the right, round-off (dotted bound, ∝ 1/h) to the left. "
-            "The star is the step the "
-            "sweep chose and the error of its estimate (Richardson-extrapolated when that was better).",
+            plots.error_vs_step_figure(curves),
+            "Error of the FD estimate against the step h (log-log), one parameter per leaf: truncation "
+            "(dashed, ∝ h^p) dominates to the right, round-off (dotted bound, ∝ 1/h) to the left. " + how,
         )
-    el = _views.elements(doc.get("check"))
-    if el:
-        import numpy as np
-
-        out["histogram"] = (
-            plots.svg_data_uri(plots.relative_error_histogram([(e["path"], e["rel_error"]) for e in el])),
-            "Relative error |a − n| / max(|a|, |n|) of every checked element, stacked by leaf.",
-        )
-        out["scatter"] = (
-            plots.svg_data_uri(
-                plots.scatter_figure(
-                    np.concatenate([e["analytic"] for e in el]),
-                    np.concatenate([e["numeric"] for e in el]),
-                    np.concatenate([e["failed"] for e in el]),
-                    np.concatenate([e["kink"] for e in el]),
-                )
-            ),
-            "Analytic (jax.grad) against numeric (finite differences); "
-            "a correct gradient lies on the diagonal.",
-        )
-    ps = doc.get("parameter_slice")
+    ps = _views.slice_view(doc.get("parameter_slice"))
     if ps:
-        th, de = ps["theta"], ps["display_epsilon"]
-        curve_x = [th + t for t in ps["curve_offsets"]]
-        curve_y = [float("nan") if v is None else v for v in ps["curve_losses"]]
-        pts = [(th - de, ps["display_loss_minus"]), (th, ps["loss"]), (th + de, ps["display_loss_plus"])]
-        fig = plots.secant_figure(
-            th,
-            de,
-            pts,
-            (th + de, ps["display_loss_plus"]),
-            ps["display_secant"],
-            curve=(curve_x, curve_y),
-            tangent=(ps["loss"], ps["analytic"]),
-            title=f"J along {ps['parameter']}",
-            xlabel=ps["parameter"],
-        )
         out["secant"] = (
-            plots.svg_data_uri(fig),
-            f"The calculator's view of one parameter: the loss along {ps['parameter']}, the secant through "
-            f"J(θ±ε) (ε = {num(de, 3)} for display) and the tangent with the analytic slope. At the check's "
-            f"step h = {sci(ps['step'])} the central difference is {num(ps['numeric'], 8)}; "
-            f"jax.grad gives {num(ps['analytic'], 8)}.",
+            plots.parameter_slice_figure(ps),
+            f"One parameter by hand: the loss along {ps['parameter']} with the tangent of slope jax.grad "
+            f"({num(ps['analytic'], 8)}) and the central-difference secant at the check's step "
+            f"h = {sci(ps['step'])} ({num(ps['numeric'], 8)}); where the gradient is right they coincide. "
+            "Below: the slope of the secant through J(θ ± ε) minus the jax.grad slope, against ε. A wide "
+            "secant differs from a correct tangent by truncation (∝ ε², falling to the star at h); a wrong "
+            "gradient levels off at the size of its error.",
+        )
+    el = _views.elements(check)
+    if el:
+        nonfinite = int(sum(int(e["nonfinite"].sum()) for e in el))
+        out["histogram"] = (
+            plots.relative_error_histogram([(e["path"], e["rel_error"]) for e in el], nonfinite=nonfinite),
+            "Relative error |a − n| / max(|a|, |n|) of every checked element, stacked by leaf"
+            + (f"; {nonfinite} non-finite element(s) have none and are not binned." if nonfinite else "."),
+        )
+    dis = _views.disagreement(check)
+    if dis:
+        what = dis["what"]
+        failed = sum(s == "fail" for s in dis["status"])
+        nonfinite = sum(s == "nonfinite" for s in dis["status"])
+        caption = (
+            f"Disagreement per {what[:-1]}: |a − n| (analytic vs finite difference) divided by the check's "
+            "tolerance (its error model: truncation + round-off + AD rounding, times the margin), log scale. "
+            "Above the dashed line at 1 a measurement fails"
+        )
+        caption += f"; {failed} do, the worst numbered and named below." if failed else "; none does."
+        if nonfinite:
+            caption += f" {nonfinite} non-finite value(s) sit in the top band."
+        out["disagreement"] = (
+            plots.disagreement_figure(
+                dis["x"], dis["ratio"], dis["status"], dis["names"], dis["groups"], what=what
+            ),
+            caption,
         )
     norms = (doc.get("gradient_norms") or {}).get("leaves", [])
     if norms:
         out["gradient_norms"] = (
-            plots.svg_data_uri(
-                plots.gradient_norms_figure(
-                    [r["path"] for r in norms],
-                    [r["grad_norm"] if r["grad_norm"] is not None else float("nan") for r in norms],
-                    [r["flag"] for r in norms],
-                )
+            plots.gradient_norms_figure(
+                [r["path"] for r in norms],
+                [r["grad_norm"] if r["grad_norm"] is not None else float("nan") for r in norms],
+                [r["flag"] for r in norms],
             ),
-            "Norm of the analytic gradient per leaf; orange: vanishing, red: exploding "
-            "(relative to the median "
-            "RMS over leaves).",
+            "Norm of the analytic gradient (jax.grad) per leaf; orange: vanishing, red: exploding (relative "
+            "to the median RMS over leaves), hatched: not finite."
+            + (
+                " jax.grad failed the check: these are norms of the wrong gradient."
+                if check and not trusted
+                else ""
+            ),
         )
     ls = doc.get("landscape")
     if ls:
         out["landscape"] = (
-            plots.svg_data_uri(plots.landscape_figure(ls["alphas"], ls["betas"], ls["loss"])),
-            f"Loss on a {ls['resolution']}×{ls['resolution']} grid along two filter-normalised "
-            "random directions "
-            f"(one batched evaluation of {ls['evaluations']} points); the star marks the parameters.",
+            plots.landscape_figure(ls["alphas"], ls["betas"], ls["loss"]),
+            f"Loss on a {ls['resolution']}×{ls['resolution']} grid along two filter-normalised random "
+            f"directions (one batched evaluation of {ls['evaluations']} points); the star marks the "
+            "parameters.",
         )
     return out
+
+
+def figures(doc: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    """Every figure the document supports: name → (SVG data URI, caption)."""
+    return {k: (plots.svg_data_uri(fig), cap) for k, (fig, cap) in _make_figures(doc).items()}
 
 
 def _figure(fig: tuple[str, str] | None, alt: str, card: bool = True) -> str:
@@ -196,6 +236,7 @@ def _verdict(doc: dict[str, Any]) -> str:
     steps = opts.get("step") or "default (cbrt eps)"
     facts = [
         ("elements checked", num(v["elements_checked"])),
+        ("directions checked", num(v.get("directions_checked"))),
         ("parameters", f"{problem['num_parameters']} in {len(problem['leaves'])} leaves"),
         ("mode", v["mode"] or "—"),
         ("method", v["method"]),
@@ -204,10 +245,14 @@ def _verdict(doc: dict[str, Any]) -> str:
         ("max rel error", sci(v.get("max_rel_error"))),
         ("norm ratio", sci(v.get("norm_ratio"))),
         ("kinks", num(v["kinks"])),
+    ]
+    if v.get("nonfinite"):
+        facts.append(("non-finite", f"{v['nonfinite']} measurement(s)"))
+    facts += [
         ("evaluations", num(meta["evaluations"])),
         ("time", duration(meta["wall_time_s"])),
         ("devices", ", ".join(meta["devices"])),
-        ("loss", num(problem["loss"], 8)),
+        ("loss", num(problem["loss"], 8) if problem["loss"] is not None else "not finite"),
         ("versions", f"fdjax {meta['fdjax_version']} · jax {meta['jax_version']}"),
     ]
     if v.get("sweep_status"):
@@ -224,32 +269,33 @@ def _leaf_table(doc: dict[str, Any]) -> str:
     rows = _views.leaf_rows(doc.get("check"))
     if not rows:
         return ""
-    body = []
-    for r in rows:
-        status = {"ok": _pill("ok", "ok"), "kinks only": _pill("kinks only", "warn")}.get(
-            r["verdict"], _pill("failed", "bad")
+    body = [
+        (
+            [
+                _status_pill(r["verdict"]),
+                f'<span class="path">{_e(r["path"])}</span>',
+                _e(shape(r["shape"])),
+                _e(sci(r["max_rel_error"])),
+                _e(sci(r["norm_ratio"])),
+                _e(num(r["digits"], 3)),
+                _e(pct(r["sign_agreement"])),
+                _e(num(r["kinks"])),
+            ],
+            "" if r["verdict"] in ("ok", "kinks only") else "bad",
         )
-        body.append(
-            (
-                [
-                    f'<span class="path">{_e(r["path"])}</span>',
-                    _e(shape(r["shape"])),
-                    _e(sci(r["max_rel_error"])),
-                    _e(sci(r["norm_ratio"])),
-                    _e(num(r["digits"], 3)),
-                    _e(pct(r["sign_agreement"])),
-                    _e(num(r["kinks"])),
-                    status,
-                ],
-                "" if r["passed"] else "bad",
-            )
-        )
+        for r in rows
+    ]
     table = _table(
-        ["leaf", "shape", "max rel error", "norm ratio", "digits", "sign agreement", "kinks", "status"],
+        ["status", "leaf", "shape", "max rel error", "norm ratio", "digits", "sign agreement", "kinks"],
         body,
-        numeric={2, 3, 4, 5, 6},
+        numeric={3, 4, 5, 6, 7},
     )
-    return f'<section class="card" id="leaves"><h2>Per-leaf results</h2>{table}</section>'
+    note = ""
+    if any(r["nonfinite"] for r in rows):
+        note = (
+            '<p class="note">A leaf that met a NaN or inf has no max rel error, norm ratio or digits (—).</p>'
+        )
+    return f'<section class="card" id="leaves"><h2>Per-leaf results</h2>{table}{note}</section>'
 
 
 def _worst_table(doc: dict[str, Any]) -> str:
@@ -259,28 +305,83 @@ def _worst_table(doc: dict[str, Any]) -> str:
     body = []
     for w in worst:
         st = str(w.get("status", ""))
-        kind = "bad" if st in ("fail", "nonfinite") else "warn" if st == "kink" else "ok"
         body.append(
             (
                 [
+                    _status_pill(st),
                     f"<code>{_e(w.get('name', ''))}</code>",
+                    _e(w.get("reason", "")),
                     _e(num(w.get("analytic"), 8)),
                     _e(num(w.get("numeric"), 8)),
                     _e(sci(w.get("abs_error"))),
                     _e(sci(w.get("rel_error"))),
                     _e(sci(w.get("tolerance"))),
-                    _pill(st or "—", kind),
-                    _e(w.get("reason", "")),
                 ],
-                "bad" if st == "fail" else "",
+                "bad" if st in ("fail", "nonfinite") else "",
             )
         )
     table = _table(
-        ["element", "analytic", "numeric", "abs error", "rel error", "tolerance", "status", "why"],
+        ["status", "element", "why", "analytic (AD)", "numeric (FD)", "|a − n|", "rel error", "tolerance"],
         body,
-        numeric={1, 2, 3, 4, 5},
+        numeric={3, 4, 5, 6, 7},
+        wrap={2},
     )
     return f'<section class="card" id="worst"><h2>Worst elements</h2>{table}</section>'
+
+
+def _directions_table(doc: dict[str, Any]) -> str:
+    check = doc.get("check")
+    rows = _views.direction_rows(check)
+    if not rows:
+        return ""
+    # The directions are the check itself in directional and locate modes; beside the
+    # elements of a full or subset check, the worst few (and every failure) are enough.
+    primary = check.get("mode") in ("directional", "locate")
+    bad = sum(r["status"] in ("fail", "nonfinite") for r in rows)
+    n = 32 if primary else max(5, min(bad, 16))
+    body = []
+    for r in rows[:n]:
+        st = r["status"]
+        support = r["leaf"] if r["leaf"] != "all" else f"all [{r['lo']}, {r['hi']})"
+        body.append(
+            (
+                [
+                    _status_pill(st),
+                    _e(f"#{r['direction']} {r['kind']}"),
+                    f'<span class="path">{_e(support)}</span>',
+                    _e(r["reason"]),
+                    _e(num(r["analytic"], 8)),
+                    _e(num(r["numeric"], 8)),
+                    _e(sci(r["difference"])),
+                    _e(sci(r["tolerance"])),
+                    _e(sci(r["step"])),
+                ],
+                "bad" if st in ("fail", "nonfinite") else "",
+            )
+        )
+    table = _table(
+        ["status", "direction", "support", "why", "AD ∇f·v", "FD", "AD − FD", "tolerance", "step h"],
+        body,
+        numeric={4, 5, 6, 7, 8},
+        wrap={3},
+    )
+    shown = f"all {len(rows)}" if len(rows) <= n else f"the worst {n} of {len(rows)}"
+    located = ""
+    if check.get("mode") == "locate":
+        names = {i: nm for i, nm in zip(check["elements"]["index"], check["elements"]["name"], strict=False)}
+        found = [names.get(i, f"#{i}") for i in check.get("located", [])]
+        located = (
+            f'<p class="note">Bisection of the failing directions ended at: {_e(", ".join(found))} '
+            "(see the worst elements above).</p>"
+            if found
+            else '<p class="note">No failing direction, nothing to bisect.</p>'
+        )
+    return (
+        '<section class="card" id="directions"><h2>Directions</h2><p class="muted">Along each random '
+        "direction v the check compares the directional derivative from AD (∇f·v) with the central "
+        "difference (f(x + hv) − f(x − hv)) / 2h, against the same error model as the elements. "
+        f"Worst first; {shown} shown.</p>{table}{located}</section>"
+    )
 
 
 def _sweep_table(doc: dict[str, Any]) -> str:
@@ -288,6 +389,8 @@ def _sweep_table(doc: dict[str, Any]) -> str:
     rows = _views.sweep_rows(sweep, 12)
     if not rows:
         return ""
+    check = doc.get("check")
+    trusted = _views.reference_trusted(check)
     body = []
     for p in rows:
         status = p.get("status", [])
@@ -299,27 +402,41 @@ def _sweep_table(doc: dict[str, Any]) -> str:
         body.append(
             (
                 [
+                    pills,
                     f"<code>{_e(p.get('name', ''))}</code>",
                     _e(sci(p.get("step"))),
                     _e(num(p.get("estimate"), 10)),
                     _e(sci(p.get("error"))),
                     _e(sci(p.get("true_error_at_step"))),
                     _e(num(p.get("order"), 3)),
-                    pills,
                 ],
                 "",
             )
         )
     counts = ", ".join(f"{k} {c}" for k, c in sorted(_views.sweep_counts(sweep).items()))
+    if trusted:
+        column = "|FD − jax.grad|"
+        note = (
+            "|FD − jax.grad| is measured against jax.grad, which passed the check: it is the true error "
+            "of the FD estimate."
+        )
+    else:
+        column = "|FD − AD| ⚠" if check else "|FD − jax.grad|"
+        why = "FAILED the check" if check else "was not checked in this report"
+        note = (
+            f"{column.rstrip(' ⚠')} is measured against jax.grad, which {why}: it is meaningless as an "
+            "error of the FD estimate where the check fails (it measures the distance to the wrong "
+            "gradient). The error estimate column is the sweep's own."
+        )
     table = _table(
-        ["parameter", "chosen h", "estimate", "error estimate", "true error", "observed order", "status"],
+        ["status", "parameter", "chosen h", "estimate", "error estimate", column, "observed order"],
         body,
-        numeric={1, 2, 3, 4, 5},
+        numeric={2, 3, 4, 5, 6},
     )
     return (
         f'<section class="card" id="sweep"><h2>Step sweep</h2><p class="muted">{_views.sweep_size(sweep)} '
         f"parameters; {_e(counts)}. First {len(rows)} shown; every value is in the JSON report.</p>"
-        f"{table}</section>"
+        f'{table}<p class="note">{_e(note)}</p></section>'
     )
 
 
@@ -329,22 +446,22 @@ def _norms_table(doc: dict[str, Any]) -> str:
         return ""
     body = []
     for r in norms:
-        kind = {"ok": "ok", "vanishing": "warn", "exploding": "bad"}[r["flag"]]
+        kind = {"ok": "ok", "vanishing": "warn"}.get(r["flag"], "bad")
         body.append(
             (
                 [
+                    _pill(r["flag"], kind),
                     f'<span class="path">{_e(r["path"])}</span>',
                     _e(shape(r["shape"])),
                     _e(sci(r["param_norm"])),
                     _e(sci(r["grad_norm"])),
                     _e(sci(r["grad_rms"])),
                     _e(sci(r["ratio"])),
-                    _pill(r["flag"], kind),
                 ],
                 "" if r["flag"] == "ok" else "warn",
             )
         )
-    return _table(["leaf", "shape", "‖θ‖", "‖∇‖", "RMS", "‖∇‖/‖θ‖", "flag"], body, numeric={2, 3, 4, 5})
+    return _table(["flag", "leaf", "shape", "‖θ‖", "‖∇‖", "RMS", "‖∇‖/‖θ‖"], body, numeric={3, 4, 5, 6})
 
 
 def render_html(doc: dict[str, Any]) -> str:
@@ -352,7 +469,9 @@ def render_html(doc: dict[str, Any]) -> str:
     meta = doc["meta"]
     figs = figures(doc)
     title = f"fdjax report — {meta.get('target') or 'custom function'}"
-    plots_grid = "".join(_figure(figs.get(k), k) for k in ("error_vs_step", "secant", "histogram", "scatter"))
+    plots_grid = "".join(
+        _figure(figs.get(k), k) for k in ("disagreement", "secant", "error_vs_step", "histogram")
+    )
     norms = _norms_table(doc)
     norms_section = ""
     if norms or "gradient_norms" in figs:
@@ -360,7 +479,7 @@ def render_html(doc: dict[str, Any]) -> str:
             f'<section class="card" id="norms"><h2>Layer-wise gradient norms</h2>'
             f'<div class="grid norms"><div>'
             f"{_figure(figs.get('gradient_norms'), 'gradient norms', card=False)}</div>"
-            f'<div class="scroll">{norms}</div></div></section>'
+            f"<div>{norms}</div></div></section>"
         )
     landscape = ""
     if "landscape" in figs:
@@ -391,6 +510,7 @@ def render_html(doc: dict[str, Any]) -> str:
 {_verdict(doc)}
 {_leaf_table(doc)}
 {_worst_table(doc)}
+{_directions_table(doc)}
 <div class="grid" id="plots">{plots_grid}</div>
 {_sweep_table(doc)}
 {norms_section}

@@ -19,6 +19,11 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return out
 
 
+def _status(status: str) -> str:
+    text = {"pass": "ok", "fail": "failed", "nonfinite": "non-finite"}.get(status, status)
+    return f"**{text}**" if status in ("fail", "nonfinite") else text
+
+
 def render_markdown(doc: dict[str, Any]) -> str:
     """The report as GitHub-flavoured Markdown."""
     meta, problem, v = doc["meta"], doc["problem"], doc["verdict"]
@@ -32,12 +37,16 @@ def render_markdown(doc: dict[str, Any]) -> str:
     facts = [
         ("parameters", f"{problem['num_parameters']} in {len(problem['leaves'])} leaves"),
         ("dtype", problem["dtype"]),
-        ("loss", num(problem["loss"], 8)),
+        ("loss", num(problem["loss"], 8) if problem["loss"] is not None else "not finite"),
         ("mode", v["mode"] or "—"),
         ("method", v["method"]),
         ("step", str(doc["options"].get("step") or "default")),
         ("elements checked", num(v["elements_checked"])),
+        ("directions checked", num(v.get("directions_checked"))),
+        ("max rel error", sci(v.get("max_rel_error"))),
+        ("norm ratio", sci(v.get("norm_ratio"))),
         ("kinks", num(v["kinks"])),
+        ("non-finite measurements", num(v.get("nonfinite"))),
         ("evaluations", num(meta["evaluations"])),
         ("time", duration(meta["wall_time_s"])),
         ("devices", ", ".join(meta["devices"])),
@@ -56,9 +65,10 @@ def render_markdown(doc: dict[str, Any]) -> str:
     if rows:
         lines += ["", "## Per-leaf results", ""]
         lines += _table(
-            ["leaf", "shape", "max rel error", "norm ratio", "digits", "sign agreement", "kinks", "status"],
+            ["status", "leaf", "shape", "max rel error", "norm ratio", "digits", "sign agreement", "kinks"],
             [
                 [
+                    f"**{r['verdict']}**" if r["verdict"] in ("FAILED", "non-finite") else r["verdict"],
                     f"`{r['path']}`",
                     shape(r["shape"]),
                     sci(r["max_rel_error"]),
@@ -66,33 +76,85 @@ def render_markdown(doc: dict[str, Any]) -> str:
                     num(r["digits"], 3),
                     pct(r["sign_agreement"]),
                     num(r["kinks"]),
-                    "**FAILED**" if r["verdict"] == "FAILED" else r["verdict"],
                 ]
                 for r in rows
             ],
         )
+        if any(r["nonfinite"] for r in rows):
+            lines += ["", "A leaf that met a NaN or inf has no max rel error, norm ratio or digits (—)."]
     worst = _views.worst_elements(check, 10)
     if worst:
         lines += ["", "## Worst elements", ""]
         lines += _table(
-            ["element", "analytic", "numeric", "abs error", "rel error", "tolerance", "status", "why"],
+            [
+                "status",
+                "element",
+                "why",
+                "analytic (AD)",
+                "numeric (FD)",
+                "\\|a − n\\|",
+                "rel error",
+                "tolerance",
+            ],
             [
                 [
+                    _status(w.get("status", "")),
                     f"`{w.get('name', '')}`",
+                    str(w.get("reason", "")),
                     num(w.get("analytic"), 8),
                     num(w.get("numeric"), 8),
                     sci(w.get("abs_error")),
                     sci(w.get("rel_error")),
                     sci(w.get("tolerance")),
-                    str(w.get("status", "")),
-                    str(w.get("reason", "")),
                 ]
                 for w in worst
+            ],
+        )
+    dirs = _views.direction_rows(check)
+    if dirs:
+        primary = check.get("mode") in ("directional", "locate")
+        bad = sum(r["status"] in ("fail", "nonfinite") for r in dirs)
+        n = len(dirs) if primary else max(5, min(bad, 16))
+        lines += [
+            "",
+            "## Directions",
+            "",
+            "Along each random direction v: the AD directional derivative ∇f·v against the central "
+            f"difference (f(x + hv) − f(x − hv)) / 2h. Worst first; {min(n, len(dirs))} of {len(dirs)} "
+            "shown.",
+            "",
+        ]
+        lines += _table(
+            ["status", "direction", "support", "why", "AD ∇f·v", "FD", "AD − FD", "tolerance", "step h"],
+            [
+                [
+                    _status(r["status"]),
+                    f"#{r['direction']} {r['kind']}",
+                    f"`{r['leaf']}`" if r["leaf"] != "all" else f"all [{r['lo']}, {r['hi']})",
+                    r["reason"],
+                    num(r["analytic"], 8),
+                    num(r["numeric"], 8),
+                    sci(r["difference"]),
+                    sci(r["tolerance"]),
+                    sci(r["step"]),
+                ]
+                for r in dirs[:n]
             ],
         )
     sweep = doc.get("sweep")
     srows = _views.sweep_rows(sweep, 20)
     if srows:
+        trusted = _views.reference_trusted(check)
+        column = "\\|FD − jax.grad\\|" if trusted or not check else "\\|FD − AD\\| ⚠"
+        if trusted:
+            note = "jax.grad passed the check, so \\|FD − jax.grad\\| is the true error of the FD estimate."
+        else:
+            why = "FAILED the check" if check else "was not checked"
+            note = (
+                f"⚠ {column} is measured against jax.grad, which {why}: meaningless as an error of the FD "
+                "estimate where the check fails (it is the distance to the wrong gradient). The error "
+                "estimate column is the sweep's own."
+            )
         lines += [
             "",
             "## Step sweep",
@@ -102,34 +164,35 @@ def render_markdown(doc: dict[str, Any]) -> str:
             "",
         ]
         lines += _table(
-            ["parameter", "chosen h", "estimate", "error estimate", "true error", "observed order", "status"],
+            ["status", "parameter", "chosen h", "estimate", "error estimate", column, "observed order"],
             [
                 [
+                    ",".join(p["status"]) if isinstance(p.get("status"), list) else str(p.get("status", "")),
                     f"`{p.get('name', '')}`",
                     sci(p.get("step")),
                     num(p.get("estimate"), 10),
                     sci(p.get("error")),
                     sci(p.get("true_error_at_step")),
                     num(p.get("order"), 3),
-                    ",".join(p["status"]) if isinstance(p.get("status"), list) else str(p.get("status", "")),
                 ]
                 for p in srows
             ],
         )
+        lines += ["", note]
     norms = (doc.get("gradient_norms") or {}).get("leaves", [])
     if norms:
         lines += ["", "## Layer-wise gradient norms", ""]
         lines += _table(
-            ["leaf", "shape", "‖θ‖", "‖∇‖", "RMS", "‖∇‖/‖θ‖", "flag"],
+            ["flag", "leaf", "shape", "‖θ‖", "‖∇‖", "RMS", "‖∇‖/‖θ‖"],
             [
                 [
+                    r["flag"] if r["flag"] == "ok" else f"**{r['flag']}**",
                     f"`{r['path']}`",
                     shape(r["shape"]),
                     sci(r["param_norm"]),
                     sci(r["grad_norm"]),
                     sci(r["grad_rms"]),
                     sci(r["ratio"]),
-                    r["flag"],
                 ]
                 for r in norms
             ],

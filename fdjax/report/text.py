@@ -110,7 +110,13 @@ def _facts(doc: dict[str, Any]) -> list[tuple[str, str]]:
         ("loss", num(problem["loss"], 8)),
     ]
     if v["elements_checked"] is not None:
-        facts.append(("checked", f"{v['elements_checked']} elements, mode {v['mode']}, method {v['method']}"))
+        parts = [f"{v['elements_checked']} elements"]
+        if v.get("directions_checked"):
+            parts.append(f"{v['directions_checked']} directions")
+        checked = " and ".join(parts)
+        facts.append(("checked", f"{checked}, mode {v['mode']}, method {v['method']}"))
+    if v.get("nonfinite"):
+        facts.append(("non-finite", f"{v['nonfinite']} measurements met NaN/inf"))
     if v.get("max_rel_error") is not None:
         facts.append(("max rel error", f"{sci(v['max_rel_error'])}   norm ratio {sci(v['norm_ratio'])}"))
     if v.get("sweep_status"):
