@@ -113,7 +113,7 @@ def test_main_job_on_a_terminal(tmp_path):
         (["check", "tiny_model:problem"], 0, "Gradient check PASSED"),
         (["check", "tiny_model:buggy"], 1, "Gradient check FAILED"),
         (["sweep", "tiny_model:problem"], 0, "Step sweep"),
-        (["report", "tiny_model:problem", "-o", "r.html", *FAST_REPORT], 0, "wrote r.html"),
+        (["report", "tiny_model:problem", "-o", "r.json", *FAST_REPORT], 0, "wrote r.json"),
         (["report", "tiny_model:buggy", "-o", "r.md", *FAST_REPORT], 1, "wrote r.md"),
         (
             ["calc", "--theta", "0.75", "--eps", "0.001", "--J-plus", "0.188999", "--J-minus", "0.186001"],
