@@ -42,7 +42,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 import fdjax  # noqa: E402
-from fdjax._sweep import default_relative_steps  # noqa: E402
+from fdjax._fd import default_relative_steps  # noqa: E402
 
 #: steps of the default float64 ladder
 K64 = len(default_relative_steps(np.float64))

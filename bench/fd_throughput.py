@@ -96,7 +96,7 @@ def make_limit(flat_loss, x0, num_rows: int, b: int, devices: int = 1):
 
 def compile_time(build) -> float:
     """Seconds to trace, lower and compile (the engine's one-row measurement included)."""
-    from fdjax import _plan
+    from fdjax._engine import plan as _plan
 
     _plan._COSTS.clear()
     t0 = time.perf_counter()

@@ -1,72 +1,80 @@
 """fdjax: batched finite differences and gradient checking for JAX.
 
-The public names are imported on first use (PEP 562), so that ``fdjax --help`` and
-``fdjax calc`` start without importing JAX; ``import fdjax`` followed by any public name
-behaves exactly as an eager import. Nothing in a private module (``fdjax._*``) is public.
+The public names, in the order data flows: FD transforms (``fdjax._fd``, built on the
+batched engine ``fdjax._engine``), gradient checks (``fdjax._check``), the step sweep
+(``fdjax._sweep``), loss landscapes, the one-parameter calculator, and the error and
+warning types. Reports are ``fdjax.report``; the command is ``fdjax.cli``. Nothing in a
+private module (``fdjax._*``) is public.
+
+The names are imported on first use (PEP 562), so that ``fdjax --help`` and ``fdjax calc``
+start without importing JAX; ``import fdjax`` followed by any public name behaves exactly
+as an eager import.
 """
 
 import importlib
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING
 
+from ._version import __version__ as __version__
+
 if TYPE_CHECKING:  # what type checkers and IDEs see; _LAZY below says the same at run time
-    from ._adaptive import Status as Status
-    from ._adaptive import StepSweep as StepSweep
-    from ._adaptive import sweep as sweep
-    from ._calculator import calculate as calculate
-    from ._calculator import Calculation as Calculation
-    from ._calculator import epsilon_table as epsilon_table
-    from ._calculator import EpsilonTable as EpsilonTable
-    from ._landscape import landscape as landscape
-    from ._landscape import Landscape as Landscape
-    from ._check import assert_grad as assert_grad
+    from ._fd import grad as grad
+    from ._fd import jacobian as jacobian
+    from ._fd import jvp as jvp
+    from ._fd import batched_jvp as batched_jvp
+    from ._fd import Stencil as Stencil
+    from ._fd import METHODS as METHODS
+    from ._fd import fornberg_weights as fornberg_weights
     from ._check import check_grad as check_grad
-    from ._check import check_jvp as check_jvp
     from ._check import check_vjp as check_vjp
+    from ._check import check_jvp as check_jvp
+    from ._check import assert_grad as assert_grad
     from ._check import GradCheck as GradCheck
     from ._check import GradientCheckError as GradientCheckError
-    from ._derivatives import batched_jvp as batched_jvp
-    from ._derivatives import grad as grad
-    from ._derivatives import jacobian as jacobian
-    from ._derivatives import jvp as jvp
-    from ._derivatives import NonFiniteError as NonFiniteError
-    from ._plan import LargePlanWarning as LargePlanWarning
-    from ._stencils import fornberg_weights as fornberg_weights
-    from ._stencils import METHODS as METHODS
-    from ._stencils import Stencil as Stencil
+    from ._check import CheckStatus as CheckStatus
+    from ._check import DirectionKind as DirectionKind
+    from ._sweep import sweep as sweep
+    from ._sweep import StepSweep as StepSweep
+    from ._sweep import Status as Status
+    from ._landscape import landscape as landscape
+    from ._landscape import Landscape as Landscape
+    from ._calculator import calculate as calculate
+    from ._calculator import Calculation as Calculation
+    from ._calculator import CalculationWarning as CalculationWarning
+    from ._calculator import epsilon_table as epsilon_table
+    from ._calculator import EpsilonTable as EpsilonTable
+    from ._errors import NonFiniteError as NonFiniteError
+    from ._engine import LargePlanWarning as LargePlanWarning
 
-#: public name -> the private module that defines it
+#: public name -> the private subsystem that defines it
 _LAZY: dict[str, str] = {
-    "Status": "._adaptive",
-    "StepSweep": "._adaptive",
-    "sweep": "._adaptive",
-    "calculate": "._calculator",
-    "Calculation": "._calculator",
-    "epsilon_table": "._calculator",
-    "EpsilonTable": "._calculator",
-    "landscape": "._landscape",
-    "Landscape": "._landscape",
-    "assert_grad": "._check",
+    "grad": "._fd",
+    "jacobian": "._fd",
+    "jvp": "._fd",
+    "batched_jvp": "._fd",
+    "Stencil": "._fd",
+    "METHODS": "._fd",
+    "fornberg_weights": "._fd",
     "check_grad": "._check",
-    "check_jvp": "._check",
     "check_vjp": "._check",
+    "check_jvp": "._check",
+    "assert_grad": "._check",
     "GradCheck": "._check",
     "GradientCheckError": "._check",
-    "batched_jvp": "._derivatives",
-    "grad": "._derivatives",
-    "jacobian": "._derivatives",
-    "jvp": "._derivatives",
-    "NonFiniteError": "._derivatives",
-    "LargePlanWarning": "._plan",
-    "fornberg_weights": "._stencils",
-    "METHODS": "._stencils",
-    "Stencil": "._stencils",
+    "CheckStatus": "._check",
+    "DirectionKind": "._check",
+    "sweep": "._sweep",
+    "StepSweep": "._sweep",
+    "Status": "._sweep",
+    "landscape": "._landscape",
+    "Landscape": "._landscape",
+    "calculate": "._calculator",
+    "Calculation": "._calculator",
+    "CalculationWarning": "._calculator",
+    "epsilon_table": "._calculator",
+    "EpsilonTable": "._calculator",
+    "NonFiniteError": "._errors",
+    "LargePlanWarning": "._engine",
 }
-
-try:
-    __version__ = version("fdjax")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree
-    __version__ = "0.0.0"
 
 __all__ = list(_LAZY)
 

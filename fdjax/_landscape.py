@@ -16,10 +16,8 @@ import numpy as np
 
 from . import _engine
 from ._engine import Options
-from ._jit import call_jitted
+from ._engine import call_jitted
 from ._pytree import FlatArgs, flatten_args
-
-__all__ = ["landscape", "Landscape", "parameter_slice", "filter_normalized_direction"]
 
 
 @jax.tree_util.register_dataclass

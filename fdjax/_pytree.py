@@ -18,8 +18,6 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-__all__ = ["FlatArgs", "flatten_args", "normalize_argnums", "keystr_leaves", "is_array"]
-
 
 def is_array(x: Any) -> bool:
     """Leaves that are traced by fdjax's jit: JAX and NumPy arrays and NumPy scalars."""
@@ -180,3 +178,20 @@ def flatten_args(args: Sequence[Any], argnums: int | Sequence[int], caller: str)
 
 def keystr_leaves(tree) -> list[str]:
     return [jax.tree_util.keystr(p) or "<root>" for p, _ in jax.tree_util.tree_flatten_with_path(tree)[0]]
+
+
+def element_name(fa: FlatArgs, i: int) -> str:
+    """'params['w'][2, 3]'-style name of flat coordinate i."""
+    start = 0
+    for path, shape in zip(fa.float_paths, fa.float_shapes):
+        size = int(np.prod(shape, dtype=np.int64))
+        if i < start + size:
+            idx = np.unravel_index(i - start, shape) if shape else ()
+            return f"{path}[{', '.join(str(int(j)) for j in idx)}]" if shape else path
+        start += size
+    raise IndexError(i)
+
+
+def is_traced(*trees: Any) -> bool:
+    """True when any leaf is a tracer (we are inside the user's jit/vmap/grad)."""
+    return any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree_util.tree_leaves(trees))

@@ -20,8 +20,8 @@ import pytest
 import fdjax
 from fdjax import Status
 from fdjax._engine import Options
-from fdjax._stencils import METHODS
-from fdjax._sweep import adaptive_basis
+from fdjax._fd import METHODS
+from fdjax._fd import adaptive_basis
 
 
 def xi(x):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import fdjax
-from fdjax._check_model import FAIL, KINK, NONFINITE, PASS, UNCHECKED
+from fdjax import CheckStatus
 
 
 def loss(p, x):
@@ -148,7 +148,7 @@ def test_nonfinite_named_with_element_and_offset():
     r = fdjax.check_grad(lambda v: jnp.sum(jnp.log(v)), x)
     assert bool(r.nonfinite) and not bool(r.passed)
     assert int(r.nonfinite_index) == 2 and float(r.nonfinite_offset) < 0
-    assert np.asarray(r.status)[2] == NONFINITE
+    assert np.asarray(r.status)[2] == CheckStatus.NONFINITE
     assert "f returned NaN/inf at a perturbed point: element <root>[2], offset -" in str(r)
     r = fdjax.check_grad(lambda v: jnp.sum(jnp.sqrt(v - 5.0)), x)
     assert "non-finite value at the unperturbed point" in str(r)
@@ -173,11 +173,11 @@ def test_subset_sample_stable_when_other_leaves_change():
     p2 = {"a": jnp.linspace(0, 1, 70), "c": jnp.ones(9), "w": jnp.linspace(-1, 1, 200)}
     r1 = fdjax.check_grad(f, p1, mode="subset", k=7, key=3)
     r2 = fdjax.check_grad(f, p2, mode="subset", k=7, key=3)
-    s1 = r1.leaves("status")["['w']"] != UNCHECKED
-    s2 = r2.leaves("status")["['w']"] != UNCHECKED
+    s1 = r1.leaves("status")["['w']"] != CheckStatus.UNCHECKED
+    s2 = r2.leaves("status")["['w']"] != CheckStatus.UNCHECKED
     assert s1.sum() == 7 and np.array_equal(s1, s2)
     r3 = fdjax.check_grad(f, p1, mode="subset", k=7, key=4)
-    assert not np.array_equal(s1, r3.leaves("status")["['w']"] != UNCHECKED)
+    assert not np.array_equal(s1, r3.leaves("status")["['w']"] != CheckStatus.UNCHECKED)
     assert r1.leaves("status")["['a']"].astype(bool).sum() == 7
 
 
@@ -250,7 +250,7 @@ def test_check_jvp_with_tangent_direction():
     kinds = np.asarray(r.dir_kind)
     assert bool(r.passed) and 3 in kinds  # the tangent is one of the directions
     t = np.flatnonzero(kinds == 3)[0]
-    assert np.asarray(r.dir_status)[t] == PASS
+    assert np.asarray(r.dir_status)[t] == CheckStatus.PASS
 
 
 def test_locate_one_wrong_element_of_a_1e6_leaf():
@@ -269,14 +269,17 @@ def test_locate_one_wrong_element_of_a_1e6_leaf():
     )
     assert int(r.evaluations) <= budget
     assert sorted({int(i) for i in np.asarray(r.located) if i >= 0}) == [bad]
-    assert np.asarray(r.status)[bad] == FAIL and int(np.sum(np.asarray(r.status) == FAIL)) == 1
+    assert (
+        np.asarray(r.status)[bad] == CheckStatus.FAIL
+        and int(np.sum(np.asarray(r.status) == CheckStatus.FAIL)) == 1
+    )
     assert "confirmed wrong: ['w'][654321]" in str(r)
 
 
 def test_kink_status_excluded_from_verdict():
     r = fdjax.check_grad(lambda x: jnp.sum(jax.nn.relu(x)), jnp.asarray([-1.0, 0.0, 2.0]))
     assert bool(r.passed)
-    assert np.asarray(r.status).tolist() == [PASS, KINK, PASS]
+    assert np.asarray(r.status).tolist() == [CheckStatus.PASS, CheckStatus.KINK, CheckStatus.PASS]
     assert bool(np.asarray(r.subgradient)[1])
 
 
@@ -340,8 +343,8 @@ def test_direction_crossing_a_kink_is_judged_at_the_fine_step(bug):
     """f(t) = g·t + J·max(t − 1.5h, 0) along one direction: the slope jump J lies inside
     ±2h (a kink at h) but outside ±2·FINE·h, so the fine measurement is judged: it passes
     the true slope g and fails g·1.01 instead of leaving the direction out."""
-    from fdjax._check_model import check_offsets
-    from fdjax._check_rows import FINE, Samples, measure_samples
+    from fdjax._check.model import check_offsets
+    from fdjax._check.rows import FINE, Samples, measure_samples
 
     stencil = fdjax.METHODS["central"]
     g, jump, h = 2.0, 3.0, 1e-3
@@ -361,10 +364,10 @@ def test_direction_crossing_a_kink_is_judged_at_the_fine_step(bug):
     )
     k = len(check_offsets(stencil))
     coarse = measure_samples(s._replace(F=s.F[:k], L=s.L[:k], B=s.B[:k]), 0.0, stencil, 10.0, 2.0**-52)
-    assert bool(coarse.kink[0]) and int(coarse.status[0]) == KINK
+    assert bool(coarse.kink[0]) and int(coarse.status[0]) == CheckStatus.KINK
     m = measure_samples(s, 0.0, stencil, 10.0, 2.0**-52)
     assert not bool(m.kink[0])
-    assert int(m.status[0]) == (PASS if bug == 1.0 else FAIL)
+    assert int(m.status[0]) == (CheckStatus.PASS if bug == 1.0 else CheckStatus.FAIL)
     assert float(m.numeric[0]) == pytest.approx(g, rel=1e-9)
 
 
@@ -501,8 +504,8 @@ def test_bad_vjp_jvp_input():
 from hypothesis import example, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from fdjax._check_model import check_offsets, digits_of, measure, relative_error, rounding_bound  # noqa: E402
-from fdjax._stencils import METHODS  # noqa: E402
+from fdjax._check.model import check_offsets, digits_of, measure, relative_error, rounding_bound  # noqa: E402
+from fdjax._fd import METHODS  # noqa: E402
 
 _coef = st.floats(-1e3, 1e3, allow_nan=False, allow_infinity=False)
 

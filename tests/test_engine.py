@@ -10,7 +10,8 @@ import pytest
 
 import fdjax
 from fdjax import examples
-from fdjax import _engine, _plan
+from fdjax import _engine
+from fdjax._engine import plan as _plan
 from fdjax._engine import Basis, Directions, Options, RandomDirections
 from subprocess_json import RSS_PRELUDE, run_json
 

@@ -9,7 +9,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import fdjax
-from fdjax._stencils import METHODS, fornberg_weights
+from fdjax._fd import METHODS, fornberg_weights
 
 # Textbook tables (Fornberg 1988, Table 1): first derivative, central, accuracy 2/4/6.
 CENTRAL = {

@@ -20,7 +20,6 @@ import numpy as np
 
 from . import _views
 
-__all__ = ["SCHEMA", "SCHEMA_PATH", "build", "gradient_norms", "load_schema", "jsonable"]
 
 SCHEMA = "fdjax.report/1"
 SCHEMA_PATH = os.path.join(os.path.dirname(__file__), "schema.json")
@@ -133,7 +132,7 @@ def build(
     notes: list[str],
 ) -> dict[str, Any]:
     """Assemble the document from the computed sections."""
-    from .. import __version__
+    from .._version import __version__
     import jaxlib
 
     check_doc = sections.get("check")

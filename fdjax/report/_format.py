@@ -5,8 +5,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-__all__ = ["num", "sci", "pct", "shape", "duration"]
-
 
 def num(v: Any, digits: int = 4) -> str:
     """Compact general format; '—' for missing.

@@ -17,17 +17,16 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from .._adaptive import sweep
+from .._sweep import sweep
 from .._check import check_grad
-from .._check_format import element_rows
-from .._check_model import FAIL
+from .._check import element_rows
+from .._check import CheckStatus
 from .._landscape import landscape as _landscape
 from .._landscape import parameter_slice
-from .._pytree import flatten_args
+from .._pytree import element_name, flatten_args
 from . import _document
 from ._progress import Progress
 
-__all__ = ["Job", "diagnose", "MAX_ELEMENTS"]
 
 #: The report keeps at most this many checked elements (the worst first) of a check.
 MAX_ELEMENTS = 20000
@@ -215,14 +214,14 @@ def _slice_parameter(check, flat_grad: np.ndarray) -> int:
     if check is None:
         return int(np.argmax(g))
     status = np.asarray(check.status)
-    worst = [i for i in element_rows(check) if status[i] == FAIL]
+    worst = [i for i in element_rows(check) if status[i] == CheckStatus.FAIL]
     if worst:
         return worst[0]
     located = [int(i) for i in np.asarray(check.located).ravel() if i >= 0]
     if located:
         return located[0]
     dstatus = np.asarray(check.dir_status)
-    failing = np.flatnonzero(dstatus == FAIL)
+    failing = np.flatnonzero(dstatus == CheckStatus.FAIL)
     if failing.size:
         ratio = np.asarray(check.dir_abs_error)[failing] / np.asarray(check.dir_tolerance)[failing]
         d = int(failing[np.argmax(np.nan_to_num(ratio, nan=np.inf))])
@@ -246,7 +245,6 @@ def _slice(fn, args, fa, index: int, analytic: float, job: Job) -> dict[str, Any
     curve, pts, step_pts = losses[:41], losses[41:43], losses[43:45]
     j0 = float(losses[20])
     numeric = float((step_pts[1] - step_pts[0]) / (2 * h))
-    from .._derivatives import element_name
 
     return {
         "parameter": element_name(fa, index),

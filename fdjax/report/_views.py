@@ -11,22 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from .._check_format import kinks_only
-
-__all__ = [
-    "verdict",
-    "leaf_rows",
-    "worst_elements",
-    "elements",
-    "direction_rows",
-    "disagreement",
-    "slice_view",
-    "reference_trusted",
-    "sweep_rows",
-    "sweep_curves",
-    "sweep_counts",
-    "count_evaluations",
-]
+from .._check import kinks_only
 
 
 def _f(v: Any) -> float:

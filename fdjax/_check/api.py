@@ -15,12 +15,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._check_aggregate import _Aggregate
-from ._check_body import _Config, _DirectionBody, _ElementBody, _LocateBody, no_elements
-from ._check_model import DEFAULT_MARGIN
-from ._check_result import GradCheck, GradientCheckError
-from ._check_input import (
-    MODES,
+from .aggregate import _Aggregate
+from .body import _Config, _DirectionBody, _ElementBody, _LocateBody, no_elements
+from .model import DEFAULT_MARGIN
+from .result import GradCheck, GradientCheckError
+from .inputs import (
     as_key,
     as_primals,
     check_cotangents,
@@ -31,13 +30,12 @@ from ._check_input import (
     to_float64,
     validate_common,
 )
-from ._derivatives import check_x_finite
-from ._engine import Options
-from ._jit import call_jitted, is_traced
-from ._pytree import flatten_args
-from ._stencils import Stencil
-
-__all__ = ["check_grad", "assert_grad", "check_jvp", "check_vjp", "GradCheck", "GradientCheckError", "MODES"]
+from .._errors import check_x_finite
+from .._engine import Options
+from .._engine import call_jitted
+from .._pytree import is_traced
+from .._pytree import flatten_args
+from .._fd import Stencil
 
 
 def _run(

@@ -9,86 +9,8 @@ from typing import Any
 import jax
 import numpy as np
 
-from ._check_model import FAIL, KINK, NONFINITE, PASS, STATUS_NAMES, UNCHECKED
-
-__all__ = ["GradCheck", "GradientCheckError", "DIRECTION_KINDS"]
-
-#: Names of ``GradCheck.dir_kind`` codes.
-DIRECTION_KINDS = ("random", "random (leaf)", "gradient (leaf)", "tangent")
-
-_ELEMENT = (
-    "analytic",
-    "numeric",
-    "abs_error",
-    "rel_error",
-    "tolerance",
-    "truncation",
-    "roundoff",
-    "ad_rounding",
-    "step",
-    "slope_plus",
-    "slope_minus",
-    "kink",
-    "subgradient",
-    "status",
-)
-_DIRECTION = (
-    "dir_analytic",
-    "dir_numeric",
-    "dir_abs_error",
-    "dir_rel_error",
-    "dir_tolerance",
-    "dir_step",
-    "dir_slope_plus",
-    "dir_slope_minus",
-    "dir_subgradient",
-    "dir_status",
-    "dir_kind",
-    "dir_leaf",
-    "dir_lo",
-    "dir_hi",
-)
-_LEAF = (
-    "leaf_norm_ratio",
-    "leaf_max_rel_error",
-    "leaf_digits",
-    "leaf_sign_agreement",
-    "leaf_passed",
-    "leaf_checked",
-    "leaf_failed",
-    "leaf_kinks",
-)
-_OVERALL = (
-    "norm_ratio",
-    "max_rel_error",
-    "digits",
-    "sign_agreement",
-    "passed",
-    "checked",
-    "failed",
-    "kinks",
-    "deterministic",
-    "f0_spread",
-    "value",
-    "noise",
-    "nonfinite",
-    "nonfinite_index",
-    "nonfinite_direction",
-    "nonfinite_offset",
-    "evaluations",
-    "located",
-)
-_META = (
-    "caller",
-    "kind",
-    "mode",
-    "method",
-    "order",
-    "dtype",
-    "margin",
-    "leaf_names",
-    "leaf_shapes",
-)
+from . import format as _format
+from .fields import DIRECTION_FIELDS, ELEMENT_FIELDS, LEAF_FIELDS, META_FIELDS, OVERALL_FIELDS
 
 
 class GradientCheckError(AssertionError):
@@ -101,9 +23,7 @@ class GradientCheckError(AssertionError):
     __module__ = "fdjax"  # the public name, as pytest and tracebacks print it
 
     def __init__(self, result: GradCheck):
-        from ._check_format import failing_parts
-
-        where = failing_parts(result)
+        where = _format.failing_parts(result)
         head, _, table = result.summary().partition("\n")
         super().__init__(head + (f" — in {where}" if where else "") + "\n" + table)
         self.result = result
@@ -129,12 +49,12 @@ class GradCheck:
         slope_plus, slope_minus: one-sided slopes D+ and D−.
         kink: f is not smooth within ±2h (D+ and D− disagree beyond the model).
         subgradient: the analytic value lies between D− and D+ (± tolerance).
-        status: int8 code, ``STATUS_NAMES[code]``: 0 unchecked, 1 pass, 2 fail, 3 kink,
+        status: int8 code, ``fdjax.CheckStatus``: 0 unchecked, 1 pass, 2 fail, 3 kink,
             4 nonfinite.
     Per direction (directional checks; length D): ``dir_analytic`` (a·v for the step
         taken), ``dir_numeric``, ``dir_abs_error``, ``dir_rel_error``, ``dir_tolerance``,
         ``dir_step``, ``dir_slope_plus``, ``dir_slope_minus``, ``dir_subgradient``,
-        ``dir_status``, ``dir_kind`` (``DIRECTION_KINDS``: random over all coordinates,
+        ``dir_status``, ``dir_kind`` (``fdjax.DirectionKind``: random over all coordinates,
         random on one leaf, along the analytic gradient of one leaf, the user's tangent),
         ``dir_leaf`` (-1 when not one leaf), ``dir_lo``/``dir_hi`` (support in the flat vector).
     Per leaf (length L): ``leaf_norm_ratio`` ‖a−n‖/‖a+n‖, ``leaf_max_rel_error``,
@@ -259,8 +179,10 @@ class GradCheck:
             >>> r.leaves("analytic")["['w']"].tolist()
             [[2.0, 2.0], [2.0, 2.0]]
         """
-        if field not in _ELEMENT:
-            raise ValueError(f"GradCheck.leaves(field=...) must be one of {list(_ELEMENT)}, got {field!r}")
+        if field not in ELEMENT_FIELDS:
+            raise ValueError(
+                f"GradCheck.leaves(field=...) must be one of {list(ELEMENT_FIELDS)}, got {field!r}"
+            )
         arr = self._host(getattr(self, field))
         return {
             name: arr[start : start + math.prod(shape)].reshape(shape)
@@ -289,9 +211,7 @@ class GradCheck:
         Args:
             max_rows: how many elements (and directions) to list, worst first.
         """
-        from ._check_format import summary
-
-        return summary(self, max_rows)
+        return _format.summary(self, max_rows)
 
     def to_dict(self, max_elements: int | None = None) -> dict:
         """A JSON-ready dict: metadata, overall figures, leaves, checked elements, directions.
@@ -300,14 +220,11 @@ class GradCheck:
             max_elements: keep only this many checked elements (the worst by
                 difference/tolerance); None keeps all of them.
         """
-        from ._check_format import to_dict
-
-        return to_dict(self, max_elements)
+        return _format.to_dict(self, max_elements)
 
 
 jax.tree_util.register_dataclass(
-    GradCheck, data_fields=list(_ELEMENT + _DIRECTION + _LEAF + _OVERALL), meta_fields=list(_META)
+    GradCheck,
+    data_fields=list(ELEMENT_FIELDS + DIRECTION_FIELDS + LEAF_FIELDS + OVERALL_FIELDS),
+    meta_fields=list(META_FIELDS),
 )
-
-STATUS = {"unchecked": UNCHECKED, "pass": PASS, "fail": FAIL, "kink": KINK, "nonfinite": NONFINITE}
-assert tuple(STATUS) == STATUS_NAMES

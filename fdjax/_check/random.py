@@ -11,7 +11,6 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-__all__ = ["seed_of", "bits", "rademacher", "signed_uniform", "sample"]
 
 _GOLD = 0x9E3779B1
 _C2 = 0x85EBCA77

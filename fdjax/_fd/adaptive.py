@@ -16,24 +16,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _engine
-from ._derivatives import all_finite
-from ._engine import Options
-from ._ladder import DEFAULT_LEVELS, ROUNDOFF_ULPS, analyze, default_num_steps, default_ratio, relative_ladder
-from ._jit import is_traced
-from ._stencils import Stencil
-from ._steps import eps_of
-
-__all__ = [
-    "AdaptiveResult",
-    "adaptive_basis",
-    "auto_diagnostics",
-    "default_relative_steps",
-    "ladder_values",
-    "raise_auto_nonfinite",
-    "read_ladder",
-    "split_channels",
-]
+from .. import _engine
+from .basis import all_finite
+from .._engine import Options
+from .ladder import DEFAULT_LEVELS, ROUNDOFF_ULPS, analyze, default_num_steps, default_ratio, relative_ladder
+from .._errors import NonFiniteError
+from .._pytree import element_name, is_traced
+from .stencils import Stencil
+from .steps import eps_of
 
 
 class AdaptiveResult(NamedTuple):
@@ -242,7 +232,6 @@ def auto_diagnostics(f0, d):
 
 def raise_auto_nonfinite(fa, caller: str, diag) -> None:
     """NonFiniteError naming the first parameter whose whole ladder was non-finite (host side)."""
-    from ._derivatives import NonFiniteError, element_name
 
     if is_traced(diag["f0_finite"], diag["auto_finite"]):
         return

@@ -23,13 +23,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _locate
-from ._check_model import check_offsets
-from ._check_random import rademacher, sample, seed_of, signed_uniform
-from ._check_rows import (
-    KIND_ALONG,
-    KIND_RANDOM,
-    KIND_TANGENT,
+from . import locate as _locate
+from .model import check_offsets
+from .random import rademacher, sample, seed_of, signed_uniform
+from .outcomes import DirectionKind
+from .rows import (
+    VectorSource,
     NUM_PROBES,
     DirectionRows,
     Linear,
@@ -39,25 +38,10 @@ from ._check_rows import (
     measure_samples,
     probe_sigma,
 )
-from ._engine import Options
-from ._pytree import flatten_args
-from ._stencils import Stencil
-from ._steps import eps_of, relative_step_vector, taken_step
-
-__all__ = [
-    "_Config",
-    "_DirectionBody",
-    "_ElementBody",
-    "_LocateBody",
-    "no_elements",
-    "contract",
-    "leaf_stream",
-    "DIRECTION_CODES",
-]
-
-#: Codes of GradCheck.dir_kind: random over all coordinates, random on a leaf, along a leaf's
-#: analytic gradient, the user's tangent.
-DIRECTION_CODES = {"random": 0, "random_leaf": 1, "gradient": 2, "tangent": 3}
+from .._engine import Options
+from .._pytree import flatten_args
+from .._fd import Stencil
+from .._fd import eps_of, relative_step_vector, taken_step
 
 
 @dataclasses.dataclass(frozen=True)
@@ -144,7 +128,7 @@ class _Problem:
         if cfg.step_kind != "auto":
             return taken_step(x, relative_step_vector(step, self.fa, stencil, cfg.caller)), 0
         # The adaptive sweep picks h_i per element; the check then runs at that step.
-        from ._sweep import adaptive_basis, default_relative_steps
+        from .._fd import adaptive_basis, default_relative_steps
 
         found = adaptive_basis(self.fd_fn, x, jnp.asarray(f0), stencil, cfg.opts).step
         found = jnp.reshape(jnp.asarray(found), (n,)).astype(dt)
@@ -162,7 +146,7 @@ class _Problem:
         nleaf = len(starts) - 1
         parts, dkind, dleaf = [], [], []
 
-        def add(kind, index, lo, hi, label, leaf):
+        def add(kind: VectorSource, index, lo, hi, label: DirectionKind, leaf):
             m = len(lo)
             parts.append(
                 DirectionRows(
@@ -172,16 +156,30 @@ class _Problem:
                     jnp.asarray(np.asarray(hi, np.int64), jnp.int32),
                 )
             )
-            dkind.extend([DIRECTION_CODES[label]] * m)
+            dkind.extend([int(label)] * m)
             dleaf.extend(leaf)
 
         kd, leaves = cfg.num_directions, list(range(nleaf))
-        add(KIND_RANDOM, np.arange(kd), [0] * kd, [n] * kd, "random", [-1] * kd)
-        add(KIND_RANDOM, kd + np.arange(nleaf), starts[:-1], starts[1:], "random_leaf", leaves)
+        add(VectorSource.RANDOM, np.arange(kd), [0] * kd, [n] * kd, DirectionKind.RANDOM, [-1] * kd)
+        add(
+            VectorSource.RANDOM,
+            kd + np.arange(nleaf),
+            starts[:-1],
+            starts[1:],
+            DirectionKind.RANDOM_LEAF,
+            leaves,
+        )
         if cfg.kind != "jvp":
-            add(KIND_ALONG, np.zeros(nleaf), starts[:-1], starts[1:], "gradient", leaves)
+            add(
+                VectorSource.ALONG,
+                np.zeros(nleaf),
+                starts[:-1],
+                starts[1:],
+                DirectionKind.GRADIENT_LEAF,
+                leaves,
+            )
         if cfg.has_tangent:
-            add(KIND_TANGENT, [0], [0], [n], "tangent", [-1])
+            add(VectorSource.TANGENT, [0], [0], [n], DirectionKind.TANGENT, [-1])
         return DirectionRows.concat(parts), np.asarray(dkind, np.int8), np.asarray(dleaf, np.int32)
 
 

@@ -7,9 +7,7 @@ import math
 import jax
 import numpy as np
 
-from ._ladder import Status
-
-__all__ = ["summary", "ladder_table", "to_dict", "flag_names"]
+from .._fd import Status
 
 
 def flag_names(code: int) -> list[str]:

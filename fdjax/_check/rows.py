@@ -11,33 +11,31 @@ are all one row.
 from __future__ import annotations
 
 import dataclasses
+import enum
 from typing import NamedTuple
 from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
 
-from . import _engine
-from ._check_random import rademacher
-from ._check_model import Measurement, check_offsets, measure, rounding_bound
-from ._engine import Options
-from ._stencils import Stencil
+from .. import _engine
+from .random import rademacher
+from .model import Measurement, check_offsets, measure, rounding_bound
+from .._engine import Options
+from .._fd import Stencil
 
-__all__ = [
-    "KIND_RANDOM",
-    "KIND_ALONG",
-    "KIND_TANGENT",
-    "KIND_PROBE",
-    "Linear",
-    "DirectionRows",
-    "Samples",
-    "basis_samples",
-    "direction_samples",
-    "measure_samples",
-    "probe_sigma",
-]
 
-KIND_RANDOM, KIND_ALONG, KIND_TANGENT, KIND_PROBE = 0, 1, 2, 3
+class VectorSource(enum.IntEnum):
+    """Where a row's perturbation vector comes from (the engine rows' ``kind``): a random
+    stream, the analytic gradient, the caller's tangent, or a noise probe. Not an outcome:
+    a result's directions are classified by ``DirectionKind``."""
+
+    RANDOM = 0
+    ALONG = 1
+    TANGENT = 2
+    PROBE = 3
+
+
 #: Probe pairs f(x ± δ) with δ_i = PROBE_SCALE·eps·max(|x_i|, 1)·r_i (r Rademacher).
 NUM_PROBES = 4
 PROBE_SCALE = 4.0
@@ -100,9 +98,9 @@ class DirectionPerturbation:
         kind = row["kind"]
         v = rademacher(self.seed, row["index"], n, x.dtype) * jnp.maximum(jnp.abs(x), 1)
         if self.along is not None:
-            v = jnp.where(kind == KIND_ALONG, self.along.astype(x.dtype), v)
+            v = jnp.where(kind == VectorSource.ALONG, self.along.astype(x.dtype), v)
         if self.tangent is not None:
-            v = jnp.where(kind == KIND_TANGENT, self.tangent.astype(x.dtype), v)
+            v = jnp.where(kind == VectorSource.TANGENT, self.tangent.astype(x.dtype), v)
         i = jnp.arange(n, dtype=jnp.int32)
         v = jnp.where((i >= row["lo"]) & (i < row["hi"]), v, jnp.zeros_like(v))
         coeff = row["coeff"].astype(x.dtype)
@@ -148,9 +146,9 @@ def direction_steps(x, rows: DirectionRows, along, tangent, rel):
     xs = seg(x)
     vn = seg(jnp.maximum(jnp.abs(x), 1))
     if along is not None:
-        vn = jnp.where(rows.kind == KIND_ALONG, seg(along), vn)
+        vn = jnp.where(rows.kind == VectorSource.ALONG, seg(along), vn)
     if tangent is not None:
-        vn = jnp.where(rows.kind == KIND_TANGENT, seg(tangent), vn)
+        vn = jnp.where(rows.kind == VectorSource.TANGENT, seg(tangent), vn)
     valid = vn > 0
     h = rel * jnp.maximum(xs, 1) / jnp.where(valid, vn, 1)
     return h.astype(x.dtype), valid
@@ -243,7 +241,7 @@ def direction_samples(
     if probes:
         p = NUM_PROBES
         eps = float(jnp.finfo(x.dtype).eps)
-        kind.append(jnp.full(2 * p, KIND_PROBE, jnp.int32))
+        kind.append(jnp.full(2 * p, VectorSource.PROBE, jnp.int32))
         index.append(jnp.tile(PROBE_INDEX0 + jnp.arange(p, dtype=jnp.int32), 2))
         lo.append(jnp.zeros(2 * p, jnp.int32))
         hi.append(jnp.full(2 * p, n, jnp.int32))

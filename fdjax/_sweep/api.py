@@ -19,16 +19,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._derivatives import NonFiniteError, _check_output, check_x_finite
-from ._engine import Options
-from ._jit import call_jitted, is_traced
-from ._ladder import DEFAULT_LEVELS, Status
-from ._pytree import flatten_args
-from ._stencils import Stencil, get_stencil
-from ._sweep import AdaptiveResult, adaptive_basis, default_relative_steps, ladder_values, read_ladder
-from ._sweep_result import Layout, StepSweep
-
-__all__ = ["StepSweep", "Status", "sweep", "adaptive_basis", "AdaptiveResult"]
+from .._errors import NonFiniteError, check_x_finite
+from .._fd import check_output
+from .._engine import Options
+from .._engine import call_jitted
+from .._pytree import is_traced
+from .._fd import DEFAULT_LEVELS
+from .._pytree import flatten_args
+from .._fd import Stencil, get_stencil
+from .._fd.adaptive import default_relative_steps, ladder_values, read_ladder
+from .result import Layout, StepSweep
 
 
 @dataclasses.dataclass(frozen=True)
@@ -295,7 +295,7 @@ def sweep(
     opts = Options(chunk_size, memory_budget, devices).validate(caller)
     fa = flatten_args(args, argnums, caller)
     check_x_finite(fa, caller)
-    _check_output(f, fa.args, {}, False, True, caller)
+    check_output(f, fa.args, {}, False, True, caller)
     index = None if indices is None else _check_indices(indices, fa.size, caller)
     vectors = None if directions is None else _check_directions(directions, fa, caller)
     ref = None

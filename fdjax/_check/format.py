@@ -6,10 +6,9 @@ import math
 
 import numpy as np
 
-from ._check_model import FAIL, KINK, NONFINITE, PASS, STATUS_NAMES, UNCHECKED
-from ._check_result import _DIRECTION, _ELEMENT, _LEAF, DIRECTION_KINDS
+from .fields import DIRECTION_FIELDS, ELEMENT_FIELDS, LEAF_FIELDS
+from .outcomes import CheckStatus, DirectionKind
 
-__all__ = ["summary", "to_dict", "element_rows", "verdict_line", "kinks_only"]
 
 _DIGITS = {"float64": 15.7, "float32": 6.9, "float16": 3.3, "bfloat16": 2.1}
 
@@ -108,9 +107,8 @@ def _nonfinite_text(r) -> str:
         return f"f returned NaN/inf at a perturbed point: element {name}, {_offset_text(off)}"
     if d >= 0:
         kinds = _h(r, "dir_kind")
-        return (
-            f"f returned NaN/inf along direction {d} ({DIRECTION_KINDS[int(kinds[d])]}), {_offset_text(off)}"
-        )
+        kind = DirectionKind(int(kinds[d])).label
+        return f"f returned NaN/inf along direction {d} ({kind}), {_offset_text(off)}"
     return "a non-finite value was met"
 
 
@@ -118,7 +116,7 @@ def element_rows(r, max_rows: int | None = None) -> list[int]:
     """Flat indices of the checked elements, worst first (failures, non-finite, kinks, then by
     difference/tolerance)."""
     status = _h(r, "status")
-    idx = np.flatnonzero(status != UNCHECKED)
+    idx = np.flatnonzero(status != CheckStatus.UNCHECKED)
     if idx.size == 0:
         return []
     err = _h(r, "abs_error")[idx]
@@ -127,7 +125,13 @@ def element_rows(r, max_rows: int | None = None) -> list[int]:
         ratio = np.where(tol > 0, err / tol, np.where(err > 0, np.inf, 0.0))
     ratio = np.nan_to_num(ratio, nan=np.inf)
     rank = np.select(
-        [status[idx] == FAIL, status[idx] == NONFINITE, status[idx] == KINK], [0, 1, 2], default=3
+        [
+            status[idx] == CheckStatus.FAIL,
+            status[idx] == CheckStatus.NONFINITE,
+            status[idx] == CheckStatus.KINK,
+        ],
+        [0, 1, 2],
+        default=3,
     )
     order = np.lexsort((-ratio, rank))
     out = idx[order]
@@ -143,20 +147,20 @@ def _why(r, i) -> str:
         f"truncation {float(_h(r, 'truncation')[i]):.2g}, round-off {float(_h(r, 'roundoff')[i]):.2g}, "
         f"AD {float(_h(r, 'ad_rounding')[i]):.2g}"
     )
-    if s == FAIL:
+    if s == CheckStatus.FAIL:
         times = err / tol if tol > 0 else math.inf
         return f"FAIL: |diff| is {times:.3g} × the tolerance {tol:.2g} (margin {r.margin:g} × ({parts}))"
-    if s == PASS:
+    if s == CheckStatus.PASS:
         return f"ok: |diff| <= tolerance {tol:.2g} ({parts})"
-    if s == KINK:
+    if s == CheckStatus.KINK:
         dp, dm = float(_h(r, "slope_plus")[i]), float(_h(r, "slope_minus")[i])
         sub = "is" if bool(_h(r, "subgradient")[i]) else "is NOT"
         return f"kink (left out): D+ = {dp:.4g}, D- = {dm:.4g}; analytic {a:.4g} {sub} between them"
-    if s == NONFINITE:
+    if s == CheckStatus.NONFINITE:
         if i == int(_h(r, "nonfinite_index")):
             return "non-finite: " + _offset_text(float(_h(r, "nonfinite_offset")))
         return "non-finite value at one of this element's offsets or its analytic value"
-    return STATUS_NAMES[s]
+    return CheckStatus(s).label
 
 
 def _sign(v: float) -> str:
@@ -166,7 +170,7 @@ def _sign(v: float) -> str:
 def failing_parts(r, max_elements: int = 3) -> str:
     """Where a failed check failed: "['w'] ([2, 3], [0, 1]); ['b']" (leaves, worst elements)."""
     status = _h(r, "status")
-    worst = [i for i in element_rows(r) if status[i] in (FAIL, NONFINITE)]
+    worst = [i for i in element_rows(r) if status[i] in (CheckStatus.FAIL, CheckStatus.NONFINITE)]
     by_leaf: dict[str, list[str]] = {}
     for i in worst:
         name = r.element_name(i)
@@ -232,7 +236,7 @@ def summary(r, max_rows: int = 10) -> str:
     # Elements.
     rows = element_rows(r, max_rows)
     if rows:
-        total = int(np.sum(_h(r, "status") != UNCHECKED))
+        total = int(np.sum(_h(r, "status") != CheckStatus.UNCHECKED))
         lines.append("")
         lines.append(f"  worst elements ({len(rows)} of {total} checked, worst first):")
         ew = min(max([len("element")] + [len(r.element_name(i)) for i in rows]), 48)
@@ -265,7 +269,7 @@ def summary(r, max_rows: int = 10) -> str:
     if r.mode == "locate":
         found = sorted({int(i) for i in located if i >= 0})
         status = _h(r, "status")
-        bad = [i for i in found if status[i] == FAIL]
+        bad = [i for i in found if status[i] == CheckStatus.FAIL]
         lines.append("")
         if not found:
             lines.append("  locate: no failing direction, nothing to bisect")
@@ -280,7 +284,11 @@ def _direction_order(r):
     err, tol = _h(r, "dir_abs_error"), _h(r, "dir_tolerance")
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.nan_to_num(np.where(tol > 0, err / tol, np.inf), nan=np.inf)
-    rank = np.select([st == FAIL, st == NONFINITE, st == KINK, st == PASS], [0, 1, 2, 3], default=4)
+    rank = np.select(
+        [st == CheckStatus.FAIL, st == CheckStatus.NONFINITE, st == CheckStatus.KINK, st == CheckStatus.PASS],
+        [0, 1, 2, 3],
+        default=4,
+    )
     return np.lexsort((-ratio, rank)).tolist()
 
 
@@ -288,20 +296,20 @@ def _direction_line(r, d) -> str:
     kind = int(_h(r, "dir_kind")[d])
     leaf = int(_h(r, "dir_leaf")[d])
     lo, hi = int(_h(r, "dir_lo")[d]), int(_h(r, "dir_hi")[d])
-    label = DIRECTION_KINDS[kind] + (f" {r.leaf_names[leaf]}" if leaf >= 0 else f" #{d}")
+    label = DirectionKind(kind).label + (f" {r.leaf_names[leaf]}" if leaf >= 0 else f" #{d}")
     st = int(_h(r, "dir_status")[d])
     a, n = float(_h(r, "dir_analytic")[d]), float(_h(r, "dir_numeric")[d])
     tol = float(_h(r, "dir_tolerance")[d])
-    if st == KINK:
+    if st == CheckStatus.KINK:
         sub = "valid" if bool(_h(r, "dir_subgradient")[d]) else "NOT a valid"
         verdict = (
             f"kink (left out): D+ = {float(_h(r, 'dir_slope_plus')[d]):.4g}, "
             f"D- = {float(_h(r, 'dir_slope_minus')[d]):.4g}, {sub} subgradient"
         )
-    elif st == FAIL:
+    elif st == CheckStatus.FAIL:
         verdict = f"FAIL: |diff| is {abs(a - n) / tol if tol > 0 else math.inf:.3g} × tolerance"
     else:
-        verdict = STATUS_NAMES[st] if st != PASS else "ok"
+        verdict = CheckStatus(st).label if st != CheckStatus.PASS else "ok"
     return (
         f"{label[:28]:<28} {f'[{lo}, {hi})':>17} {a:>11.4e} {n:>11.4e} {a - n:>11.3e} {tol:>10.2e}  {verdict}"
     )
@@ -354,27 +362,27 @@ def to_dict(r, max_elements: int | None = None) -> dict:
     leaves = []
     for j, (name, shape, start) in enumerate(zip(r.leaf_names, r.leaf_shapes, r.leaf_starts, strict=False)):
         rec = {"name": name, "shape": list(shape), "start": start}
-        for f in _LEAF:
+        for f in LEAF_FIELDS:
             rec[f[len("leaf_") :]] = _clean(_h(r, f)[j])
         leaves.append(rec)
     out["leaves"] = leaves
     rows = element_rows(r, max_elements)
     els = {"index": rows, "name": [r.element_name(i) for i in rows]}
-    for f in _ELEMENT:
+    for f in ELEMENT_FIELDS:
         arr = _h(r, f)
         if f == "status":
-            els[f] = [STATUS_NAMES[int(arr[i])] for i in rows]
+            els[f] = [CheckStatus(int(arr[i])).label for i in rows]
         else:
             els[f] = [_clean(arr[i]) for i in rows]
     out["elements"] = els
     dirs = {}
-    for f in _DIRECTION:
+    for f in DIRECTION_FIELDS:
         arr = _h(r, f)
         key = f[len("dir_") :]
         if f == "dir_status":
-            dirs[key] = [STATUS_NAMES[int(v)] for v in arr]
+            dirs[key] = [CheckStatus(int(v)).label for v in arr]
         elif f == "dir_kind":
-            dirs[key] = [DIRECTION_KINDS[int(v)] for v in arr]
+            dirs[key] = [DirectionKind(int(v)).label for v in arr]
         else:
             dirs[key] = [_clean(v) for v in arr]
     out["directions"] = dirs

@@ -20,8 +20,6 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
-__all__ = ["TargetError", "Problem", "load_object", "load_problem", "cast_floats"]
-
 
 class TargetError(ValueError):
     """A TARGET, --params or --args that cannot be loaded or used (the message is one line)."""

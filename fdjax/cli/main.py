@@ -17,7 +17,6 @@ import sys
 from typing import Any
 from collections.abc import Sequence
 
-__all__ = ["main", "build_parser"]
 
 DEFAULT_TARGET = "fdjax.examples:cnn"
 DEFAULT_REPORT = "fdjax-report.html"
@@ -167,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Finite-difference gradient checks, step sweeps and diagnostic reports for JAX. "
         "With no command: check and sweep the built-in CNN and write fdjax-report.html.",
     )
-    from . import __version__
+    from .._version import __version__
 
     parser.add_argument("--version", action="version", version=f"fdjax {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -257,7 +256,7 @@ _CALC_FLAGS = {
 def _run_calc(ns: argparse.Namespace, out) -> int:
     import warnings
 
-    from ._calculator import CalculationWarning, calculate, epsilon_table, rename_arguments
+    from .._calculator import CalculationWarning, calculate, epsilon_table, rename_arguments
 
     flags = lambda text: rename_arguments(text, _CALC_FLAGS)  # noqa: E731
     if ns.plot and ns.theta is None:
@@ -303,7 +302,7 @@ def _run_calc(ns: argparse.Namespace, out) -> int:
 
 
 def _calc_plot(calc, path: str) -> None:
-    from .report import plots
+    from ..report import plots
 
     title = f"{calc.method} difference: dJ/dθ ≈ {calc.text['gradient']}"
     points = calc.points
@@ -331,7 +330,7 @@ def _command_line(argv: Sequence[str]) -> str:
 
 
 def _run_job(ns: argparse.Namespace, argv: Sequence[str], out) -> int:
-    from .report._progress import Progress, default_style
+    from ..report._progress import Progress, default_style
 
     progress = Progress(default_style(sys.stderr, ns.quiet), sys.stderr)
     command = ns.command
@@ -347,8 +346,8 @@ def _run_job(ns: argparse.Namespace, argv: Sequence[str], out) -> int:
         import jax
 
         jax.config.update("jax_enable_x64", True)
-        from ._target import TargetError, cast_floats, load_problem
-        from .report import _run, render
+        from .target import TargetError, cast_floats, load_problem
+        from ..report import _run, render
 
     with progress.step(f"load {ns.target}"):
         try:

@@ -25,10 +25,8 @@ import numpy as np
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from ._devices import ROW_AXIS, check_devices, row_mesh
-from ._plan import (
-    DEFAULT_MEMORY_BUDGET,
-    LargePlanWarning,
+from .devices import ROW_AXIS, check_devices, row_mesh
+from .plan import (
     cache_bytes,
     choose_chunk_size,
     default_budget,
@@ -38,18 +36,6 @@ from ._plan import (
     warn_if_long,
 )
 
-__all__ = [
-    "Basis",
-    "Directions",
-    "RandomDirections",
-    "evaluate",
-    "choose_chunk_size",
-    "chunk_plan",
-    "DEFAULT_MEMORY_BUDGET",
-    "LargePlanWarning",
-    "Options",
-    "listen",
-]
 
 #: Callbacks told, when a plan is traced, how many rows (padding included) it evaluates.
 _listeners: list[Callable[[int], None]] = []

@@ -9,10 +9,8 @@ from typing import Any
 import jax
 import numpy as np
 
-from . import _sweep_format
-from ._ladder import Status
-
-__all__ = ["Layout", "StepSweep"]
+from . import format as _sweep_format
+from .._fd import Status
 
 
 @dataclasses.dataclass(frozen=True)

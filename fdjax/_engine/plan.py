@@ -37,20 +37,6 @@ import jax
 import numpy as np
 from jax.extend.core import ClosedJaxpr, jaxpr_as_fun
 
-__all__ = [
-    "DEFAULT_MEMORY_BUDGET",
-    "ACCELERATOR_MEMORY_BUDGET",
-    "PLAN_WARNING_SECONDS",
-    "LargePlanWarning",
-    "RowCost",
-    "row_jaxpr",
-    "estimate_row",
-    "measure_row",
-    "cache_bytes",
-    "choose_chunk_size",
-    "expected_seconds",
-    "warn_if_long",
-]
 
 #: Default bytes one chunk may use on CPU.
 DEFAULT_MEMORY_BUDGET = 256 * 2**20

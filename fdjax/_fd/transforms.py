@@ -14,142 +14,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _engine
-from ._engine import Options
-from ._jit import call_jitted, is_traced
-from ._pytree import FlatArgs, flatten_args
-from ._stencils import Stencil, get_stencil
-from ._steps import check_step_static, check_step_values, eps_of, relative_step_vector, taken_step
-
-__all__ = [
-    "grad",
-    "jacobian",
-    "jvp",
-    "batched_jvp",
-    "NonFiniteError",
-    "basis_values",
-    "combine",
-    "Options",
-]
-
-
-class NonFiniteError(FloatingPointError, ValueError):
-    """f returned NaN/inf at the point or at a perturbed point (named in the message)."""
-
-
-# --------------------------------------------------------------------------------------------
-# Traced building blocks (also used by the check and adaptive layers).
-
-
-def basis_values(flat_fn, x, h, stencil: Stencil, opts: Options):
-    """f at x + s_k·h_i·e_i for every offset k and coordinate i: values [K, N, *out].
-
-    For the complex step the rows are x + i·h_i·e_i.
-    """
-    n = x.shape[0]
-    offsets = jnp.asarray(stencil.offsets, x.dtype)
-    index = jnp.tile(jnp.arange(n, dtype=jnp.int32), len(stencil.offsets))
-    coeff = (offsets[:, None] * h[None, :]).reshape(-1)
-    if stencil.complex_step:
-        coeff = jax.lax.complex(jnp.zeros_like(coeff), coeff)
-    rows = {"index": index, "coeff": coeff}
-    vals = _engine.evaluate(flat_fn, x, _engine.Basis(), rows, opts)
-    k = len(stencil.offsets)
-    return jax.tree_util.tree_map(lambda v: v.reshape((k, n) + v.shape[1:]), vals)
-
-
-def combine(values, f0, h, stencil: Stencil):
-    """Σ_k w_k f_k (+ w_0 f0), divided by h^d. values [K, M, *out]; h [M] -> [M, *out]."""
-
-    def one(v, f):
-        if stencil.complex_step:
-            return jnp.imag(v[0]) / _bcast(h, v[0])
-        w = jnp.asarray(stencil.weights, v.dtype).reshape((-1,) + (1,) * (v.ndim - 1))
-        s = jnp.sum(w * v, axis=0)
-        if stencil.uses_center:
-            s = s + stencil.center_weight * f
-        return s / _bcast(h, s) ** stencil.derivative
-
-    return jax.tree_util.tree_map(one, values, f0)
-
-
-def _bcast(h, like):
-    return h.reshape(h.shape + (1,) * (like.ndim - h.ndim))
-
-
-def all_finite(tree):
-    """bool scalar: every element of every leaf of ``tree`` is finite."""
-    return jnp.all(jnp.asarray([jnp.all(jnp.isfinite(a)) for a in jax.tree_util.tree_leaves(tree)]))
-
-
-def _row_finite(values):
-    """bool [K, M]: every output element of the row is finite."""
-    flags = [
-        jnp.all(jnp.isfinite(v).reshape(v.shape[:2] + (-1,)), axis=-1)
-        for v in jax.tree_util.tree_leaves(values)
-    ]
-    return functools.reduce(jnp.logical_and, flags)
-
-
-# --------------------------------------------------------------------------------------------
-# Host-side checks after the jitted call (skipped when the caller is tracing).
-
-
-def check_x_finite(fa: FlatArgs, caller: str) -> None:
-    floats = fa.float_leaves
-    if is_traced(floats):
-        return
-    # leaf by leaf on the host: no eager ravel (a few dispatches) on every call
-    arrays = [np.ravel(np.asarray(leaf)) for leaf in floats]
-    counts = [int(np.count_nonzero(~np.isfinite(a))) for a in arrays]
-    if not any(counts):
-        return
-    try:
-        dtype = np.result_type(*fa.float_dtypes)  # the dtype of the ravelled x
-    except TypeError:
-        dtype = None
-    start = 0
-    for a, c in zip(arrays, counts):
-        if c:
-            j = int(np.flatnonzero(~np.isfinite(a))[0])
-            value = a[j] if dtype is None else a[j].astype(dtype)
-            raise ValueError(
-                f"{caller}: the differentiated argument contains non-finite values; first at "
-                f"{element_name(fa, start + j)} = {value!r} ({sum(counts)} non-finite element(s))"
-            )
-        start += a.size
-
-
-def element_name(fa: FlatArgs, i: int) -> str:
-    """'params['w'][2, 3]'-style name of flat coordinate i."""
-    start = 0
-    for path, shape in zip(fa.float_paths, fa.float_shapes):
-        size = int(np.prod(shape, dtype=np.int64))
-        if i < start + size:
-            idx = np.unravel_index(i - start, shape) if shape else ()
-            return f"{path}[{', '.join(str(int(j)) for j in idx)}]" if shape else path
-        start += size
-    raise IndexError(i)
-
-
-def raise_nonfinite(fa: FlatArgs, caller: str, f0_finite, row_finite, offsets, h) -> None:
-    """Raise NonFiniteError naming the first bad parameter and offset (concrete values only)."""
-    if is_traced(f0_finite, row_finite):
-        return
-    if not bool(f0_finite):
-        raise NonFiniteError(f"{caller}: the function returned a non-finite value at the unperturbed point")
-    rf = np.asarray(row_finite)
-    if rf.all():
-        return
-    k, i = np.argwhere(~rf)[0]
-    hs = np.asarray(h)
-    raise NonFiniteError(
-        f"{caller}: the function returned a non-finite value at a perturbed point: parameter "
-        f"{element_name(fa, int(i))} with offset {offsets[k]:+g}·h (h = {hs[i]:.3g}); "
-        f"{int((~rf).sum())} of {rf.size} perturbed evaluations were non-finite. Use a smaller "
-        "step or a one-sided method near a domain boundary."
-    )
-
+from .. import _engine
+from .._engine import Options
+from .._engine import call_jitted
+from .._errors import NonFiniteError, check_x_finite, raise_nonfinite
+from .._pytree import is_traced
+from .basis import _row_finite, all_finite, basis_values, combine
+from .._pytree import FlatArgs, flatten_args
+from .stencils import Stencil, get_stencil
+from .steps import check_step_static, check_step_values, eps_of, relative_step_vector, taken_step
 
 # --------------------------------------------------------------------------------------------
 # jacobian / grad
@@ -169,7 +42,7 @@ class _JacobianBody:
 
     def __call__(self, args, kwargs, step):
         fa = flatten_args(args, self.argnums, self.caller)
-        _check_output(self.fun, args, kwargs, self.has_aux, self.scalar, self.caller)
+        check_output(self.fun, args, kwargs, self.has_aux, self.scalar, self.caller)
 
         def full(flat):
             return self.fun(*fa.call_args(flat), **kwargs)
@@ -180,7 +53,7 @@ class _JacobianBody:
 
         x = fa.x
         if isinstance(step, str):  # step="auto": the per-parameter step sweep (fdjax._sweep)
-            from ._sweep import adaptive_basis, auto_diagnostics
+            from .adaptive import adaptive_basis, auto_diagnostics
 
             out0 = full(x)
             f0 = out0[0] if self.has_aux else out0
@@ -256,7 +129,7 @@ def _to_jacobian(fa: FlatArgs, d):
     return jax.tree_util.tree_map(per_output, d)
 
 
-def _check_output(fun, args, kwargs, has_aux, scalar, caller):
+def check_output(fun, args, kwargs, has_aux, scalar, caller):
     fa_shapes = jax.eval_shape(lambda a, k: fun(*a, **k), args, kwargs)
     out = fa_shapes
     if has_aux:
@@ -297,7 +170,7 @@ def _make(fun, argnums, method, step, chunk_size, memory_budget, has_aux, scalar
         body = _JacobianBody(fun, argnums, stencil, opts, has_aux, scalar, caller)
         jac, aux, diag = call_jitted(body, fa.args, kwargs, step)
         if auto:
-            from ._sweep import raise_auto_nonfinite
+            from .adaptive import raise_auto_nonfinite
 
             raise_auto_nonfinite(fa, caller, diag)
         else:

@@ -12,21 +12,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._stencils import get_stencil
-from ._steps import check_step_static, check_step_values
+from .._fd import get_stencil
+from .._fd import check_step_static, check_step_values
 
-__all__ = [
-    "MODES",
-    "validate_common",
-    "to_float64",
-    "as_key",
-    "subset_sizes",
-    "step_kind",
-    "check_output",
-    "check_cotangents",
-    "flatten_tangent",
-    "as_primals",
-]
 
 #: The check modes.
 MODES = ("full", "subset", "directional", "locate")

@@ -41,27 +41,9 @@ from typing import NamedTuple
 import jax.numpy as jnp
 import numpy as np
 
-from ._stencils import Stencil
+from .._fd import Stencil
+from .outcomes import CheckStatus
 
-__all__ = [
-    "UNCHECKED",
-    "PASS",
-    "FAIL",
-    "KINK",
-    "NONFINITE",
-    "STATUS_NAMES",
-    "DEFAULT_MARGIN",
-    "KINK_RATIO",
-    "Measurement",
-    "check_offsets",
-    "measure",
-    "rounding_bound",
-    "relative_error",
-    "digits_of",
-]
-
-UNCHECKED, PASS, FAIL, KINK, NONFINITE = 0, 1, 2, 3, 4
-STATUS_NAMES = ("unchecked", "pass", "fail", "kink", "nonfinite")
 
 #: Default multiple of the predicted FD error that a difference may reach.
 DEFAULT_MARGIN = 10.0
@@ -170,8 +152,8 @@ def measure(
     bad_off = xp.where(finite, xp.full_like(d1, xp.nan), bad_off)
     status = xp.where(
         ~finite,
-        NONFINITE,
-        xp.where(kink, KINK, xp.where(xp.abs(err) > tol, FAIL, PASS)),
+        CheckStatus.NONFINITE,
+        xp.where(kink, CheckStatus.KINK, xp.where(xp.abs(err) > tol, CheckStatus.FAIL, CheckStatus.PASS)),
     ).astype(np.int8)
     return Measurement(
         numeric=d1,

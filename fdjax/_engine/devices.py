@@ -17,7 +17,6 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-__all__ = ["ROW_AXIS", "check_devices", "resolve_devices", "row_mesh", "replicate"]
 
 #: Name of the mesh axis that the rows of a plan are sharded over.
 ROW_AXIS = "rows"

@@ -9,10 +9,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._pytree import FlatArgs
-from ._stencils import Stencil
-
-__all__ = ["check_step_static", "check_step_values", "relative_step_vector", "taken_step", "eps_of"]
+from .._pytree import FlatArgs
+from .stencils import Stencil
 
 
 def eps_of(dtype) -> float:

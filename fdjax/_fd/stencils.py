@@ -7,7 +7,6 @@ import math
 from fractions import Fraction
 from collections.abc import Sequence
 
-__all__ = ["Stencil", "fornberg_weights", "get_stencil", "METHODS"]
 
 Number = int | float | Fraction
 

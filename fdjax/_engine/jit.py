@@ -14,11 +14,9 @@ from collections.abc import Callable
 
 import jax
 
-from . import _engine
-from ._devices import replicate
-from ._pytree import is_array
-
-__all__ = ["call_jitted", "is_traced"]
+from . import batch as _engine
+from .devices import replicate
+from .._pytree import is_array, is_traced
 
 
 class _Static:
@@ -87,8 +85,3 @@ def call_jitted(body: Callable, *payload: Any) -> Any:
 
 #: Plan sizes announced by the first trace of each (body, statics, shapes) call.
 _PLAN_ROWS: dict[tuple, tuple[int, ...]] = {}
-
-
-def is_traced(*trees: Any) -> bool:
-    """True when any leaf is a tracer (we are inside the user's jit/vmap/grad)."""
-    return any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree_util.tree_leaves(trees))

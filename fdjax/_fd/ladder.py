@@ -23,17 +23,7 @@ import enum
 import jax.numpy as jnp
 import numpy as np
 
-from ._stencils import Stencil
-
-__all__ = [
-    "DEFAULT_LEVELS",
-    "Status",
-    "analyze",
-    "default_num_steps",
-    "default_ratio",
-    "relative_ladder",
-    "next_order_step",
-]
+from .stencils import Stencil
 
 
 class Status(enum.IntFlag):

@@ -24,8 +24,9 @@ import math
 import jax
 import jax.numpy as jnp
 
-from ._check_model import FAIL, KINK, Measurement, check_offsets
-from ._check_rows import (
+from .model import Measurement, check_offsets
+from .outcomes import CheckStatus
+from .rows import (
     FINE,
     DirectionRows,
     Linear,
@@ -33,10 +34,9 @@ from ._check_rows import (
     direction_samples,
     measure_samples,
 )
-from ._engine import Options
-from ._stencils import Stencil
+from .._engine import Options
+from .._fd import Stencil
 
-__all__ = ["levels_for", "locate", "locate_evaluations"]
 
 #: Extra bisection levels, for lineages that retry a segment at the fine step.
 RETRY_LEVELS = 2
@@ -61,7 +61,7 @@ def _score(meas: Measurement, ok):
     t = meas.tolerance
     ratio = jnp.abs(meas.error) / jnp.where(t > 0, t, 1)
     ratio = jnp.where(t > 0, ratio, jnp.inf)
-    return jnp.where(ok & (meas.status == FAIL), ratio, -jnp.inf)
+    return jnp.where(ok & (meas.status == CheckStatus.FAIL), ratio, -jnp.inf)
 
 
 def locate(
@@ -119,7 +119,7 @@ def locate(
         score = _score(meas, samples.valid & jnp.concatenate([active, active]))
         # a lineage at scale 1 with no failing half but a kinked one: retry it at FINE·h
         fails = (score > -jnp.inf).reshape(2, -1).any(axis=0)
-        kinked = ((meas.status == KINK) & samples.valid).reshape(2, -1).any(axis=0)
+        kinked = ((meas.status == CheckStatus.KINK) & samples.valid).reshape(2, -1).any(axis=0)
         retry = active & (scale == 1.0) & ~fails & kinked
         cand = DirectionRows.concat([rows, DirectionRows(kind, index, lo, hi)])
         cscale = jnp.concatenate([scale2, jnp.full_like(scale, FINE)])

@@ -14,13 +14,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._check_model import FAIL, KINK, NONFINITE, PASS, UNCHECKED, Measurement, digits_of, relative_error
-from ._check_rows import measure_samples, probe_sigma
-from ._stencils import Stencil
-from ._check_result import GradCheck
-from ._steps import eps_of
-
-__all__ = ["_Aggregate"]
+from .model import Measurement, digits_of, relative_error
+from .outcomes import CheckStatus
+from .rows import measure_samples, probe_sigma
+from .._fd import Stencil
+from .result import GradCheck
+from .._fd import eps_of
 
 
 def _scatter(xp, base, tgt, vals):
@@ -175,15 +174,15 @@ class _Aggregate:
         dmeas = measure_samples(d, sigma, self.stencil, self.margin, eps, xp)
         # In locate mode the body judged the directions to start bisection; report those verdicts.
         d_status = raw["d_status"] if "d_status" in raw else dmeas.status
-        dstatus = xp.where(d.valid, d_status, UNCHECKED).astype(np.int8)
+        dstatus = xp.where(d.valid, d_status, CheckStatus.UNCHECKED).astype(np.int8)
         emeas = measure_samples(e, sigma, self.stencil, self.margin, eps, xp)
         el = self._elements(xp, raw, emeas, n, dt, fdt)
         analytic, numeric, status = el["analytic"], el["numeric"], el["status"]
         # ---- per-element derived fields
         a_f = analytic.astype(fdt)
-        checked_e = (status == PASS) | (status == FAIL)
-        abs_err = xp.where(status != UNCHECKED, xp.abs(a_f - numeric), np.nan)
-        rel_err = xp.where(status != UNCHECKED, relative_error(a_f, numeric, xp), np.nan)
+        checked_e = (status == CheckStatus.PASS) | (status == CheckStatus.FAIL)
+        abs_err = xp.where(status != CheckStatus.UNCHECKED, xp.abs(a_f - numeric), np.nan)
+        rel_err = xp.where(status != CheckStatus.UNCHECKED, relative_error(a_f, numeric, xp), np.nan)
 
         # ---- determinism and non-finite values
         e_centers = xp.where(xp.any(raw["e_keep"]), e.centers, d.centers)
@@ -196,10 +195,10 @@ class _Aggregate:
         deterministic = (within <= 16 * eps_f * scale) & (spread <= 16 * eps_f * scale + 4 * sigma)
         deterministic = deterministic | ~f0_finite
 
-        elem_bad = status == NONFINITE
+        elem_bad = status == CheckStatus.NONFINITE
         if self.has_analytic:
             elem_bad = elem_bad | ~xp.isfinite(analytic)
-        dir_bad = dstatus == NONFINITE
+        dir_bad = dstatus == CheckStatus.NONFINITE
         nonfinite = ~f0_finite | xp.any(elem_bad) | xp.any(dir_bad)
         nf_index = _first(xp, elem_bad)
         nf_dir = _first(xp, dir_bad)
@@ -222,16 +221,20 @@ class _Aggregate:
         dleaf = raw["dir_leaf"]
         dleaf_s = xp.maximum(dleaf, 0)
         on_leaf = dleaf >= 0
-        dchecked = (dstatus == PASS) | (dstatus == FAIL)
+        dchecked = (dstatus == CheckStatus.PASS) | (dstatus == CheckStatus.FAIL)
         deps = max(eps, eps_f)
         tol_e = el["tolerance"]
         da, dn, dtol = dmeas.analytic, dmeas.numeric, dmeas.tolerance
         ecount = _counts(
-            xp, xp.stack([checked_e, status == FAIL, elem_bad, status == KINK], 1), leaf_of, nleaf
+            xp,
+            xp.stack([checked_e, status == CheckStatus.FAIL, elem_bad, status == CheckStatus.KINK], 1),
+            leaf_of,
+            nleaf,
         )
         dcount = _counts(
             xp,
-            xp.stack([dchecked, dstatus == FAIL, dir_bad, dstatus == KINK], 1) & on_leaf[:, None],
+            xp.stack([dchecked, dstatus == CheckStatus.FAIL, dir_bad, dstatus == CheckStatus.KINK], 1)
+            & on_leaf[:, None],
             dleaf_s,
             nleaf,
         )
@@ -247,9 +250,9 @@ class _Aggregate:
             zeros = xp.zeros_like(dleaf_s)
             all_m = _seg_metrics(xp, da, dn, dtol, dchecked, zeros, 1, deps, all_void)
 
-        failed = xp.sum(status == FAIL) + xp.sum(dstatus == FAIL)
+        failed = xp.sum(status == CheckStatus.FAIL) + xp.sum(dstatus == CheckStatus.FAIL)
         checked = xp.sum(checked_e) + xp.sum(dchecked)
-        kinks = xp.sum(status == KINK) + xp.sum(dstatus == KINK)
+        kinks = xp.sum(status == CheckStatus.KINK) + xp.sum(dstatus == CheckStatus.KINK)
         passed = deterministic & ~nonfinite & (failed == 0)
 
         return GradCheck(

@@ -1,0 +1,18 @@
+"""(1) The engine: f at R perturbed points in one jitted, vmapped, chunked batch.
+
+Plans (``Basis``, ``Directions``, ``RandomDirections`` rows), chunk sizes from a memory
+budget (``plan``), sharding over devices (``devices``) and cached jitted calls (``jit``).
+It knows nothing about derivatives, AD or verdicts.
+"""
+
+from .batch import Basis as Basis
+from .batch import Directions as Directions
+from .batch import Options as Options
+from .batch import RandomDirections as RandomDirections
+from .batch import chunk_plan as chunk_plan
+from .batch import evaluate as evaluate
+from .batch import listen as listen
+from .jit import call_jitted as call_jitted
+from .plan import DEFAULT_MEMORY_BUDGET as DEFAULT_MEMORY_BUDGET
+from .plan import LargePlanWarning as LargePlanWarning
+from .plan import choose_chunk_size as choose_chunk_size

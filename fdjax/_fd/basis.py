@@ -1,0 +1,65 @@
+"""Per-coordinate FD building blocks, traced: f at x ± s·h·e_i for every coordinate, and the
+weighted sum that turns those values into derivatives. Used by the transforms, the step
+ladder and the gradient check.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+
+from .. import _engine
+from .._engine import Options
+from .stencils import Stencil
+
+
+def basis_values(flat_fn, x, h, stencil: Stencil, opts: Options):
+    """f at x + s_k·h_i·e_i for every offset k and coordinate i: values [K, N, *out].
+
+    For the complex step the rows are x + i·h_i·e_i.
+    """
+    n = x.shape[0]
+    offsets = jnp.asarray(stencil.offsets, x.dtype)
+    index = jnp.tile(jnp.arange(n, dtype=jnp.int32), len(stencil.offsets))
+    coeff = (offsets[:, None] * h[None, :]).reshape(-1)
+    if stencil.complex_step:
+        coeff = jax.lax.complex(jnp.zeros_like(coeff), coeff)
+    rows = {"index": index, "coeff": coeff}
+    vals = _engine.evaluate(flat_fn, x, _engine.Basis(), rows, opts)
+    k = len(stencil.offsets)
+    return jax.tree_util.tree_map(lambda v: v.reshape((k, n) + v.shape[1:]), vals)
+
+
+def combine(values, f0, h, stencil: Stencil):
+    """Σ_k w_k f_k (+ w_0 f0), divided by h^d. values [K, M, *out]; h [M] -> [M, *out]."""
+
+    def one(v, f):
+        if stencil.complex_step:
+            return jnp.imag(v[0]) / _bcast(h, v[0])
+        w = jnp.asarray(stencil.weights, v.dtype).reshape((-1,) + (1,) * (v.ndim - 1))
+        s = jnp.sum(w * v, axis=0)
+        if stencil.uses_center:
+            s = s + stencil.center_weight * f
+        return s / _bcast(h, s) ** stencil.derivative
+
+    return jax.tree_util.tree_map(one, values, f0)
+
+
+def _bcast(h, like):
+    return h.reshape(h.shape + (1,) * (like.ndim - h.ndim))
+
+
+def all_finite(tree):
+    """bool scalar: every element of every leaf of ``tree`` is finite."""
+    return jnp.all(jnp.asarray([jnp.all(jnp.isfinite(a)) for a in jax.tree_util.tree_leaves(tree)]))
+
+
+def _row_finite(values):
+    """bool [K, M]: every output element of the row is finite."""
+    flags = [
+        jnp.all(jnp.isfinite(v).reshape(v.shape[:2] + (-1,)), axis=-1)
+        for v in jax.tree_util.tree_leaves(values)
+    ]
+    return functools.reduce(jnp.logical_and, flags)
