@@ -163,7 +163,9 @@ def _significant(d: Decimal, digits: int) -> str:
     q = d
     for _ in range(2):  # twice: rounding 9.9996 up to 10.00 gains a digit
         q = d.quantize(Decimal(1).scaleb(q.adjusted() - digits + 1), context=_CONTEXT)
-    if q.as_tuple().exponent > 0:  # 2.01e13, not 20100000000000
+    exponent = q.as_tuple().exponent
+    assert isinstance(exponent, int)  # quantizing a finite d gives a finite q (or raises)
+    if exponent > 0:  # 2.01e13, not 20100000000000
         return f"{q:E}".replace("E+", "e")
     return _exact(q)
 

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _engine
+from . import _engine, _validate
 from ._engine import Options
 from ._engine import call_jitted
 from ._pytree import FlatArgs, flatten_args
@@ -152,6 +152,7 @@ def landscape(
     resolution: int = 21,
     chunk_size: int | None = None,
     memory_budget: int | None = None,
+    devices: Any = None,
 ) -> Landscape:
     """The loss on a grid along two random filter-normalised directions, in one batched call.
 
@@ -169,6 +170,7 @@ def landscape(
         resolution: points per axis, at least 2.
         chunk_size: rows per vmapped chunk (default: from ``memory_budget``).
         memory_budget: bytes per chunk (default: 256 MiB on CPU, 1 GiB on accelerators).
+        devices: where the rows run, as in ``fdjax.grad`` (default: every device).
 
     Returns:
         A ``Landscape``.
@@ -183,13 +185,11 @@ def landscape(
         ((3, 3), 3.0)
     """
     caller = "fdjax.landscape"
-    if not callable(fun):
-        raise TypeError(f"{caller}(fun=...) must be callable, got {type(fun).__name__}")
-    if isinstance(resolution, bool) or not isinstance(resolution, (int, np.integer)) or resolution < 2:
-        raise ValueError(f"{caller}(resolution=...) must be an int >= 2, got {resolution!r}")
+    _validate.function(fun, caller)
+    resolution = _validate.int_at_least(resolution, "resolution", caller, minimum=2)
     if isinstance(span, bool) or not isinstance(span, (int, float)) or not (np.isfinite(span) and span > 0):
         raise ValueError(f"{caller}(span=...) must be positive and finite, got {span!r}")
-    opts = Options(chunk_size, memory_budget).validate(caller)
+    opts = Options(chunk_size, memory_budget, devices).validate(caller)
     _scalar_output(fun, flatten_args(args, argnums, caller), caller)  # validate before tracing
     body = _LandscapeBody(fun, argnums, int(resolution), float(span), opts)
     return call_jitted(body, tuple(args), _key(key, caller))

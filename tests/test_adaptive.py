@@ -391,7 +391,7 @@ def test_sweep_bad_input(kwargs, match):
 
 
 def test_sweep_bad_function():
-    with pytest.raises(TypeError, match=r"fdjax.sweep\(f=...\) must be callable, got int"):
+    with pytest.raises(TypeError, match=r"fdjax.sweep\(fun=...\) must be callable, got int"):
         fdjax.sweep(3, x2)
     with pytest.raises(TypeError, match=r"fdjax.sweep requires a scalar-output function"):
         fdjax.sweep(lambda x: x**2, x2)

@@ -442,7 +442,7 @@ def test_bad_configuration(kwargs, err, match):
 
 
 def test_bad_function_and_arguments():
-    with pytest.raises(TypeError, match=r"fdjax.check_grad\(f=...\) must be callable, got int"):
+    with pytest.raises(TypeError, match=r"fdjax.check_grad\(fun=...\) must be callable, got int"):
         fdjax.check_grad(3, P, X)
     with pytest.raises(
         TypeError,
@@ -525,7 +525,19 @@ def test_error_model_on_polynomials(c1, c2, c3, c4, h, bug):
     rho = rounding_bound(F, np.float64(0.0), 0.0, np.finfo(np.float64).eps, np)
     a = c1 + bug * (abs(c1) + 1.0)
     L = (a * t)[:, None]
-    m = measure(F, np.float64(0.0), L, np.abs(L), np.asarray([h]), rho, stencil, offs, 2.2e-16, 10.0, np)
+    m = measure(
+        F,
+        np.float64(0.0),
+        L,
+        np.abs(L),
+        np.asarray([h]),
+        rho,
+        stencil,
+        offs,
+        eps_ad=2.2e-16,
+        margin=10.0,
+        xp=np,
+    )
     if bug == 0.0:
         assert m.status[0] != 2
     if c4 == 0.0:

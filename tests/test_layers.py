@@ -23,6 +23,7 @@ LAYERS = {
     "_pytree": 0,
     "_errors": 0,
     "_calculator": 0,
+    "_validate": 0,
     "_version": 0,
     "examples": 0,
     "_engine": 1,
@@ -127,3 +128,15 @@ def test_the_layering_test_sees_imports():
     assert "fdjax._engine.batch" in GRAPH["fdjax._fd.basis"] or "fdjax._engine" in GRAPH["fdjax._fd.basis"]
     assert any(t.startswith("fdjax._check") for t in GRAPH["fdjax.report._run"])
     assert sum(map(len, GRAPH.values())) > 80
+
+
+def test_no_function_takes_more_than_eight_positional_parameters():
+    """Long positional lists hide which value is which: configuration goes by keyword."""
+    long = []
+    for name, path in MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                count = len(node.args.posonlyargs) + len(node.args.args)
+                if count > 8:
+                    long.append(f"{name}.{node.name} ({count})")
+    assert not long, f"more than 8 positional parameters: {long}"

@@ -53,7 +53,7 @@ def _segment_max(xp, v, seg, nseg: int):
     return out
 
 
-def _seg_metrics(xp, a, n, tol, mask, seg, nseg: int, eps: float, void):
+def _seg_metrics(xp, a, n, tol, mask, seg, nseg: int, eps: float, *, void):
     """norm ratio, max rel error, digits, sign agreement per segment over ``mask``.
 
     The max relative error is taken over values above their tolerance (max(|a|, |n|) > tol):
@@ -214,6 +214,7 @@ class _Aggregate:
 
         # ---- per-leaf and overall metrics
         starts = np.cumsum([0] + sizes)
+        leaf_of: jax.Array | np.ndarray
         if xp is jnp:
             leaf_of = jnp.repeat(jnp.arange(nleaf, dtype=np.int32), np.diff(starts), total_repeat_length=n)
         else:
@@ -242,13 +243,13 @@ class _Aggregate:
         leaf_passed = (leaf_failed == 0) & (leaf_bad == 0)
         leaf_void, all_void = (leaf_bad > 0) | ~f0_finite, xp.reshape(nonfinite, (1,))
         if self.mode in ("full", "subset"):
-            leaf_m = _seg_metrics(xp, a_f, numeric, tol_e, checked_e, leaf_of, nleaf, deps, leaf_void)
+            leaf_m = _seg_metrics(xp, a_f, numeric, tol_e, checked_e, leaf_of, nleaf, deps, void=leaf_void)
             zeros = xp.zeros((n,), np.int32)
-            all_m = _seg_metrics(xp, a_f, numeric, tol_e, checked_e, zeros, 1, deps, all_void)
+            all_m = _seg_metrics(xp, a_f, numeric, tol_e, checked_e, zeros, 1, deps, void=all_void)
         else:
-            leaf_m = _seg_metrics(xp, da, dn, dtol, dchecked & on_leaf, dleaf_s, nleaf, deps, leaf_void)
+            leaf_m = _seg_metrics(xp, da, dn, dtol, dchecked & on_leaf, dleaf_s, nleaf, deps, void=leaf_void)
             zeros = xp.zeros_like(dleaf_s)
-            all_m = _seg_metrics(xp, da, dn, dtol, dchecked, zeros, 1, deps, all_void)
+            all_m = _seg_metrics(xp, da, dn, dtol, dchecked, zeros, 1, deps, void=all_void)
 
         failed = xp.sum(status == CheckStatus.FAIL) + xp.sum(dstatus == CheckStatus.FAIL)
         checked = xp.sum(checked_e) + xp.sum(dchecked)

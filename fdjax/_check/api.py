@@ -1,14 +1,15 @@
 """Gradient checking against AD: ``check_grad``, ``assert_grad``, ``check_jvp``, ``check_vjp``.
 
-This module runs a check: input validation (``_check_input``), the traced measurement bodies
-(``_check_body``: the AD side and the engine batches of ``_check_rows``, bisection in
-``_locate``) under cached jits, then the error model and the verdict (``_check_model``,
-``_check_aggregate``) into a ``GradCheck`` (``_check_result``, formatted by ``_check_format``).
+This module runs a check: its options are validated once into a ``CheckOptions`` (``inputs``),
+the traced measurement bodies (``body``: the AD side and the engine batches of ``rows``,
+bisection in ``locate``) run under cached jits, then the error model and the verdict
+(``model``, ``aggregate``) make a ``GradCheck`` (``result``, formatted by ``format``).
 """
 
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
+from typing import Any, Literal
 from collections.abc import Callable, Sequence
 
 import jax
@@ -38,33 +39,50 @@ from .._pytree import flatten_args
 from .._fd import Stencil
 
 
+Mode = Literal["full", "subset", "directional", "locate"]
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class CheckOptions:
+    """The options of one check, as the public functions take them (hashable, static).
+
+    Built once from the keyword arguments and passed down instead of a long argument list;
+    ``_run`` validates it. ``k`` applies to ``mode="subset"``, ``num_directions`` to every
+    mode, ``max_located`` to ``mode="locate"``.
+    """
+
+    mode: str = "full"
+    method: str | Stencil = "central"
+    k: int | None = None
+    num_directions: int = 8
+    max_located: int = 2
+    order: int = 1
+    precision: str | None = None
+    margin: float = DEFAULT_MARGIN
+    chunk_size: int | None = None
+    memory_budget: int | None = None
+    devices: Any = None
+
+
 def _run(
-    caller,
-    kind,
-    fun,
-    args,
-    argnums,
-    mode,
-    method,
-    step,
-    key,
-    k,
-    num_directions,
-    max_located,
-    order,
-    precision,
-    margin,
-    chunk_size,
-    memory_budget,
-    cotangents=None,
-    tangents=None,
+    caller: str,
+    kind: str,
+    fun: Callable,
+    args: Sequence[Any],
+    argnums: Any,
+    options: CheckOptions,
+    *,
+    step: Any,
+    key: Any,
+    cotangents: Any = None,
+    tangents: Any = None,
 ) -> GradCheck:
-    stencil, margin, num_directions, max_located = validate_common(
-        caller, fun, mode, method, margin, num_directions, max_located, precision, k
-    )
+    o = options
+    mode, k, order, precision = o.mode, o.k, o.order, o.precision
+    stencil, margin, num_directions, max_located = validate_common(caller, fun, o)
     if isinstance(order, bool) or order not in (1, 2):
         raise ValueError(f"{caller}(order=...) must be 1 or 2, got {order!r}")
-    opts = Options(chunk_size, memory_budget).validate(caller)
+    opts = Options(o.chunk_size, o.memory_budget, o.devices).validate(caller)
     kind_of_step = step_kind(step, mode, caller)
     key = as_key(key, caller)
     if precision == "float64":
@@ -133,10 +151,10 @@ def _run(
 
 
 def check_grad(
-    f: Callable,
+    fun: Callable,
     *args: Any,
     argnums: int | Sequence[int] = 0,
-    mode: str = "full",
+    mode: Mode = "full",
     method: str | Stencil = "central",
     step: Any = None,
     key: Any = None,
@@ -148,6 +166,7 @@ def check_grad(
     margin: float = DEFAULT_MARGIN,
     chunk_size: int | None = None,
     memory_budget: int | None = None,
+    devices: Any = None,
 ) -> GradCheck:
     """Check ``jax.grad(f, argnums)(*args)`` against finite differences, with an error model.
 
@@ -183,7 +202,7 @@ def check_grad(
     left on) and fails without blaming the gradient. NaN/inf values are reported with the element and offset.
 
     Args:
-        f: scalar-valued function; ``f(*args)`` must return a real scalar.
+        fun: scalar-valued function; ``fun(*args)`` must return a real scalar.
         *args: its positional arguments (pytrees of arrays).
         argnums: which argument(s) to differentiate; integer leaves are held fixed.
         mode: ``"full"``, ``"subset"``, ``"directional"`` or ``"locate"``.
@@ -208,6 +227,8 @@ def check_grad(
         margin: the multiple of the predicted FD error allowed (default 10).
         chunk_size: rows per vmapped chunk (default: from ``memory_budget``).
         memory_budget: bytes per chunk (default: 256 MiB on CPU, 1 GiB on accelerators).
+        devices: where the engine's rows run, as in ``fdjax.grad``: None (every device),
+            an int k (the first k; 1 turns sharding off) or a sequence of ``jax.Device``.
 
     Returns:
         A ``GradCheck``: per element, per leaf and overall figures, ``passed``, and a
@@ -223,28 +244,23 @@ def check_grad(
         >>> fdjax.check_grad(f, {"w": jnp.linspace(-1.0, 1.0, 5)}).passed.item()
         True
     """
-    return _run(
-        "fdjax.check_grad",
-        "grad",
-        f,
-        args,
-        argnums,
-        mode,
-        method,
-        step,
-        key,
-        k,
-        num_directions,
-        max_located,
-        order,
-        precision,
-        margin,
-        chunk_size,
-        memory_budget,
+    options = CheckOptions(
+        mode=mode,
+        method=method,
+        k=k,
+        num_directions=num_directions,
+        max_located=max_located,
+        order=order,
+        precision=precision,
+        margin=margin,
+        chunk_size=chunk_size,
+        memory_budget=memory_budget,
+        devices=devices,
     )
+    return _run("fdjax.check_grad", "grad", fun, args, argnums, options, step=step, key=key)
 
 
-def assert_grad(f: Callable, *args: Any, **kwargs: Any) -> GradCheck:
+def assert_grad(fun: Callable, *args: Any, **kwargs: Any) -> GradCheck:
     """``check_grad`` that raises ``GradientCheckError`` (an AssertionError) when it fails.
 
     The message is the check's summary table. Call it outside ``jax.jit`` (e.g. in pytest).
@@ -255,7 +271,7 @@ def assert_grad(f: Callable, *args: Any, **kwargs: Any) -> GradCheck:
         >>> _ = fdjax.assert_grad(lambda x: jnp.sum(jnp.exp(x)), jnp.ones(3))
     """
     __tracebackhide__ = True  # pytest: show the caller's line, not fdjax's
-    result = check_grad(f, *args, **kwargs)
+    result = check_grad(fun, *args, **kwargs)
     if is_traced(result.passed):
         raise TypeError(
             "fdjax.assert_grad cannot raise inside jax.jit (the verdict is traced); call "
@@ -267,11 +283,11 @@ def assert_grad(f: Callable, *args: Any, **kwargs: Any) -> GradCheck:
 
 
 def check_vjp(
-    f: Callable,
+    fun: Callable,
     primals: Sequence[Any],
     cotangents: Any = None,
     *,
-    mode: str = "full",
+    mode: Mode = "full",
     method: str | Stencil = "central",
     step: Any = None,
     key: Any = None,
@@ -282,6 +298,7 @@ def check_vjp(
     margin: float = DEFAULT_MARGIN,
     chunk_size: int | None = None,
     memory_budget: int | None = None,
+    devices: Any = None,
 ) -> GradCheck:
     """Check the reverse-mode derivative (``jax.vjp``, custom_vjp rules) of a vector-valued f.
 
@@ -292,7 +309,7 @@ def check_vjp(
     keyword arguments this takes too.
 
     Args:
-        f: function of the primals returning an array or a pytree of real arrays.
+        fun: function of the primals returning an array or a pytree of real arrays.
         primals: tuple of positional arguments; all are differentiated.
         cotangents: pytree matching f's output (structure and shapes), or None for random.
 
@@ -302,35 +319,32 @@ def check_vjp(
         True
     """
     primals = as_primals(primals, "fdjax.check_vjp")
+    options = CheckOptions(
+        mode=mode,
+        method=method,
+        k=k,
+        num_directions=num_directions,
+        max_located=max_located,
+        order=1,
+        precision=precision,
+        margin=margin,
+        chunk_size=chunk_size,
+        memory_budget=memory_budget,
+        devices=devices,
+    )
+    argnums = tuple(range(len(primals)))
     return _run(
-        "fdjax.check_vjp",
-        "vjp",
-        f,
-        primals,
-        tuple(range(len(primals))),
-        mode,
-        method,
-        step,
-        key,
-        k,
-        num_directions,
-        max_located,
-        1,
-        precision,
-        margin,
-        chunk_size,
-        memory_budget,
-        cotangents=cotangents,
+        "fdjax.check_vjp", "vjp", fun, primals, argnums, options, step=step, key=key, cotangents=cotangents
     )
 
 
 def check_jvp(
-    f: Callable,
+    fun: Callable,
     primals: Sequence[Any],
     tangents: Sequence[Any] | None = None,
     *,
     cotangents: Any = None,
-    mode: str = "full",
+    mode: Mode = "full",
     method: str | Stencil = "central",
     step: Any = None,
     key: Any = None,
@@ -341,6 +355,7 @@ def check_jvp(
     margin: float = DEFAULT_MARGIN,
     chunk_size: int | None = None,
     memory_budget: int | None = None,
+    devices: Any = None,
 ) -> GradCheck:
     """Check the forward-mode derivative (``jax.jvp``, custom_jvp rules) of a vector-valued f.
 
@@ -357,24 +372,29 @@ def check_jvp(
         True
     """
     primals = as_primals(primals, "fdjax.check_jvp")
+    options = CheckOptions(
+        mode=mode,
+        method=method,
+        k=k,
+        num_directions=num_directions,
+        max_located=max_located,
+        order=1,
+        precision=precision,
+        margin=margin,
+        chunk_size=chunk_size,
+        memory_budget=memory_budget,
+        devices=devices,
+    )
+    argnums = tuple(range(len(primals)))
     return _run(
         "fdjax.check_jvp",
         "jvp",
-        f,
+        fun,
         primals,
-        tuple(range(len(primals))),
-        mode,
-        method,
-        step,
-        key,
-        k,
-        num_directions,
-        max_located,
-        1,
-        precision,
-        margin,
-        chunk_size,
-        memory_budget,
+        argnums,
+        options,
+        step=step,
+        key=key,
         cotangents=cotangents,
         tangents=tangents,
     )

@@ -6,12 +6,12 @@ value and what is accepted.
 
 from __future__ import annotations
 
-import math
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .. import _validate
 from .._fd import get_stencil
 from .._fd import check_step_static, check_step_values
 
@@ -21,15 +21,17 @@ MODES = ("full", "subset", "directional", "locate")
 _DEFAULT_SUBSET_K = 16
 
 
-def _positive_int(value, name: str, caller: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{caller}({name}=...) must be an int >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def validate_common(caller, fun, mode, method, margin, num_directions, max_located, precision, k):
-    if not callable(fun):
-        raise TypeError(f"{caller}(f=...) must be callable, got {type(fun).__name__}")
+def validate_common(caller, fun, options):
+    """Check the options of a check; returns (stencil, margin, num_directions, max_located)."""
+    mode, method, margin, precision, k = (
+        options.mode,
+        options.method,
+        options.margin,
+        options.precision,
+        options.k,
+    )
+    num_directions, max_located = options.num_directions, options.max_located
+    _validate.function(fun, caller)
     if not isinstance(mode, str) or mode not in MODES:
         raise ValueError(f"{caller}(mode=...) must be one of {list(MODES)}, got {mode!r}")
     stencil = get_stencil(method, caller)
@@ -43,14 +45,9 @@ def validate_common(caller, fun, mode, method, margin, num_directions, max_locat
             f"{caller}(method=...) must be a first-derivative stencil, got derivative order "
             f"{stencil.derivative}"
         )
-    if (
-        isinstance(margin, bool)
-        or not isinstance(margin, (int, float))
-        or not (math.isfinite(margin) and margin > 0)
-    ):
-        raise ValueError(f"{caller}(margin=...) must be a positive finite number, got {margin!r}")
-    num_directions = _positive_int(num_directions, "num_directions", caller)
-    max_located = _positive_int(max_located, "max_located", caller)
+    margin = _validate.positive_finite(margin, "margin", caller)
+    num_directions = _validate.int_at_least(num_directions, "num_directions", caller)
+    max_located = _validate.int_at_least(max_located, "max_located", caller)
     if precision not in (None, "float64"):
         raise ValueError(
             f"{caller}(precision=...) must be None (the arguments' dtype) or 'float64', got {precision!r}"
@@ -64,7 +61,7 @@ def validate_common(caller, fun, mode, method, margin, num_directions, max_locat
     if k is not None:
         if mode != "subset":
             raise ValueError(f"{caller}(k=...) applies to mode='subset' only, got mode={mode!r}")
-        _positive_int(k, "k", caller)
+        _validate.int_at_least(k, "k", caller)
     return stencil, float(margin), num_directions, max_located
 
 

@@ -73,6 +73,7 @@ def locate(
     tangent,
     start: DirectionRows,
     start_meas: Measurement,
+    *,
     start_valid,
     start_h,
     rel,
@@ -114,7 +115,9 @@ def locate(
             [DirectionRows(kind, index, lo, mid), DirectionRows(kind, index, mid, hi)]
         )
         scale2 = jnp.concatenate([scale, scale])
-        samples = direction_samples(fn, x, lin, seed, along, tangent, rows, rel * scale2, stencil, opts)
+        samples = direction_samples(
+            fn, x, lin, seed, along, tangent, rows, rel * scale2, stencil=stencil, opts=opts
+        )
         meas = measure_samples(samples, sigma, stencil, margin, eps_ad)
         score = _score(meas, samples.valid & jnp.concatenate([active, active]))
         # a lineage at scale 1 with no failing half but a kinked one: retry it at FINE·h

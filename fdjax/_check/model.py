@@ -88,7 +88,7 @@ def rounding_bound(values, f0, sigma, eps_f, xp=jnp):
 
 
 def measure(
-    F, f0, L, B, h, rho, stencil: Stencil, offsets, eps_ad: float, margin: float, xp=jnp
+    F, f0, L, B, h, rho, stencil: Stencil, offsets, *, eps_ad: float, margin: float, xp=jnp
 ) -> Measurement:
     """Apply the error model (module docstring) to a batch of measurements.
 

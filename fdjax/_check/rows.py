@@ -193,10 +193,14 @@ def measure_samples(s: Samples, sigma, stencil: Stencil, margin: float, eps_ad: 
     eps_f = float(jnp.finfo(s.F.dtype).eps)
     f0 = s.centers[0]
     rho = rounding_bound(s.F, f0, sigma, eps_f, xp)
-    coarse = measure(s.F[:k], f0, s.L[:k], s.B[:k], s.h, rho, stencil, offsets, eps_ad, margin, xp)
+    coarse = measure(
+        s.F[:k], f0, s.L[:k], s.B[:k], s.h, rho, stencil, offsets, eps_ad=eps_ad, margin=margin, xp=xp
+    )
     if s.F.shape[0] == k:
         return coarse
-    fine = measure(s.F[k:], f0, s.L[k:], s.B[k:], s.h * FINE, rho, stencil, offsets, eps_ad, margin, xp)
+    fine = measure(
+        s.F[k:], f0, s.L[k:], s.B[k:], s.h * FINE, rho, stencil, offsets, eps_ad=eps_ad, margin=margin, xp=xp
+    )
     use = coarse.kink & ~fine.kink & fine.finite
     return Measurement(*(xp.where(use, b, a) for a, b in zip(coarse, fine, strict=True)))
 
@@ -210,6 +214,7 @@ def direction_samples(
     tangent,
     rows: DirectionRows,
     rel,
+    *,
     stencil: Stencil,
     opts: Options,
     probes: bool = False,

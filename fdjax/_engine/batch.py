@@ -25,6 +25,7 @@ import numpy as np
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from .. import _validate
 from .devices import ROW_AXIS, check_devices, row_mesh
 from .plan import (
     cache_bytes,
@@ -89,9 +90,7 @@ class Options:
             ValueError, TypeError: naming ``caller``, the argument and the bad value.
         """
         for name in ("chunk_size", "memory_budget"):
-            v = getattr(self, name)
-            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1):
-                raise ValueError(f"{caller}({name}=...) must be a positive int or None, got {v!r}")
+            _validate.optional_positive_int(getattr(self, name), name, caller)
         return dataclasses.replace(self, devices=check_devices(self.devices, caller))
 
 
@@ -236,6 +235,7 @@ def chunk_plan(fn, x, perturb, rows, opts: Options = Options()) -> dict:
         # a plan smaller than devices × B pads each device's share up to one chunk
         b = min(opts.chunk_size, max(num_rows, 1))
     else:
+        assert cost is not None  # measured above for any rows without a chunk_size
         b = choose_chunk_size(per_device, cost.bytes, budget, platform)
     n_chunks = -(-per_device // b) if per_device else 0
     return {

@@ -63,7 +63,7 @@ def _one_sided_offsets(stencil: Stencil):
 
 
 def ladder_values(
-    flat_fn, x, f0, stencil: Stencil, opts: Options, rel, scale, index=None, vectors=None, stretch=True
+    flat_fn, x, f0, stencil: Stencil, opts: Options, rel, scale, *, index=None, vectors=None, stretch=True
 ):
     """Evaluate the ladder (traced): ONE engine call for every parameter, offset and step.
 
@@ -100,7 +100,7 @@ def ladder_values(
             powers = jnp.arange(K, dtype=dt)[:, None]
             nominal = jnp.where((bottom < nominal[-1])[None], top[None] * ratio[None] ** -powers, nominal)
         h = nominal if stencil.complex_step else (xm[None] + nominal) - xm[None]  # the step taken
-        perturb = _engine.Basis()
+        perturb: _engine.Basis | _engine.Directions = _engine.Basis()
         row_index = idx
     else:
         v = vectors.astype(dt)

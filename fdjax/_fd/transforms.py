@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .. import _engine
+from .. import _engine, _validate
 from .._engine import Options
 from .._engine import call_jitted
 from .._errors import NonFiniteError, check_x_finite, raise_nonfinite
@@ -148,9 +148,8 @@ def check_output(fun, args, kwargs, has_aux, scalar, caller):
             raise TypeError(f"{caller} requires real floating-point outputs, got dtype {leaf.dtype}")
 
 
-def _make(fun, argnums, method, step, chunk_size, memory_budget, has_aux, scalar, caller, devices=None):
-    if not callable(fun):
-        raise TypeError(f"{caller}(fun=...) must be callable, got {type(fun).__name__}")
+def _make(fun, argnums, method, step, *, chunk_size, memory_budget, has_aux, scalar, caller, devices=None):
+    _validate.function(fun, caller)
     stencil = get_stencil(method, caller)
     if stencil.derivative != 1:
         raise ValueError(
@@ -240,7 +239,16 @@ def jacobian(
         True
     """
     return _make(
-        fun, argnums, method, step, chunk_size, memory_budget, has_aux, False, "fdjax.jacobian", devices
+        fun,
+        argnums,
+        method,
+        step,
+        chunk_size=chunk_size,
+        memory_budget=memory_budget,
+        has_aux=has_aux,
+        scalar=False,
+        caller="fdjax.jacobian",
+        devices=devices,
     )
 
 
@@ -277,7 +285,18 @@ def grad(
         >>> [round(float(v), 3) for v in g]
         [1000.0, 0.5]
     """
-    return _make(fun, argnums, method, step, chunk_size, memory_budget, has_aux, True, "fdjax.grad", devices)
+    return _make(
+        fun,
+        argnums,
+        method,
+        step,
+        chunk_size=chunk_size,
+        memory_budget=memory_budget,
+        has_aux=has_aux,
+        scalar=True,
+        caller="fdjax.grad",
+        devices=devices,
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -357,9 +376,10 @@ def _flatten_tangents(primals, tangents, caller, batched):
     return jnp.concatenate(flats)[None]
 
 
-def _jvp_impl(fun, primals, tangents, method, step, chunk_size, memory_budget, batched, caller, devices=None):
-    if not callable(fun):
-        raise TypeError(f"{caller}(fun=...) must be callable, got {type(fun).__name__}")
+def _jvp_impl(
+    fun, primals, tangents, method, step, *, chunk_size, memory_budget, batched, caller, devices=None
+):
+    _validate.function(fun, caller)
     if not isinstance(primals, (tuple, list)) or not isinstance(tangents, (tuple, list)):
         raise TypeError(
             f"{caller}(primals=..., tangents=...) must be tuples or lists of positional arguments"
@@ -422,7 +442,16 @@ def jvp(
         True
     """
     return _jvp_impl(
-        fun, primals, tangents, method, step, chunk_size, memory_budget, False, "fdjax.jvp", devices
+        fun,
+        primals,
+        tangents,
+        method,
+        step,
+        chunk_size=chunk_size,
+        memory_budget=memory_budget,
+        batched=False,
+        caller="fdjax.jvp",
+        devices=devices,
     )
 
 
@@ -449,5 +478,14 @@ def batched_jvp(
         [2.0, 2.0]
     """
     return _jvp_impl(
-        fun, primals, tangents, method, step, chunk_size, memory_budget, True, "fdjax.batched_jvp", devices
+        fun,
+        primals,
+        tangents,
+        method,
+        step,
+        chunk_size=chunk_size,
+        memory_budget=memory_budget,
+        batched=True,
+        caller="fdjax.batched_jvp",
+        devices=devices,
     )

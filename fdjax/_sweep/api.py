@@ -11,7 +11,6 @@ a diagnosis, ``Status``), and the result is a ``StepSweep`` (``_sweep_result``).
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any
 from collections.abc import Callable, Sequence
 
@@ -22,6 +21,7 @@ import numpy as np
 from .._errors import NonFiniteError, check_x_finite
 from .._fd import check_output
 from .._engine import Options
+from .. import _validate
 from .._engine import call_jitted
 from .._pytree import is_traced
 from .._fd import DEFAULT_LEVELS
@@ -53,7 +53,16 @@ class _SweepBody:
         x = fa.x
         f0 = flat_fn(x)
         raw, _ = ladder_values(
-            flat_fn, x, f0, self.stencil, self.opts, self.rel, self.scale, index, vectors, self.stretch
+            flat_fn,
+            x,
+            f0,
+            self.stencil,
+            self.opts,
+            self.rel,
+            self.scale,
+            index=index,
+            vectors=vectors,
+            stretch=self.stretch,
         )
         if vectors is not None:
             rows = jnp.arange(vectors.shape[0], dtype=jnp.int32)
@@ -134,7 +143,8 @@ def _flat_of_tree(tree, fa, caller: str, what: str, lead: tuple[int, ...] = ()):
     diff = tuple(fa.args[i] for i in fa.argnums)
     target = diff[0] if len(fa.argnums) == 1 and fa._single else diff
     leaves = jax.tree_util.tree_leaves(tree)
-    if jax.tree_util.tree_structure(tree) != jax.tree_util.tree_structure(target):
+    structure = jax.tree_util.tree_structure
+    if structure(tree) != structure(target):  # type: ignore[operator]  # jaxlib has no PyTreeDef stub
         raise ValueError(
             f"{caller}({what}=...) must have the structure of the differentiated argument(s): "
             f"{jax.tree_util.tree_structure(target)}, got {jax.tree_util.tree_structure(tree)}"
@@ -200,7 +210,7 @@ def _check_directions(directions, fa, caller):
 
 
 def sweep(
-    f: Callable,
+    fun: Callable,
     *args: Any,
     argnums: int | Sequence[int] = 0,
     method: str | Stencil = "central",
@@ -228,7 +238,7 @@ def sweep(
     bound) and ``Status`` flags.
 
     Args:
-        f: scalar function ``f(*args)``.
+        fun: scalar function ``fun(*args)``.
         *args: its arguments (pytrees of arrays).
         argnums: which positional argument(s) to sweep.
         method: a first-derivative stencil: ``"central"`` (default), ``"forward"``,
@@ -273,8 +283,7 @@ def sweep(
         ['k', 'h', 'D(h)']
     """
     caller = "fdjax.sweep"
-    if not callable(f):
-        raise TypeError(f"{caller}(f=...) must be callable, got {type(f).__name__}")
+    _validate.function(fun, caller)
     stencil = get_stencil(method, caller)
     if stencil.derivative != 1:
         raise ValueError(
@@ -282,12 +291,7 @@ def sweep(
             f"{stencil.derivative}"
         )
     rel = _check_steps(steps, num_steps, caller)
-    if (
-        isinstance(scale, bool)
-        or not isinstance(scale, (int, float))
-        or not (math.isfinite(scale) and scale > 0)
-    ):
-        raise ValueError(f"{caller}(scale=...) must be a positive finite number, got {scale!r}")
+    scale = _validate.positive_finite(scale, "scale", caller)
     if isinstance(levels, bool) or not isinstance(levels, int) or not 0 <= levels <= 4:
         raise ValueError(f"{caller}(levels=...) must be an int in [0, 4], got {levels!r}")
     if indices is not None and directions is not None:
@@ -295,7 +299,7 @@ def sweep(
     opts = Options(chunk_size, memory_budget, devices).validate(caller)
     fa = flatten_args(args, argnums, caller)
     check_x_finite(fa, caller)
-    check_output(f, fa.args, {}, False, True, caller)
+    check_output(fun, fa.args, {}, False, True, caller)
     index = None if indices is None else _check_indices(indices, fa.size, caller)
     vectors = None if directions is None else _check_directions(directions, fa, caller)
     ref = None
@@ -306,7 +310,7 @@ def sweep(
     stretch = rel is None  # the default ladder reaches down to 1e-3·|x_i| near 0
     if rel is None:
         rel = default_relative_steps(fa.x.dtype, num_steps)
-    body = _SweepBody(f, argnums, stencil, opts, rel, float(scale), stretch, caller)
+    body = _SweepBody(fun, argnums, stencil, opts, rel, float(scale), stretch, caller)
     raw, rows, ref_m, f0_finite = call_jitted(body, fa.args, index, vectors, ref)
     if not is_traced(f0_finite) and not bool(f0_finite):
         raise NonFiniteError(f"{caller}: the function returned a non-finite value at the unperturbed point")

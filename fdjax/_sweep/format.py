@@ -12,7 +12,7 @@ from .._fd import Status
 
 def flag_names(code: int) -> list[str]:
     """``Status`` bits of ``code`` as names, in a fixed order."""
-    return [s.name for s in Status if int(code) & int(s)]
+    return [s.name for s in Status if s.name is not None and int(code) & int(s)]
 
 
 def _num(v, digits: int = 3) -> str:

@@ -174,7 +174,7 @@ def check_scalar(problem: Problem) -> None:
     if shape != ():
         got = f"shape {tuple(shape)}" if shape is not None else f"a {type(out).__name__}"
         raise TargetError(f"TARGET {problem.name!r}: the loss returns {got}; expected a scalar")
-    if not jnp.issubdtype(dtype, jnp.floating):
+    if dtype is None or not jnp.issubdtype(dtype, jnp.floating):
         raise TargetError(f"TARGET {problem.name!r}: the loss returns dtype {dtype}; expected a real float")
 
 

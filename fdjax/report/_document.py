@@ -156,7 +156,8 @@ def build(
             "platform": f"{platform.system()} {platform.machine()}",
             "backend": jax.default_backend(),
             "devices": _devices(),
-            "x64": bool(jax.config.jax_enable_x64),
+            # jax's Config declares no attributes for its flags (they are set dynamically)
+            "x64": bool(jax.config.jax_enable_x64),  # type: ignore[attr-defined]
             "command": command,
             "target": target,
             "created": datetime.datetime.fromtimestamp(started, datetime.UTC).isoformat(timespec="seconds"),

@@ -228,7 +228,9 @@ def direction_rows(check: dict | None, n: int | None = None) -> list[dict[str, A
     (the flat support), analytic (AD directional derivative), numeric (FD), difference
     (a − n), abs_error, tolerance, ratio, step, status, reason. Non-finite values are None
     (difference, ratio: nan)."""
-    d = (check or {}).get("directions") or {}
+    if not check:
+        return []
+    d = check.get("directions") or {}
     status = d.get("status") or []
     if not status:
         return []
@@ -365,7 +367,7 @@ def slice_view(ps: dict | None) -> dict[str, Any] | None:
 def reference_trusted(check: dict | None) -> bool:
     """Whether jax.grad, the sweep's reference, passed the check: only then is the sweep's
     "true error" (measured against it) the error of the FD estimate."""
-    return bool(check) and check.get("passed") is True
+    return bool(check and check.get("passed") is True)
 
 
 def verdict(
@@ -414,8 +416,8 @@ def verdict(
     return out
 
 
-def sweep_size(sweep: dict) -> int:
-    return len(sweep.get("parameters", []))
+def sweep_size(sweep: dict | None) -> int:
+    return len(sweep.get("parameters", [])) if sweep else 0
 
 
 def sweep_rows(sweep: dict | None, n: int | None = None) -> list[dict[str, Any]]:
@@ -462,7 +464,7 @@ def sweep_curves(
                 found = path
         return found
 
-    best: dict[Any, dict] = {}
+    best: dict[Any, tuple[float, dict[str, Any]]] = {}
     for p in params:
         key = leaf_of(p)
         size = abs(_f(p.get("reference", p.get("estimate"))))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import json
+from collections.abc import Set
 from typing import Any
 
 from . import _views, plots
@@ -96,8 +97,8 @@ def _pill(text: str, kind: str) -> str:
 def _table(
     header: list[str],
     rows: list[tuple[list[str], str]],
-    numeric: set[int] = frozenset(),
-    wrap: set[int] = frozenset(),
+    numeric: Set[int] = frozenset(),
+    wrap: Set[int] = frozenset(),
     verdict: int = 0,
 ) -> str:
     """rows: (cells already HTML, row class). Column ``verdict`` (the status, first) is
@@ -332,7 +333,7 @@ def _worst_table(doc: dict[str, Any]) -> str:
 def _directions_table(doc: dict[str, Any]) -> str:
     check = doc.get("check")
     rows = _views.direction_rows(check)
-    if not rows:
+    if not check or not rows:
         return ""
     # The directions are the check itself in directional and locate modes; beside the
     # elements of a full or subset check, the worst few (and every failure) are enough.

@@ -111,7 +111,7 @@ def render_markdown(doc: dict[str, Any]) -> str:
             ],
         )
     dirs = _views.direction_rows(check)
-    if dirs:
+    if check and dirs:
         primary = check.get("mode") in ("directional", "locate")
         bad = sum(r["status"] in ("fail", "nonfinite") for r in dirs)
         n = len(dirs) if primary else max(5, min(bad, 16))

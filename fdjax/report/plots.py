@@ -271,8 +271,8 @@ def disagreement_figure(
     y = np.where(np.isfinite(r), np.maximum(r, lo), top)
     y = np.where(nonfinite, top, y)
 
-    for i, (_, x0, x1) in enumerate(groups):
-        if i % 2:
+    for band, (_, x0, x1) in enumerate(groups):
+        if band % 2:
             ax.axvspan(x0, x1, color=PALETTE["band"], zorder=0, lw=0)
     if groups:
         ax.set_xticks([(x0 + x1) / 2 for _, x0, x1 in groups])
@@ -362,7 +362,9 @@ def disagreement_figure(
         )
         times = "non-finite" if nonfinite[i] else f"{r[i]:.3g} × tol"
         handles.append(
-            Line2D([], [], ls="", marker=f"${k}$", ms=7, color=PALETTE["ink"], label=f"{names[i]}: {times}")
+            Line2D(
+                [], [], ls="", marker=f"${k}$", ms=7, color=PALETTE["ink"], label=f"{names[int(i)]}: {times}"
+            )
         )
     more = int((fail | nonfinite).sum()) - len(worst)
     if more > 0:
