@@ -11,9 +11,9 @@ start without importing JAX; ``import fdjax`` followed by any public name behave
 as an eager import.
 """
 
-import importlib
 from typing import TYPE_CHECKING
 
+from . import _lazy
 from ._version import __version__ as __version__
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; _LAZY below says the same at run time
@@ -80,12 +80,7 @@ __all__ = list(_LAZY)
 
 
 def __getattr__(name: str):
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'fdjax' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value
-    return value
+    return _lazy.load(__name__, globals(), _LAZY, name)
 
 
 def __dir__() -> list[str]:

@@ -68,6 +68,10 @@ _STEP_EXPR = {"plus": "(θ+ε) − θ", "minus": "θ − (θ−ε)"}
 #: A float64 step further than this (relative) from ε is warned about.
 STEP_RTOL = 1e-3
 
+#: Schemas of the calculator's JSON documents (see ``fdjax._json`` for the others).
+CALCULATION_SCHEMA = "fdjax.calculation/1"
+EPSILON_TABLE_SCHEMA = "fdjax.epsilon-table/1"
+
 _CONTEXT = decimal.Context(prec=40)  # division
 _EXACT = decimal.Context(prec=decimal.MAX_PREC, Emax=decimal.MAX_EMAX, Emin=decimal.MIN_EMIN)  # + and −
 _FLOAT_MAX = Decimal(repr(sys.float_info.max))
@@ -237,7 +241,8 @@ class Calculation:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict: every number as a float, plus the display strings and warnings."""
-        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        d: dict[str, Any] = {"schema": CALCULATION_SCHEMA}
+        d.update({f.name: getattr(self, f.name) for f in dataclasses.fields(self)})
         d["text"] = {k: dict(v) if isinstance(v, dict) else v for k, v in self.text.items()}
         d["others"] = dict(self.others)
         d["warnings"] = list(self.warnings)
@@ -501,6 +506,7 @@ class EpsilonTable:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
         return {
+            "schema": EPSILON_TABLE_SCHEMA,
             "function": "J(θ) = θ²",
             "theta": self.theta,
             "true_gradient": self.true_gradient,

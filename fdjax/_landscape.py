@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import _engine, _validate
+from ._json import LANDSCAPE_SCHEMA, jsonable
 from ._engine import Options
 from ._engine import call_jitted
 from ._pytree import FlatArgs, flatten_args
@@ -76,6 +77,7 @@ class Landscape:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (lists of floats; non-finite values become None)."""
         return {
+            "schema": LANDSCAPE_SCHEMA,
             "alphas": _floats(self.alphas),
             "betas": _floats(self.betas),
             "loss": [_floats(row) for row in np.asarray(self.loss)],
@@ -87,10 +89,7 @@ class Landscape:
 
 
 def _floats(a):
-    a = np.asarray(a, dtype=np.float64)
-    if a.ndim == 0:
-        return float(a) if np.isfinite(a) else None
-    return [float(v) if np.isfinite(v) else None for v in a]
+    return jsonable(np.asarray(a, dtype=np.float64))
 
 
 def _scalar_output(fun, fa: FlatArgs, caller: str) -> None:

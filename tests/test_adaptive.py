@@ -381,7 +381,10 @@ sq = lambda x: jnp.sum(x**2)
         (dict(reference={"a": 1.0}), r"fdjax.sweep\(reference=...\) must have the structure"),
         (dict(reference=jnp.ones(3)), r"reference=...\): a leaf has shape \(3,\), expected \(2,\)"),
         (dict(method="centre"), r"fdjax.sweep\(method=...\) must be one of"),
-        (dict(method=fdjax.Stencil.from_offsets([-1, 0, 1], 2)), r"needs a first-derivative stencil"),
+        (
+            dict(method=fdjax.Stencil.from_offsets([-1, 0, 1], 2)),
+            r"must be a first-derivative stencil, got derivative order 2",
+        ),
         (dict(chunk_size=0), r"fdjax.sweep\(chunk_size=...\) must be"),
     ],
 )

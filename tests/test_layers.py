@@ -25,6 +25,8 @@ LAYERS = {
     "_calculator": 0,
     "_validate": 0,
     "_version": 0,
+    "_json": 0,
+    "_lazy": 0,
     "examples": 0,
     "_engine": 1,
     "_fd": 2,

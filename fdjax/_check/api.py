@@ -64,6 +64,12 @@ class CheckOptions:
     devices: Any = None
 
 
+def _options(values: dict[str, Any]) -> CheckOptions:
+    """The ``CheckOptions`` among a public function's arguments (its ``locals()``)."""
+    names = [f.name for f in dataclasses.fields(CheckOptions)]
+    return CheckOptions(**{name: values[name] for name in names if name in values})
+
+
 def _run(
     caller: str,
     kind: str,
@@ -244,19 +250,7 @@ def check_grad(
         >>> fdjax.check_grad(f, {"w": jnp.linspace(-1.0, 1.0, 5)}).passed.item()
         True
     """
-    options = CheckOptions(
-        mode=mode,
-        method=method,
-        k=k,
-        num_directions=num_directions,
-        max_located=max_located,
-        order=order,
-        precision=precision,
-        margin=margin,
-        chunk_size=chunk_size,
-        memory_budget=memory_budget,
-        devices=devices,
-    )
+    options = _options(locals())
     return _run("fdjax.check_grad", "grad", fun, args, argnums, options, step=step, key=key)
 
 
@@ -319,19 +313,7 @@ def check_vjp(
         True
     """
     primals = as_primals(primals, "fdjax.check_vjp")
-    options = CheckOptions(
-        mode=mode,
-        method=method,
-        k=k,
-        num_directions=num_directions,
-        max_located=max_located,
-        order=1,
-        precision=precision,
-        margin=margin,
-        chunk_size=chunk_size,
-        memory_budget=memory_budget,
-        devices=devices,
-    )
+    options = _options(locals())
     argnums = tuple(range(len(primals)))
     return _run(
         "fdjax.check_vjp", "vjp", fun, primals, argnums, options, step=step, key=key, cotangents=cotangents
@@ -372,19 +354,7 @@ def check_jvp(
         True
     """
     primals = as_primals(primals, "fdjax.check_jvp")
-    options = CheckOptions(
-        mode=mode,
-        method=method,
-        k=k,
-        num_directions=num_directions,
-        max_located=max_located,
-        order=1,
-        precision=precision,
-        margin=margin,
-        chunk_size=chunk_size,
-        memory_budget=memory_budget,
-        devices=devices,
-    )
+    options = _options(locals())
     argnums = tuple(range(len(primals)))
     return _run(
         "fdjax.check_jvp",

@@ -34,16 +34,11 @@ def validate_common(caller, fun, options):
     _validate.function(fun, caller)
     if not isinstance(mode, str) or mode not in MODES:
         raise ValueError(f"{caller}(mode=...) must be one of {list(MODES)}, got {mode!r}")
-    stencil = get_stencil(method, caller)
+    stencil = get_stencil(method, caller, first_derivative=True)
     if stencil.complex_step:
         raise ValueError(
             f"{caller}(method=...) must be a real stencil: the complex step has no one-sided "
             f"slopes for kink detection; use 'central', 'central4', 'forward', ..., got {method!r}"
-        )
-    if stencil.derivative != 1:
-        raise ValueError(
-            f"{caller}(method=...) must be a first-derivative stencil, got derivative order "
-            f"{stencil.derivative}"
         )
     margin = _validate.positive_finite(margin, "margin", caller)
     num_directions = _validate.int_at_least(num_directions, "num_directions", caller)

@@ -16,7 +16,7 @@ With D(h) the FD value and A(h) the analytic prediction, e = D(h) − A(h) and
     E_ad = 8 · eps · Σ_k |w_k| · (|a|·|δ_k|) / h  rounding of the analytic side
 
 σ is the noise of f measured in the same jit from pairs f(x ± δ) with ulp-sized random δ
-(``_check_rows``): it catches cancellation inside f (e.g. log-sum-exp of logits ~50 minus the
+(``rows``): it catches cancellation inside f (e.g. log-sum-exp of logits ~50 minus the
 target logit) that eps·|f| alone would miss. The bug term a − ∇f cancels in T (it is the same
 at h and 2h), so a wrong gradient never widens its own tolerance.
 

@@ -3,7 +3,7 @@
 Each ``*_samples`` function builds rows and runs ONE ``_engine.evaluate`` call; the values
 (``Samples``) go through the error model (``measure_samples``) later, in the aggregation
 body. Directions are generated inside the batch from a seed (random Rademacher signs,
-``_check_random``), from the analytic vector (gradient-aligned) or from a user tangent,
+``random``), from the analytic vector (gradient-aligned) or from a user tangent,
 restricted to coordinates lo <= i < hi, so a segment of a leaf, a leaf or the whole vector
 are all one row.
 """
@@ -89,7 +89,7 @@ class DirectionPerturbation:
     per-element step, so that parameters of very different magnitudes each move in proportion.
     """
 
-    seed: jax.Array  # uint32 seed of the random directions (``_check_random``)
+    seed: jax.Array  # uint32 seed of the random directions (``random``)
     along: jax.Array | None  # [N] analytic vector (None when unavailable)
     tangent: jax.Array | None  # [N] user tangent (None when none)
 

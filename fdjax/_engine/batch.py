@@ -6,8 +6,8 @@ coefficient, ...), never [rows, N] arrays: each perturbed point is built inside 
 batch from its row, evaluated with ``jax.vmap`` over chunks of B rows in a
 ``jax.lax.map``, so that at most B perturbed copies of x exist at a time (and none at
 all when XLA fuses the perturbation into f's first use of x). B comes from
-``chunk_size`` or from a memory budget and a cache model (``fdjax._plan``). With several
-devices the rows are sharded over a 1-D mesh (``fdjax._devices``): x is replicated, each
+``chunk_size`` or from a memory budget and a cache model (``plan``). With several
+devices the rows are sharded over a 1-D mesh (``devices``): x is replicated, each
 device runs its share of chunks, the values are gathered. The engine knows nothing about
 derivatives, AD or verdicts.
 """
@@ -275,7 +275,7 @@ def evaluate(
 
     Warns:
         LargePlanWarning: the plan is expected to take longer than
-            ``fdjax._plan.PLAN_WARNING_SECONDS`` (the message gives the estimate).
+            ``fdjax._engine.plan.PLAN_WARNING_SECONDS`` (the message gives the estimate).
     """
     plan = chunk_plan(fn, x, perturb, rows, opts)
     num_rows, b, mesh = plan["rows"], plan["chunk_size"], plan["mesh"]

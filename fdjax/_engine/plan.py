@@ -15,7 +15,7 @@ Chunk size B:
   else runs): a chunk whose perturbed copies and activations stay in cache runs at the
   GEMM rate, one that spills streams from DRAM. Measured on the tanh-MLP benchmark with
   a 32 MB L3: throughput is flat for chunk working sets of ~4-20 MB and falls by 2-3×
-  beyond ~32 MB (see the README, Performance);
+  beyond ~32 MB (docs/scaling.md);
 - on GPU/TPU as large as the budget allows (wide batches fill the device);
 - then the rows are split into equal chunks (a multiple of 8 rows when B >= 8) so that
   padding wastes fewer than 8 rows per chunk instead of up to B - 1.

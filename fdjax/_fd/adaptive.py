@@ -2,8 +2,8 @@
 
 ``ladder_values`` builds the rows (parameter × offset × step) inside the trace from integer
 ranges and evaluates them with ONE ``_engine.evaluate`` call; ``read_ladder`` forms the FD
-estimates and hands them to the numerics in ``_ladder``. ``adaptive_basis`` is the traced
-helper behind ``step="auto"``; the public ``fdjax.sweep`` lives in ``_adaptive``.
+estimates and hands them to the numerics in ``ladder``. ``adaptive_basis`` is the traced
+helper behind ``step="auto"``; the public ``fdjax.sweep`` lives in ``fdjax._sweep``.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Pure array code on [K, C] arrays (K steps h_0 > h_1 > ... of a geometric ladder, C channels:
 parameters × output elements), traced inside the caller's jit. The engine and the public API
-live in ``_adaptive``.
+live in ``fdjax._sweep``.
 
 Model (DESIGN.md "Numerics"). D_k = Σ_s w_s f(x + s·h_k) / h_k^d has a truncation error
 C·h_k^p + ... and a round-off error e_k / h_k^d, where e_k, the error of the weighted sum of

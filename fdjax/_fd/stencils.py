@@ -174,12 +174,20 @@ METHODS: dict[str, Stencil] = {
 }
 
 
-def get_stencil(method: str | Stencil, caller: str = "fdjax") -> Stencil:
-    """Resolve ``method`` (a name in ``METHODS`` or a ``Stencil``) with a clear error."""
+def get_stencil(method: str | Stencil, caller: str = "fdjax", first_derivative: bool = False) -> Stencil:
+    """Resolve ``method`` (a name in ``METHODS`` or a ``Stencil``) with a clear error; with
+    ``first_derivative`` it must be a stencil of the first derivative."""
     if isinstance(method, Stencil):
-        return method
-    if isinstance(method, str) and method in METHODS:
-        return METHODS[method]
-    raise ValueError(
-        f"{caller}(method=...) must be one of {sorted(METHODS)} or an fdjax.Stencil, got {method!r}"
-    )
+        stencil = method
+    elif isinstance(method, str) and method in METHODS:
+        stencil = METHODS[method]
+    else:
+        raise ValueError(
+            f"{caller}(method=...) must be one of {sorted(METHODS)} or an fdjax.Stencil, got {method!r}"
+        )
+    if first_derivative and stencil.derivative != 1:
+        raise ValueError(
+            f"{caller}(method=...) must be a first-derivative stencil, got derivative order "
+            f"{stencil.derivative}"
+        )
+    return stencil

@@ -52,7 +52,7 @@ class _JacobianBody:
             return out[0] if self.has_aux else out
 
         x = fa.x
-        if isinstance(step, str):  # step="auto": the per-parameter step sweep (fdjax._sweep)
+        if isinstance(step, str):  # step="auto": the per-parameter step sweep (``adaptive``)
             from .adaptive import adaptive_basis, auto_diagnostics
 
             out0 = full(x)
@@ -150,12 +150,7 @@ def check_output(fun, args, kwargs, has_aux, scalar, caller):
 
 def _make(fun, argnums, method, step, *, chunk_size, memory_budget, has_aux, scalar, caller, devices=None):
     _validate.function(fun, caller)
-    stencil = get_stencil(method, caller)
-    if stencil.derivative != 1:
-        raise ValueError(
-            f"{caller}(method=...) needs a first-derivative stencil, "
-            f"got derivative order {stencil.derivative}"
-        )
+    stencil = get_stencil(method, caller, first_derivative=True)
     check_step_static(step, caller, allow_auto=True)
     opts = Options(chunk_size, memory_budget, devices).validate(caller)
 

@@ -5,7 +5,7 @@ difference shrinks by R^2 per step of ratio R (4 per halving); once round-off ta
 grows like 1/h. ``sweep`` does this for every
 parameter at once (one batched engine call, ``_sweep.ladder_values``), ``_ladder.analyze``
 reads each ladder (the step, the best estimate, plain or Richardson, an error estimate and
-a diagnosis, ``Status``), and the result is a ``StepSweep`` (``_sweep_result``).
+a diagnosis, ``Status``), and the result is a ``StepSweep`` (``result``).
 """
 
 from __future__ import annotations
@@ -284,12 +284,7 @@ def sweep(
     """
     caller = "fdjax.sweep"
     _validate.function(fun, caller)
-    stencil = get_stencil(method, caller)
-    if stencil.derivative != 1:
-        raise ValueError(
-            f"{caller}(method=...) needs a first-derivative stencil, got derivative order "
-            f"{stencil.derivative}"
-        )
+    stencil = get_stencil(method, caller, first_derivative=True)
     rel = _check_steps(steps, num_steps, caller)
     scale = _validate.positive_finite(scale, "scale", caller)
     if isinstance(levels, bool) or not isinstance(levels, int) or not 0 <= levels <= 4:

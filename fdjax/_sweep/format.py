@@ -7,6 +7,7 @@ import math
 import jax
 import numpy as np
 
+from .._json import SWEEP_SCHEMA, number
 from .._fd import Status
 
 
@@ -25,11 +26,6 @@ def _num(v, digits: int = 3) -> str:
 def _val(v) -> str:
     v = float(v)
     return "—" if math.isnan(v) else f"{v:#.15g}"
-
-
-def _json(v):
-    v = float(v)
-    return v if math.isfinite(v) else None
 
 
 def summary(sw, max_rows: int = 20) -> str:
@@ -115,26 +111,27 @@ def to_dict(sw) -> dict:
         p = {
             "name": names[i],
             "index": int(sw.index[i]),
-            "step": _json(sw.step[i]),
-            "estimate": _json(sw.estimate[i]),
-            "error": _json(sw.error_estimate[i]),
-            "order": _json(sw.order[i]),
+            "step": number(sw.step[i]),
+            "estimate": number(sw.estimate[i]),
+            "error": number(sw.error_estimate[i]),
+            "order": number(sw.order[i]),
             "level": int(sw.level[i]),
             "status": flag_names(sw.status[i]),
-            "noise": _json(sw.noise[i]),
-            "slopes": [_json(v) for v in np.asarray(sw.slopes[i])],
-            "steps": [_json(v) for v in np.asarray(sw.steps[i])],
-            "estimates": [_json(v) for v in np.asarray(sw.estimates[i])],
-            "differences": [_json(v) for v in np.asarray(sw.differences[i])],
-            "orders": [_json(v) for v in np.asarray(sw.orders[i])],
-            "roundoff": [_json(v) for v in np.asarray(sw.roundoff[i])],
+            "noise": number(sw.noise[i]),
+            "slopes": [number(v) for v in np.asarray(sw.slopes[i])],
+            "steps": [number(v) for v in np.asarray(sw.steps[i])],
+            "estimates": [number(v) for v in np.asarray(sw.estimates[i])],
+            "differences": [number(v) for v in np.asarray(sw.differences[i])],
+            "orders": [number(v) for v in np.asarray(sw.orders[i])],
+            "roundoff": [number(v) for v in np.asarray(sw.roundoff[i])],
         }
         if sw.reference is not None:
-            p["reference"] = _json(sw.reference[i])
-            p["true_error_at_step"] = _json(sw.true_error[i])
-            p["true_error"] = [_json(v) for v in np.asarray(sw.true_errors[i])]
+            p["reference"] = number(sw.reference[i])
+            p["true_error_at_step"] = number(sw.true_error[i])
+            p["true_error"] = [number(v) for v in np.asarray(sw.true_errors[i])]
         params.append(p)
     return {
+        "schema": SWEEP_SCHEMA,
         "method": sw.method,
         "kind": sw.kind,
         "dtype": str(np.asarray(sw.estimate).dtype),

@@ -10,10 +10,11 @@ calculator's plot) loads without it.
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 from typing import TYPE_CHECKING, Any
+
+from .. import _lazy
 
 if TYPE_CHECKING:
     from ._document import SCHEMA as SCHEMA
@@ -27,12 +28,7 @@ __all__ = ["SCHEMA", "Job", "diagnose", "load_schema", "render", "write", "FORMA
 
 
 def __getattr__(name: str):
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'fdjax.report' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value
-    return value
+    return _lazy.load(__name__, globals(), _LAZY, name)
 
 
 FORMATS = ("text", "json", "md", "html")

@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._json import jsonable as jsonable
 from . import _views
 
 
@@ -35,29 +36,6 @@ def load_schema() -> dict[str, Any]:
     """The JSON Schema of the document."""
     with open(SCHEMA_PATH, encoding="utf-8") as fh:
         return json.load(fh)
-
-
-def jsonable(obj: Any) -> Any:
-    """Plain JSON types: arrays to lists, NumPy scalars to Python, NaN/inf to None.
-
-    Examples:
-        >>> jsonable({"a": np.array([1.0, np.nan]), "b": np.int32(3)})
-        {'a': [1.0, None], 'b': 3}
-    """
-    if isinstance(obj, dict):
-        return {str(k): jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [jsonable(v) for v in obj]
-    if isinstance(obj, (jax.Array, np.ndarray)):
-        return jsonable(np.asarray(obj).tolist())
-    if isinstance(obj, (bool, np.bool_)):
-        return bool(obj)
-    if isinstance(obj, (int, np.integer)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        f = float(obj)
-        return f if math.isfinite(f) else None
-    return obj
 
 
 def gradient_norms(fa, grads) -> dict[str, Any]:

@@ -56,3 +56,19 @@ def duration(seconds: Any) -> str:
         return "—"
     s = float(seconds)
     return f"{s * 1000:.0f} ms" if s < 1 else f"{s:.1f} s"
+
+
+#: Headers of ``leaf_figures`` (the per-leaf columns every renderer shows).
+LEAF_COLUMNS = ("shape", "max rel error", "norm ratio", "digits", "sign agreement", "kinks")
+
+
+def leaf_figures(row: dict) -> list[str]:
+    """The per-leaf figures of one ``_views.leaf_rows`` row, formatted as ``LEAF_COLUMNS``."""
+    return [
+        shape(row["shape"]),
+        sci(row["max_rel_error"]),
+        sci(row["norm_ratio"]),
+        num(row["digits"], 3),
+        pct(row["sign_agreement"]),
+        num(row["kinks"]),
+    ]

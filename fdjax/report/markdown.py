@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import _views
-from ._format import duration, num, pct, sci, shape
+from ._format import LEAF_COLUMNS, duration, leaf_figures, num, sci, shape
 
 __all__ = ["render_markdown"]
 
@@ -65,17 +65,12 @@ def render_markdown(doc: dict[str, Any]) -> str:
     if rows:
         lines += ["", "## Per-leaf results", ""]
         lines += _table(
-            ["status", "leaf", "shape", "max rel error", "norm ratio", "digits", "sign agreement", "kinks"],
+            ["status", "leaf", *LEAF_COLUMNS],
             [
                 [
                     f"**{r['verdict']}**" if r["verdict"] in ("FAILED", "non-finite") else r["verdict"],
                     f"`{r['path']}`",
-                    shape(r["shape"]),
-                    sci(r["max_rel_error"]),
-                    sci(r["norm_ratio"]),
-                    num(r["digits"], 3),
-                    pct(r["sign_agreement"]),
-                    num(r["kinks"]),
+                    *leaf_figures(r),
                 ]
                 for r in rows
             ],

@@ -6,7 +6,7 @@ import io
 from typing import Any
 
 from . import _views
-from ._format import num, pct, sci, shape
+from ._format import LEAF_COLUMNS, leaf_figures, num, sci
 
 __all__ = ["render_text"]
 
@@ -20,18 +20,9 @@ def _sections(doc: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]
         out.append(
             (
                 "Per leaf",
-                ["leaf", "shape", "max rel err", "norm ratio", "digits", "sign", "kinks", "status"],
+                ["leaf", *LEAF_COLUMNS, "status"],
                 [
-                    [
-                        r["path"],
-                        shape(r["shape"]),
-                        sci(r["max_rel_error"]),
-                        sci(r["norm_ratio"]),
-                        num(r["digits"], 3),
-                        pct(r["sign_agreement"]),
-                        num(r["kinks"]),
-                        "FAIL" if r["verdict"] == "FAILED" else r["verdict"],
-                    ]
+                    [r["path"], *leaf_figures(r), "FAIL" if r["verdict"] == "FAILED" else r["verdict"]]
                     for r in rows
                 ],
                 ["" if r["passed"] else "bold red" for r in rows],
@@ -181,3 +172,7 @@ def render_text(doc: dict[str, Any], color: bool = False, width: int = 110) -> s
     for note in doc.get("notes", []):
         console.print(Text(f"note: {note}", style="dim"))
     return buf.getvalue()
+
+
+def _leaf_status(row: dict) -> str:
+    return "FAIL" if row["verdict"] == "FAILED" else row["verdict"]
