@@ -1,4 +1,10 @@
-"""``GradCheck``: the result of a gradient check, a pytree of arrays, formatted outside jit."""
+"""``GradCheck``: the result of a gradient check, a pytree of arrays, formatted outside jit.
+
+Its figures are grouped by what they describe: ``elements`` (``ElementChecks``, one entry
+per element of the flat differentiated vector), ``directions`` (``DirectionChecks``, one
+per direction of a directional check), ``leaves`` (``LeafChecks``, one per leaf); the
+overall verdict and figures are fields of the ``GradCheck`` itself.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +16,6 @@ import jax
 import numpy as np
 
 from . import format as _format
-from .fields import DIRECTION_FIELDS, ELEMENT_FIELDS, LEAF_FIELDS, META_FIELDS, OVERALL_FIELDS
 
 
 class GradientCheckError(AssertionError):
@@ -29,55 +34,32 @@ class GradientCheckError(AssertionError):
         self.result = result
 
 
+@jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True)
-class GradCheck:
-    """The result of ``fdjax.check_grad`` / ``check_jvp`` / ``check_vjp``.
+class ElementChecks:
+    """Per element of the flat differentiated vector: ``GradCheck.elements``.
 
-    A registered pytree: every field below except the metadata is an array, so the result
-    can be returned from ``jax.jit``. ``str(result)``, ``summary()`` and ``to_dict()`` run
-    outside jit. Field names are stable (reports and the CLI read them).
+    Every field is an array of length N (the leaves in ``GradCheck.leaf_names`` order, each
+    row-major; ``GradCheck.by_leaf(field)`` splits one into leaves). An unchecked element
+    holds NaN (False for the flags).
 
-    Per element of the flat differentiated vector (length N, leaves in ``leaf_names``
-    order, each leaf row-major; unchecked elements hold NaN):
+    Attributes:
         analytic: the AD value (jax.grad, the VJP/JVP contracted with the cotangent, or the
             Hessian-vector product for ``order=2``). Always filled.
         numeric: the FD value, divided by the step actually taken.
-        abs_error, rel_error: |a − n| and |a − n| / max(|a|, |n|).
+        abs_error: |a − n|.
+        rel_error: |a − n| / max(|a|, |n|).
         tolerance: margin · (truncation + roundoff + ad_rounding), the error model's bound.
-        truncation, roundoff, ad_rounding: the three terms of the error model.
+        truncation: the error model's truncation term (Richardson, from h and 2h).
+        roundoff: the error model's round-off term of the f values.
+        ad_rounding: the error model's term for the rounding of the analytic value.
         step: the step h_i actually taken.
-        slope_plus, slope_minus: one-sided slopes D+ and D−.
+        slope_plus: the one-sided slope D+.
+        slope_minus: the one-sided slope D−.
         kink: f is not smooth within ±2h (D+ and D− disagree beyond the model).
         subgradient: the analytic value lies between D− and D+ (± tolerance).
-        status: int8 code, ``fdjax.CheckStatus``: 0 unchecked, 1 pass, 2 fail, 3 kink,
+        status: int8 ``fdjax.CheckStatus`` codes: 0 unchecked, 1 pass, 2 fail, 3 kink,
             4 nonfinite.
-    Per direction (directional checks; length D): ``dir_analytic`` (a·v for the step
-        taken), ``dir_numeric``, ``dir_abs_error``, ``dir_rel_error``, ``dir_tolerance``,
-        ``dir_step``, ``dir_slope_plus``, ``dir_slope_minus``, ``dir_subgradient``,
-        ``dir_status``, ``dir_kind`` (``fdjax.DirectionKind``: random over all coordinates,
-        random on one leaf, along the analytic gradient of one leaf, the user's tangent),
-        ``dir_leaf`` (-1 when not one leaf), ``dir_lo``/``dir_hi`` (support in the flat vector).
-    Per leaf (length L): ``leaf_norm_ratio`` ‖a−n‖/‖a+n‖, ``leaf_max_rel_error``,
-        ``leaf_digits`` (−log10 of ‖a−n‖/max(‖a‖,‖n‖), clipped to the dtype's digits),
-        ``leaf_sign_agreement`` (fraction; |a|,|n| both within tolerance counts as agreeing),
-        ``leaf_passed``, ``leaf_checked``, ``leaf_failed``, ``leaf_kinks`` (counts of the
-        leaf's elements and of the directions restricted to the leaf). Leaf metrics come from
-        its elements (full, subset) or its directions (directional, locate).
-    Overall: ``norm_ratio``, ``max_rel_error``, ``digits``, ``sign_agreement``, ``passed``
-        (no failure, no non-finite value, deterministic), ``checked``, ``failed``, ``kinks``,
-        ``deterministic``, ``f0_spread`` (max − min of the repeated f(x)), ``value`` (f(x)),
-        ``noise`` (measured σ of f), ``nonfinite`` and where: ``nonfinite_index`` (flat
-        element or -1), ``nonfinite_direction`` (-1 or direction row), ``nonfinite_offset``
-        (offset in units of h; 0 is f(x); NaN: the analytic value), ``evaluations`` (f
-        evaluations used), ``located`` (locate mode: flat indices found, -1 padded).
-    Metadata (static): ``caller``, ``kind`` ("grad", "jvp", "vjp"), ``mode``, ``method``,
-        ``order``, ``dtype``, ``margin``, ``leaf_names`` (key paths), ``leaf_shapes``.
-
-    Examples:
-        >>> import jax.numpy as jnp, fdjax
-        >>> r = fdjax.check_grad(lambda p: jnp.sum(jnp.sin(p["w"])), {"w": jnp.arange(3.0)})
-        >>> bool(r.passed), r.leaf_names
-        (True, ("['w']",))
     """
 
     analytic: Any
@@ -94,28 +76,138 @@ class GradCheck:
     kink: Any
     subgradient: Any
     status: Any
-    dir_analytic: Any
-    dir_numeric: Any
-    dir_abs_error: Any
-    dir_rel_error: Any
-    dir_tolerance: Any
-    dir_step: Any
-    dir_slope_plus: Any
-    dir_slope_minus: Any
-    dir_subgradient: Any
-    dir_status: Any
-    dir_kind: Any
-    dir_leaf: Any
-    dir_lo: Any
-    dir_hi: Any
-    leaf_norm_ratio: Any
-    leaf_max_rel_error: Any
-    leaf_digits: Any
-    leaf_sign_agreement: Any
-    leaf_passed: Any
-    leaf_checked: Any
-    leaf_failed: Any
-    leaf_kinks: Any
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class DirectionChecks:
+    """Per direction of a directional check: ``GradCheck.directions``.
+
+    Every field is an array of length D, measured in every mode: ``num_directions`` random
+    directions over all coordinates, then per leaf a random direction and one along the
+    leaf's analytic gradient (not for ``check_jvp``), then the tangent given to ``check_jvp``.
+
+    Attributes:
+        analytic: a·v, the AD prediction for the displacement actually taken.
+        numeric: the FD value along v.
+        abs_error: |a − n|.
+        rel_error: |a − n| / max(|a|, |n|).
+        tolerance: the error model's bound, as for an element.
+        step: the step taken along v.
+        slope_plus: the one-sided slope D+ along v.
+        slope_minus: the one-sided slope D− along v.
+        subgradient: the analytic value lies between D− and D+ (± tolerance).
+        status: int8 ``fdjax.CheckStatus`` codes, as for an element.
+        kind: int ``fdjax.DirectionKind`` codes: random over all coordinates, random on one
+            leaf, along the analytic gradient of one leaf, the user's tangent.
+        leaf: the leaf the direction is restricted to, -1 when it is not one leaf.
+        lo: first flat index of the direction's support.
+        hi: one past the last flat index of its support.
+    """
+
+    analytic: Any
+    numeric: Any
+    abs_error: Any
+    rel_error: Any
+    tolerance: Any
+    step: Any
+    slope_plus: Any
+    slope_minus: Any
+    subgradient: Any
+    status: Any
+    kind: Any
+    leaf: Any
+    lo: Any
+    hi: Any
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class LeafChecks:
+    """Per leaf of the differentiated arguments: ``GradCheck.leaves``.
+
+    Every field is an array of length L, in ``GradCheck.leaf_names`` order. The metrics come
+    from the leaf's elements (``mode="full"``, ``"subset"``) or from the directions restricted
+    to it (``"directional"``, ``"locate"``); they are NaN where nothing was measured or a value
+    was not finite, never a 0 that reads as agreement.
+
+    Attributes:
+        norm_ratio: ‖a − n‖ / ‖a + n‖.
+        max_rel_error: the largest |a − n| / max(|a|, |n|) over values above their tolerance.
+        digits: −log10 of ‖a − n‖ / max(‖a‖, ‖n‖), clipped to the dtype's digits.
+        sign_agreement: fraction of the measurements whose signs agree (|a| and |n| both
+            within tolerance counts as agreeing).
+        passed: no failure and no non-finite value in the leaf.
+        checked: elements and leaf-restricted directions judged (passed or failed).
+        failed: of those, how many failed.
+        kinks: measurements left out as kinks.
+    """
+
+    norm_ratio: Any
+    max_rel_error: Any
+    digits: Any
+    sign_agreement: Any
+    passed: Any
+    checked: Any
+    failed: Any
+    kinks: Any
+
+
+@dataclasses.dataclass(frozen=True)
+class GradCheck:
+    """The result of ``fdjax.check_grad`` / ``check_jvp`` / ``check_vjp``.
+
+    A registered pytree: every field below except the metadata is an array (or a group of
+    arrays), so the result can be returned from ``jax.jit`` and ``jax.vmap``. ``str(result)``,
+    ``summary()``, ``to_dict()`` and ``by_leaf()`` run outside jit. Field names are stable
+    (reports and the CLI read them).
+
+    Attributes:
+        elements: ``ElementChecks``, per element of the flat differentiated vector (length
+            N): analytic, numeric, abs_error, rel_error, tolerance, truncation, roundoff,
+            ad_rounding, step, slope_plus, slope_minus, kink, subgradient, status.
+        directions: ``DirectionChecks``, per direction (length D): analytic, numeric,
+            abs_error, rel_error, tolerance, step, slope_plus, slope_minus, subgradient,
+            status, kind, leaf, lo, hi.
+        leaves: ``LeafChecks``, per leaf (length L): norm_ratio, max_rel_error, digits,
+            sign_agreement, passed, checked, failed, kinks.
+        norm_ratio: overall ‖a − n‖ / ‖a + n‖ (over the elements in ``"full"`` and
+            ``"subset"`` mode, over the directions otherwise; likewise the next three).
+        max_rel_error: overall largest |a − n| / max(|a|, |n|) above tolerance.
+        digits: overall significant digits in agreement.
+        sign_agreement: overall fraction of agreeing signs.
+        passed: no failure, no non-finite value, and f deterministic.
+        checked: elements and directions judged (passed or failed).
+        failed: of those, how many failed.
+        kinks: elements and directions left out as kinks.
+        deterministic: the repeated evaluations of f(x) agree within rounding and noise.
+        f0_spread: max − min of the repeated f(x).
+        value: f(x).
+        noise: measured σ of f.
+        nonfinite: a NaN/inf was met (in f or in the analytic derivative).
+        nonfinite_index: the first flat element that met it, -1 if none.
+        nonfinite_direction: the first direction that met it, -1 if none.
+        nonfinite_offset: where: the offset in units of h (0 is f(x) itself; NaN: the
+            analytic value).
+        evaluations: f evaluations used.
+        located: ``mode="locate"``: flat indices where bisection ended, padded with -1.
+        caller, kind, mode, method, order, dtype, margin: static metadata: the function
+            called, ``"grad"``/``"jvp"``/``"vjp"``, and the check's options.
+        leaf_names: static, the leaves' key paths, e.g. ``"['conv']['w']"``.
+        leaf_shapes: static, the leaves' shapes.
+
+    Examples:
+        >>> import jax.numpy as jnp, fdjax
+        >>> r = fdjax.check_grad(lambda p: jnp.sum(jnp.sin(p["w"])), {"w": jnp.arange(3.0)})
+        >>> bool(r.passed), r.leaf_names
+        (True, ("['w']",))
+        >>> r.elements.status.tolist(), r.leaves.checked.tolist()
+        ([1, 1, 1], [5])
+    """
+
+    elements: ElementChecks
+    directions: DirectionChecks
+    leaves: LeafChecks
     norm_ratio: Any
     max_rel_error: Any
     digits: Any
@@ -170,38 +262,33 @@ class GradCheck:
                 return f"{name}[{', '.join(str(int(j)) for j in idx)}]"
         raise IndexError(f"element {i} is out of range for {self.size} elements")
 
-    def leaves(self, field: str = "status") -> dict[str, np.ndarray]:
-        """A per-element field split into leaves: ``{leaf name: array of the leaf's shape}``.
+    def by_leaf(self, field: str = "status") -> dict[str, np.ndarray]:
+        """A field of ``elements`` split into leaves: ``{leaf name: array of the leaf's shape}``.
+
+        Args:
+            field: the name of an ``ElementChecks`` field; default ``"status"``.
 
         Examples:
             >>> import jax.numpy as jnp, fdjax
             >>> r = fdjax.check_grad(lambda p: jnp.sum(p["w"] ** 2), {"w": jnp.ones((2, 2))})
-            >>> r.leaves("analytic")["['w']"].tolist()
+            >>> r.by_leaf("analytic")["['w']"].tolist()
             [[2.0, 2.0], [2.0, 2.0]]
         """
-        if field not in ELEMENT_FIELDS:
+        if field not in _ELEMENT_FIELDS:
             raise ValueError(
-                f"GradCheck.leaves(field=...) must be one of {list(ELEMENT_FIELDS)}, got {field!r}"
+                f"GradCheck.by_leaf(field=...) must be one of {list(_ELEMENT_FIELDS)}, got {field!r}"
             )
-        arr = self._host(getattr(self, field))
+        arr = getattr(_format.host(self).elements, field)
         return {
             name: arr[start : start + math.prod(shape)].reshape(shape)
             for name, shape, start in zip(self.leaf_names, self.leaf_shapes, self.leaf_starts, strict=False)
         }
 
-    def _host(self, a) -> np.ndarray:
-        if isinstance(a, jax.core.Tracer):
-            raise TypeError(
-                f"{self.caller}: the GradCheck holds traced values (inside jax.jit); return it "
-                "from the jitted function and format it outside"
-            )
-        return np.asarray(a)
-
     # ----------------------------------------------------------------------------------
     # Formatting (outside jit)
 
     def __str__(self) -> str:
-        if any(isinstance(v, jax.core.Tracer) for v in jax.tree_util.tree_leaves(self)):
+        if _format.traced(self):
             return f"GradCheck(<traced>, mode={self.mode!r}, leaves={len(self.leaf_names)})"
         return self.summary()
 
@@ -214,7 +301,9 @@ class GradCheck:
         return _format.summary(self, max_rows)
 
     def to_dict(self, max_elements: int | None = None) -> dict:
-        """A JSON-ready dict: metadata, overall figures, leaves, checked elements, directions.
+        """A JSON-ready dict: schema, metadata, overall figures, leaves, checked elements, directions.
+
+        Non-finite numbers become ``None`` (``fdjax._json``); ``"schema"`` is ``"fdjax.check/2"``.
 
         Args:
             max_elements: keep only this many checked elements (the worst by
@@ -223,8 +312,10 @@ class GradCheck:
         return _format.to_dict(self, max_elements)
 
 
+_ELEMENT_FIELDS = tuple(f.name for f in dataclasses.fields(ElementChecks))
+_STATIC = ("caller", "kind", "mode", "method", "order", "dtype", "margin", "leaf_names", "leaf_shapes")
 jax.tree_util.register_dataclass(
     GradCheck,
-    data_fields=list(ELEMENT_FIELDS + DIRECTION_FIELDS + LEAF_FIELDS + OVERALL_FIELDS),
-    meta_fields=list(META_FIELDS),
+    data_fields=[f.name for f in dataclasses.fields(GradCheck) if f.name not in _STATIC],
+    meta_fields=list(_STATIC),
 )
