@@ -2,19 +2,32 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
+import jax
 import numpy as np
 
-from .fields import DIRECTION_FIELDS, ELEMENT_FIELDS, LEAF_FIELDS
+from .._json import CHECK_SCHEMA, jsonable
 from .outcomes import CheckStatus, DirectionKind
 
 
 _DIGITS = {"float64": 15.7, "float32": 6.9, "float16": 3.3, "bfloat16": 2.1}
 
 
-def _h(r, name):
-    return r._host(getattr(r, name))
+def traced(r) -> bool:
+    """Whether ``r`` holds traced values (it was formed inside ``jax.jit``)."""
+    return any(isinstance(v, jax.core.Tracer) for v in jax.tree_util.tree_leaves(r))
+
+
+def host(r):
+    """``r`` with NumPy arrays: formatting runs outside jit, and says so inside it."""
+    if traced(r):
+        raise TypeError(
+            f"{r.caller}: the GradCheck holds traced values (inside jax.jit); return it "
+            "from the jitted function and format it outside"
+        )
+    return jax.device_get(r)
 
 
 def _g(v, width=10, prec=3):

@@ -191,8 +191,13 @@ class GradCheck:
             analytic value).
         evaluations: f evaluations used.
         located: ``mode="locate"``: flat indices where bisection ended, padded with -1.
-        caller, kind, mode, method, order, dtype, margin: static metadata: the function
-            called, ``"grad"``/``"jvp"``/``"vjp"``, and the check's options.
+        caller: static, the function called, e.g. ``"fdjax.check_grad"``.
+        kind: static, ``"grad"``, ``"jvp"`` or ``"vjp"``.
+        mode: static, ``"full"``, ``"subset"``, ``"directional"`` or ``"locate"``.
+        method: static, the stencil's name.
+        order: static, 1 or 2 (the derivative checked).
+        dtype: static, the dtype the check ran in.
+        margin: static, the multiple of the predicted FD error allowed.
         leaf_names: static, the leaves' key paths, e.g. ``"['conv']['w']"``.
         leaf_shapes: static, the leaves' shapes.
 

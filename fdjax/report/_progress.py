@@ -169,9 +169,8 @@ class Progress:
             if st["waiting"]:
                 st["waiting"] = False
                 st["compile"] += now - st["pass_start"]
-                self._refresh("")
-            elif self._bar is not None:
-                self._bar.update(self._task, completed=st["done"], total=st["total"])
+            # after a pass's last evaluation the stage may still be reading its values
+            self._refresh("analysing" if st["done"] >= st["total"] else "")
 
     def _refresh(self, phase: str) -> None:
         if self._bar is not None and self._task is not None:
