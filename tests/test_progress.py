@@ -113,7 +113,7 @@ def test_package_namespace_is_complete_and_lazy():
         for node in ast.walk(tree)
         if isinstance(node, ast.ImportFrom) and node.level == 1
         for alias in node.names
-        if alias.asname != "__version__"
+        if node.module is not None and alias.asname not in (None, "__version__")
     }
     assert {k: "." + v for k, v in typed.items()} == fdjax._LAZY
     assert sorted(fdjax.__all__) == sorted(fdjax._LAZY)
