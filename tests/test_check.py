@@ -51,40 +51,72 @@ def test_modes_with_and_without_jit(mode, jit):
     assert isinstance(r, fdjax.GradCheck)
     assert not bool(r.passed) and int(r.failed) > 0
     assert r.leaf_names == ("['b']", "['w']") and r.leaf_shapes == ((4,), (3, 4))
-    assert np.asarray(r.analytic).shape == (16,) and np.asarray(r.leaf_passed).shape == (2,)
+    assert np.asarray(r.elements.analytic).shape == (16,) and np.asarray(r.leaves.passed).shape == (2,)
     assert "FAILED" in str(r)
 
 
 def test_jit_result_matches_eager():
     eager = fdjax.check_grad(bad_loss, P, X)
     traced = jax.jit(lambda p, x: fdjax.check_grad(bad_loss, p, x))(P, X)
-    np.testing.assert_array_equal(np.asarray(eager.status), np.asarray(traced.status))
-    np.testing.assert_allclose(np.asarray(eager.numeric), np.asarray(traced.numeric), rtol=1e-12)
-    np.testing.assert_allclose(np.asarray(eager.tolerance), np.asarray(traced.tolerance), rtol=1e-9)
+    e, t = eager.elements, traced.elements
+    np.testing.assert_array_equal(np.asarray(e.status), np.asarray(t.status))
+    np.testing.assert_allclose(np.asarray(e.numeric), np.asarray(t.numeric), rtol=1e-12)
+    np.testing.assert_allclose(np.asarray(e.tolerance), np.asarray(t.tolerance), rtol=1e-9)
     assert str(traced).startswith("fdjax.check_grad: FAILED")
+
+
+def test_groups_are_pytrees_through_vmap():
+    f = lambda v: jnp.sum(jnp.sin(v) ** 2)  # noqa: E731
+    xs = jnp.linspace(0.1, 1.0, 6).reshape(2, 3)
+    r = jax.vmap(lambda v: fdjax.check_grad(f, v))(xs)
+    groups = {"elements": "ElementChecks", "directions": "DirectionChecks", "leaves": "LeafChecks"}
+    assert {g: type(getattr(r, g)).__name__ for g in groups} == groups
+    assert r.elements.status.shape == (2, 3) and r.leaves.passed.shape == (2, 1) and r.passed.shape == (2,)
+    assert r.directions.status.shape[0] == 2 and r.leaf_shapes == ((3,),)  # metadata stays static
+    for i in range(2):
+        one, eager = jax.tree.map(lambda a, i=i: a[i], r), fdjax.check_grad(f, xs[i])
+        np.testing.assert_array_equal(one.elements.status, eager.elements.status)
+        np.testing.assert_array_equal(one.directions.status, eager.directions.status)
+        assert one.to_dict()["verdict"] == eager.to_dict()["verdict"]
+
+
+def test_to_dict_schema_and_non_finite_numbers():
+    @jax.custom_vjp
+    def neg(x):
+        return x
+
+    neg.defvjp(lambda x: (x, None), lambda _, g: (-g,))
+    # At 0 the central difference of a linear f is exact: a = −n, so ‖a + n‖ = 0.
+    r = fdjax.check_grad(lambda v: jnp.sum(neg(v)), jnp.zeros(2))
+    assert math.isinf(float(r.norm_ratio)) and math.isinf(float(r.leaves.norm_ratio[0]))
+    d = r.to_dict()
+    assert d["schema"] == "fdjax.check/2" and next(iter(d)) == "schema"
+    assert d["norm_ratio"] is None and d["leaves"][0]["norm_ratio"] is None  # not "inf"
+    assert d["passed"] is False and d["elements"]["rel_error"] == [2.0, 2.0]
+    assert json.loads(json.dumps(d, allow_nan=False)) == d
 
 
 def test_fields_metrics_and_names():
     r = fdjax.check_grad(bad_loss, P, X)
-    a, n = np.asarray(r.analytic), np.asarray(r.numeric)
+    el = jax.device_get(r.elements)
+    a, n = el.analytic, el.numeric
     g = jax.grad(bad_loss)(P, X)
     np.testing.assert_allclose(a, np.concatenate([np.ravel(g["b"]), np.ravel(g["w"])]))
-    np.testing.assert_allclose(np.asarray(r.abs_error), np.abs(a - n))
-    np.testing.assert_allclose(np.asarray(r.rel_error), np.abs(a - n) / np.maximum(np.abs(a), np.abs(n)))
+    np.testing.assert_allclose(el.abs_error, np.abs(a - n))
+    np.testing.assert_allclose(el.rel_error, np.abs(a - n) / np.maximum(np.abs(a), np.abs(n)))
     # The FD value is the true derivative: the custom rule is 1 % too large.
     true = jax.grad(lambda p, x: jnp.sum(jnp.sin(x @ p["w"] + p["b"]) ** 2))(P, X)
     np.testing.assert_allclose(n, np.concatenate([np.ravel(true["b"]), np.ravel(true["w"])]), rtol=1e-7)
     start = r.leaf_starts[1]
     leaf = slice(start, start + 12)
     ratio = np.linalg.norm(a[leaf] - n[leaf]) / np.linalg.norm(a[leaf] + n[leaf])
-    np.testing.assert_allclose(np.asarray(r.leaf_norm_ratio)[1], ratio, rtol=1e-9)
-    assert 1.5 < float(np.asarray(r.leaf_digits)[1]) < 2.5  # 1 % agreement: two digits
+    np.testing.assert_allclose(np.asarray(r.leaves.norm_ratio)[1], ratio, rtol=1e-9)
+    assert 1.5 < float(np.asarray(r.leaves.digits)[1]) < 2.5  # 1 % agreement: two digits
     assert float(r.sign_agreement) == 1.0
     assert r.element_name(start + 5) == "['w'][1, 1]"
-    assert r.leaves("analytic")["['w']"].shape == (3, 4)
-    tol = np.asarray(r.tolerance)
-    parts = np.asarray(r.truncation) + np.asarray(r.roundoff) + np.asarray(r.ad_rounding)
-    np.testing.assert_allclose(tol, r.margin * parts, rtol=1e-12)
+    assert r.by_leaf("analytic")["['w']"].shape == (3, 4)
+    parts = el.truncation + el.roundoff + el.ad_rounding
+    np.testing.assert_allclose(el.tolerance, r.margin * parts, rtol=1e-12)
     d = r.to_dict(max_elements=3)
     json.dumps(d)
     assert d["passed"] is False and len(d["elements"]["index"]) == 3 and d["leaves"][1]["name"] == "['w']"
@@ -148,7 +180,7 @@ def test_nonfinite_named_with_element_and_offset():
     r = fdjax.check_grad(lambda v: jnp.sum(jnp.log(v)), x)
     assert bool(r.nonfinite) and not bool(r.passed)
     assert int(r.nonfinite_index) == 2 and float(r.nonfinite_offset) < 0
-    assert np.asarray(r.status)[2] == CheckStatus.NONFINITE
+    assert np.asarray(r.elements.status)[2] == CheckStatus.NONFINITE
     assert "f returned NaN/inf at a perturbed point: element <root>[2], offset -" in str(r)
     r = fdjax.check_grad(lambda v: jnp.sum(jnp.sqrt(v - 5.0)), x)
     assert "non-finite value at the unperturbed point" in str(r)
@@ -173,18 +205,18 @@ def test_subset_sample_stable_when_other_leaves_change():
     p2 = {"a": jnp.linspace(0, 1, 70), "c": jnp.ones(9), "w": jnp.linspace(-1, 1, 200)}
     r1 = fdjax.check_grad(f, p1, mode="subset", k=7, key=3)
     r2 = fdjax.check_grad(f, p2, mode="subset", k=7, key=3)
-    s1 = r1.leaves("status")["['w']"] != CheckStatus.UNCHECKED
-    s2 = r2.leaves("status")["['w']"] != CheckStatus.UNCHECKED
+    s1 = r1.by_leaf("status")["['w']"] != CheckStatus.UNCHECKED
+    s2 = r2.by_leaf("status")["['w']"] != CheckStatus.UNCHECKED
     assert s1.sum() == 7 and np.array_equal(s1, s2)
     r3 = fdjax.check_grad(f, p1, mode="subset", k=7, key=4)
-    assert not np.array_equal(s1, r3.leaves("status")["['w']"] != CheckStatus.UNCHECKED)
-    assert r1.leaves("status")["['a']"].astype(bool).sum() == 7
+    assert not np.array_equal(s1, r3.by_leaf("status")["['w']"] != CheckStatus.UNCHECKED)
+    assert r1.by_leaf("status")["['a']"].astype(bool).sum() == 7
 
 
 def test_subset_default_k_is_min_16_leaf_size():
     r = fdjax.check_grad(loss, P, X, mode="subset")
     # elements + the leaf's random and gradient directions
-    assert [int(c) for c in np.asarray(r.leaf_checked)] == [4 + 2, 12 + 2]
+    assert [int(c) for c in np.asarray(r.leaves.checked)] == [4 + 2, 12 + 2]
 
 
 def test_float32_steps_and_precision_float64():
@@ -194,10 +226,10 @@ def test_float32_steps_and_precision_float64():
     assert r.dtype == "float32" and bool(r.passed)
     w = np.asarray(p32["b"])
     expected = (w + np.cbrt(np.finfo(np.float32).eps) * np.maximum(np.abs(w), 1)) - w
-    np.testing.assert_allclose(r.leaves("step")["['b']"], expected, rtol=1e-6)
+    np.testing.assert_allclose(r.by_leaf("step")["['b']"], expected, rtol=1e-6)
     r64 = fdjax.check_grad(loss, p32, x32, precision="float64")
     assert r64.dtype == "float64" and bool(r64.passed)
-    assert float(np.max(np.asarray(r64.tolerance))) < 1e-3 * float(np.min(np.asarray(r.tolerance)))
+    assert np.max(r64.elements.tolerance) < 1e-3 * np.min(r.elements.tolerance)
 
 
 def test_precision_float64_needs_x64():
@@ -215,15 +247,15 @@ def test_other_stencils(method):
 def test_step_auto_uses_the_sweep():
     r = fdjax.check_grad(loss, P, X, step="auto")
     assert bool(r.passed) and int(r.evaluations) > 20 * 16
-    h = np.asarray(r.step)
+    h = np.asarray(r.elements.step)
     assert np.all(h > 0) and not np.allclose(h, h[0])  # a step per element
 
 
 def test_order2_compares_hessian_vector_product():
     r = fdjax.check_grad(loss, P, X, order=2)
     assert bool(r.passed) and r.order == 2
-    a = np.asarray(r.analytic)
-    n = np.asarray(r.numeric)
+    a = np.asarray(r.elements.analytic)
+    n = np.asarray(r.elements.numeric)
     np.testing.assert_allclose(a, n, rtol=1e-5, atol=1e-8)
     # Hv with a ±1 vector v: |Hv| is bounded by the row sums of |H|.
     from fdjax._pytree import flatten_args
@@ -241,16 +273,16 @@ def test_check_vjp_with_given_cotangent():
     c = {"s": jnp.arange(4.0), "p": jnp.ones(2)}
     r = fdjax.check_vjp(f, (x,), c)
     assert bool(r.passed) and r.kind == "vjp" and r.leaf_names == ("<root>",)
-    np.testing.assert_allclose(np.asarray(r.analytic), jax.vjp(f, x)[1](c)[0])
+    np.testing.assert_allclose(np.asarray(r.elements.analytic), jax.vjp(f, x)[1](c)[0])
 
 
 def test_check_jvp_with_tangent_direction():
     x = jnp.linspace(0.1, 1.0, 4)
     r = fdjax.check_jvp(jnp.sin, (x,), (jnp.ones(4),), mode="directional")
-    kinds = np.asarray(r.dir_kind)
+    kinds = np.asarray(r.directions.kind)
     assert bool(r.passed) and 3 in kinds  # the tangent is one of the directions
     t = np.flatnonzero(kinds == 3)[0]
-    assert np.asarray(r.dir_status)[t] == CheckStatus.PASS
+    assert np.asarray(r.directions.status)[t] == CheckStatus.PASS
 
 
 def test_locate_one_wrong_element_of_a_1e6_leaf():
@@ -270,8 +302,8 @@ def test_locate_one_wrong_element_of_a_1e6_leaf():
     assert int(r.evaluations) <= budget
     assert sorted({int(i) for i in np.asarray(r.located) if i >= 0}) == [bad]
     assert (
-        np.asarray(r.status)[bad] == CheckStatus.FAIL
-        and int(np.sum(np.asarray(r.status) == CheckStatus.FAIL)) == 1
+        np.asarray(r.elements.status)[bad] == CheckStatus.FAIL
+        and int(np.sum(np.asarray(r.elements.status) == CheckStatus.FAIL)) == 1
     )
     assert "confirmed wrong: ['w'][654321]" in str(r)
 
@@ -279,8 +311,8 @@ def test_locate_one_wrong_element_of_a_1e6_leaf():
 def test_kink_status_excluded_from_verdict():
     r = fdjax.check_grad(lambda x: jnp.sum(jax.nn.relu(x)), jnp.asarray([-1.0, 0.0, 2.0]))
     assert bool(r.passed)
-    assert np.asarray(r.status).tolist() == [CheckStatus.PASS, CheckStatus.KINK, CheckStatus.PASS]
-    assert bool(np.asarray(r.subgradient)[1])
+    assert np.asarray(r.elements.status).tolist() == [CheckStatus.PASS, CheckStatus.KINK, CheckStatus.PASS]
+    assert bool(np.asarray(r.elements.subgradient)[1])
 
 
 @pytest.mark.parametrize("key", [0, 2])  # key 2: the bisection without fine steps lost the element
@@ -465,8 +497,8 @@ def test_bad_function_and_arguments():
     with pytest.raises(TypeError, match=r"no floating-point leaves"):
         fdjax.check_grad(lambda i: jnp.float64(1.0), jnp.arange(3))
     r = fdjax.check_grad(loss, P, X)
-    with pytest.raises(ValueError, match=r"GradCheck.leaves\(field=...\) must be one of"):
-        r.leaves("bogus")
+    with pytest.raises(ValueError, match=r"GradCheck.by_leaf\(field=...\) must be one of"):
+        r.by_leaf("bogus")
 
 
 def test_bad_vjp_jvp_input():

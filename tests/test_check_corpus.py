@@ -129,18 +129,18 @@ LOCATE = [c for c in LARGE if c.name in SAMPLE]
 def test_bug_caught_directional_float64(case):
     r = check(case, jnp.float64, "directional")
     assert not bool(r.passed), f"missed a bug of relative size {bug_size(case.name):.1e}\n{r}"
-    assert np.any(np.asarray(r.dir_status) == 2)
+    assert np.any(np.asarray(r.directions.status) == 2)
 
 
 @pytest.mark.parametrize("case", LOCATE, ids=ids(LOCATE))
 def test_bug_caught_and_located_float64(case):
     r = check(case, jnp.float64, "locate")
     assert not bool(r.passed), f"missed a bug of relative size {bug_size(case.name):.1e}\n{r}"
-    assert np.any(np.asarray(r.dir_status) == 2)  # the directional stage failed
+    assert np.any(np.asarray(r.directions.status) == 2)  # the directional stage failed
     located = [int(i) for i in np.asarray(r.located) if i >= 0]
     assert located, r
     # Every located element is confirmed wrong element-wise (the bisection ends at a real bug).
-    status = np.asarray(r.status)
+    status = np.asarray(r.elements.status)
     assert all(status[i] in (2, 3) for i in located), r
 
 
@@ -150,7 +150,7 @@ def test_single_wrong_element_is_the_one_located():
     names = {r.element_name(int(i)) for i in np.asarray(r.located) if i >= 0}
     assert names == {"['w'][17, 42]"}, r
     full = check(case, jnp.float64, "full")
-    bad = np.flatnonzero(np.asarray(full.status) == 2)
+    bad = np.flatnonzero(np.asarray(full.elements.status) == 2)
     assert [full.element_name(int(i)) for i in bad] == ["['w'][17, 42]"]
 
 
@@ -189,11 +189,11 @@ def test_no_false_alarm_float32(case, mode):
 def test_kinks_are_reported_not_judged():
     case = next(c for c in CORRECT if c.name == "abs_max_clip_at_kinks")
     r = check(case, jnp.float64, "full")
-    status = np.asarray(r.status)
+    status = np.asarray(r.elements.status)
     kinks = np.flatnonzero(status == 3)
     # 0, 0.3, ±0.5 exactly and 1e-9 from 0 and from 0.3: within ±2h of a kink.
     assert set(kinks.tolist()) == {0, 1, 2, 3, 4, 5}, r
-    assert np.all(np.asarray(r.subgradient)[kinks])
-    sp, sm = np.asarray(r.slope_plus), np.asarray(r.slope_minus)
+    assert np.all(np.asarray(r.elements.subgradient)[kinks])
+    sp, sm = np.asarray(r.elements.slope_plus), np.asarray(r.elements.slope_minus)
     np.testing.assert_allclose([sp[0], sm[0]], [1.0, -1.0], atol=1e-4)  # |x| at 0
     assert "kink (left out)" in r.summary(20)

@@ -147,8 +147,8 @@ def test_nan_at_one_perturbed_point_voids_that_leafs_metrics_only():
     r = fdjax.check_grad(loss, {"a": jnp.array([1e-12, 1.0]), "b": jnp.array([1.0, 2.0])})
     names = list(r.leaf_names)
     ia, ib = names.index("['a']"), names.index("['b']")
-    assert math.isnan(float(r.leaf_max_rel_error[ia])) and math.isnan(float(r.leaf_digits[ia]))
-    assert float(r.leaf_digits[ib]) > 8
+    assert math.isnan(float(r.leaves.max_rel_error[ia])) and math.isnan(float(r.leaves.digits[ia]))
+    assert float(r.leaves.digits[ib]) > 8
 
 
 def test_relative_error_propagates_nan():
@@ -206,4 +206,4 @@ def test_an_infinite_gradient_element_taints_only_its_own_leaf():
     r = fdjax.check_grad(loss, params, mode="directional")
     names = list(r.leaf_names)
     assert not bool(r.passed)
-    assert bool(r.leaf_passed[names.index("['b']")]) and not bool(r.leaf_passed[names.index("['a']")])
+    assert bool(r.leaves.passed[names.index("['b']")]) and not bool(r.leaves.passed[names.index("['a']")])

@@ -16,5 +16,8 @@ from .format import element_rows as element_rows
 from .format import kinks_only as kinks_only
 from .outcomes import CheckStatus as CheckStatus
 from .outcomes import DirectionKind as DirectionKind
+from .result import DirectionChecks as DirectionChecks
+from .result import ElementChecks as ElementChecks
 from .result import GradCheck as GradCheck
+from .result import LeafChecks as LeafChecks
 from .result import GradientCheckError as GradientCheckError

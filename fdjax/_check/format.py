@@ -20,14 +20,16 @@ def traced(r) -> bool:
     return any(isinstance(v, jax.core.Tracer) for v in jax.tree_util.tree_leaves(r))
 
 
-def host(r):
-    """``r`` with NumPy arrays: formatting runs outside jit, and says so inside it."""
-    if traced(r):
+def host(r, part=None):
+    """``r`` (or ``part`` of it) with NumPy arrays: formatting runs outside jit, and says so
+    inside it."""
+    tree = r if part is None else part
+    if traced(tree):
         raise TypeError(
             f"{r.caller}: the GradCheck holds traced values (inside jax.jit); return it "
             "from the jitted function and format it outside"
         )
-    return jax.device_get(r)
+    return jax.device_get(tree)
 
 
 def _g(v, width=10, prec=3):
@@ -57,17 +59,18 @@ def _offset_text(off) -> str:
 
 def verdict_line(r) -> str:
     """One line: PASSED / FAILED and why."""
-    if not bool(_h(r, "deterministic")):
+    r = host(r)
+    if not bool(r.deterministic):
         return (
             f"FAILED: f is not deterministic: f(x) evaluated repeatedly differs by "
-            f"{float(_h(r, 'f0_spread')):.3g} (rounding allows ~{_det_allow(r):.3g}). Dropout or an RNG "
+            f"{float(r.f0_spread):.3g} (rounding allows ~{_det_allow(r):.3g}). Dropout or an RNG "
             "left on? The gradient was not judged."
         )
-    if bool(_h(r, "nonfinite")):
+    if bool(r.nonfinite):
         return "FAILED: " + _nonfinite_text(r)
-    failed = int(_h(r, "failed"))
-    checked = int(_h(r, "checked"))
-    kinks = int(_h(r, "kinks"))
+    failed = int(r.failed)
+    checked = int(r.checked)
+    kinks = int(r.kinks)
     what = (
         "jax.grad"
         if r.kind == "grad" and r.order == 1
@@ -82,8 +85,8 @@ def verdict_line(r) -> str:
     extra = f"; {kinks} kink(s) left out" if kinks else ""
     if checked == 0:
         return f"PASSED (vacuously): nothing could be checked{extra}"
-    ck, kk = _h(r, "leaf_checked"), _h(r, "leaf_kinks")
-    blind = [name for name, c, k in zip(r.leaf_names, ck, kk, strict=True) if kinks_only(c, k)]
+    lv = r.leaves
+    blind = [name for name, c, k in zip(r.leaf_names, lv.checked, lv.kinks, strict=True) if kinks_only(c, k)]
     if blind:
         hint = "f is not smooth there at the step's scale" if r.mode == "full" else "try mode='full'"
         more = " …" if len(blind) > 3 else ""
@@ -104,14 +107,14 @@ def _leaf_verdict(passed, checked, kinks) -> str:
 
 def _det_allow(r) -> float:
     eps = np.finfo(np.dtype(r.dtype)).eps if r.dtype in _DIGITS else 2.2e-16
-    return 16 * eps * abs(float(_h(r, "value"))) + 4 * float(_h(r, "noise"))
+    return 16 * eps * abs(float(r.value)) + 4 * float(r.noise)
 
 
 def _nonfinite_text(r) -> str:
-    idx = int(_h(r, "nonfinite_index"))
-    d = int(_h(r, "nonfinite_direction"))
-    off = float(_h(r, "nonfinite_offset"))
-    if not math.isfinite(float(_h(r, "value"))) or (idx < 0 and d < 0 and off == 0):
+    idx = int(r.nonfinite_index)
+    d = int(r.nonfinite_direction)
+    off = float(r.nonfinite_offset)
+    if not math.isfinite(float(r.value)) or (idx < 0 and d < 0 and off == 0):
         return "f returned a non-finite value at the unperturbed point x"
     if idx >= 0:
         name = r.element_name(idx)
@@ -119,8 +122,7 @@ def _nonfinite_text(r) -> str:
             return f"the analytic derivative is non-finite at {name}"
         return f"f returned NaN/inf at a perturbed point: element {name}, {_offset_text(off)}"
     if d >= 0:
-        kinds = _h(r, "dir_kind")
-        kind = DirectionKind(int(kinds[d])).label
+        kind = DirectionKind(int(r.directions.kind[d])).label
         return f"f returned NaN/inf along direction {d} ({kind}), {_offset_text(off)}"
     return "a non-finite value was met"
 
@@ -128,12 +130,13 @@ def _nonfinite_text(r) -> str:
 def element_rows(r, max_rows: int | None = None) -> list[int]:
     """Flat indices of the checked elements, worst first (failures, non-finite, kinks, then by
     difference/tolerance)."""
-    status = _h(r, "status")
+    el = host(r).elements
+    status = el.status
     idx = np.flatnonzero(status != CheckStatus.UNCHECKED)
     if idx.size == 0:
         return []
-    err = _h(r, "abs_error")[idx]
-    tol = _h(r, "tolerance")[idx]
+    err = el.abs_error[idx]
+    tol = el.tolerance[idx]
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(tol > 0, err / tol, np.where(err > 0, np.inf, 0.0))
     ratio = np.nan_to_num(ratio, nan=np.inf)
@@ -152,13 +155,14 @@ def element_rows(r, max_rows: int | None = None) -> list[int]:
 
 
 def _why(r, i) -> str:
-    s = int(_h(r, "status")[i])
-    a = float(_h(r, "analytic")[i])
-    err = float(_h(r, "abs_error")[i])
-    tol = float(_h(r, "tolerance")[i])
+    el = r.elements
+    s = int(el.status[i])
+    a = float(el.analytic[i])
+    err = float(el.abs_error[i])
+    tol = float(el.tolerance[i])
     parts = (
-        f"truncation {float(_h(r, 'truncation')[i]):.2g}, round-off {float(_h(r, 'roundoff')[i]):.2g}, "
-        f"AD {float(_h(r, 'ad_rounding')[i]):.2g}"
+        f"truncation {float(el.truncation[i]):.2g}, round-off {float(el.roundoff[i]):.2g}, "
+        f"AD {float(el.ad_rounding[i]):.2g}"
     )
     if s == CheckStatus.FAIL:
         times = err / tol if tol > 0 else math.inf
@@ -166,12 +170,12 @@ def _why(r, i) -> str:
     if s == CheckStatus.PASS:
         return f"ok: |diff| <= tolerance {tol:.2g} ({parts})"
     if s == CheckStatus.KINK:
-        dp, dm = float(_h(r, "slope_plus")[i]), float(_h(r, "slope_minus")[i])
-        sub = "is" if bool(_h(r, "subgradient")[i]) else "is NOT"
+        dp, dm = float(el.slope_plus[i]), float(el.slope_minus[i])
+        sub = "is" if bool(el.subgradient[i]) else "is NOT"
         return f"kink (left out): D+ = {dp:.4g}, D- = {dm:.4g}; analytic {a:.4g} {sub} between them"
     if s == CheckStatus.NONFINITE:
-        if i == int(_h(r, "nonfinite_index")):
-            return "non-finite: " + _offset_text(float(_h(r, "nonfinite_offset")))
+        if i == int(r.nonfinite_index):
+            return "non-finite: " + _offset_text(float(r.nonfinite_offset))
         return "non-finite value at one of this element's offsets or its analytic value"
     return CheckStatus(s).label
 
@@ -182,15 +186,15 @@ def _sign(v: float) -> str:
 
 def failing_parts(r, max_elements: int = 3) -> str:
     """Where a failed check failed: "['w'] ([2, 3], [0, 1]); ['b']" (leaves, worst elements)."""
-    status = _h(r, "status")
+    r = host(r)
+    status = r.elements.status
     worst = [i for i in element_rows(r) if status[i] in (CheckStatus.FAIL, CheckStatus.NONFINITE)]
     by_leaf: dict[str, list[str]] = {}
     for i in worst:
         name = r.element_name(i)
         leaf = next((n for n in r.leaf_names if name.startswith(n)), name)
         by_leaf.setdefault(leaf, []).append(name[len(leaf) :] or name)
-    ps = _h(r, "leaf_passed")
-    for name, ok in zip(r.leaf_names, ps, strict=True):
+    for name, ok in zip(r.leaf_names, r.leaves.passed, strict=True):
         if not bool(ok):
             by_leaf.setdefault(name, [])
     parts = []
@@ -209,16 +213,17 @@ def _digits_of(rel, dtype):
 
 def summary(r, max_rows: int = 10) -> str:
     """The table printed by ``str(GradCheck)``."""
+    r = host(r)
     lines = []
     what = {"grad": "check_grad", "vjp": "check_vjp", "jvp": "check_jvp"}[r.kind]
     lines.append(f"fdjax.{what}: {verdict_line(r)}")
     lines.append(
         f"  mode={r.mode}  method={r.method}  order={r.order}  dtype={r.dtype}  margin={r.margin:g}  "
-        f"evaluations={int(_h(r, 'evaluations'))}"
+        f"evaluations={int(r.evaluations)}"
     )
     lines.append(
-        f"  f(x) = {float(_h(r, 'value')):.6g}   noise of f = {float(_h(r, 'noise')):.2g}   "
-        f"deterministic: {'yes' if bool(_h(r, 'deterministic')) else 'NO'}"
+        f"  f(x) = {float(r.value):.6g}   noise of f = {float(r.noise):.2g}   "
+        f"deterministic: {'yes' if bool(r.deterministic) else 'NO'}"
     )
     # Leaves.
     name_w = max([len("leaf")] + [len(n) for n in r.leaf_names] + [len("overall")])
@@ -229,27 +234,26 @@ def summary(r, max_rows: int = 10) -> str:
     )
     lines.append("")
     lines.append(head)
-    nr, mr, dg, sg = (
-        _h(r, f) for f in ("leaf_norm_ratio", "leaf_max_rel_error", "leaf_digits", "leaf_sign_agreement")
-    )
-    ps, ck, fl, kk = (_h(r, f) for f in ("leaf_passed", "leaf_checked", "leaf_failed", "leaf_kinks"))
+    lv = r.leaves
     for j, (name, shape) in enumerate(zip(r.leaf_names, r.leaf_shapes, strict=False)):
         size = math.prod(shape)
         lines.append(
-            f"  {name[:name_w]:<{name_w}} {size:>8d} {int(ck[j]):>8d} {int(kk[j]):>6d} {int(fl[j]):>6d} "
-            f"{_g(nr[j])} {_g(mr[j])} {_fixed(dg[j])} {_fixed(sg[j], 6, 3)}  "
-            f"{_leaf_verdict(ps[j], ck[j], kk[j])}"
+            f"  {name[:name_w]:<{name_w}} {size:>8d} {int(lv.checked[j]):>8d} {int(lv.kinks[j]):>6d} "
+            f"{int(lv.failed[j]):>6d} {_g(lv.norm_ratio[j])} {_g(lv.max_rel_error[j])} "
+            f"{_fixed(lv.digits[j])} {_fixed(lv.sign_agreement[j], 6, 3)}  "
+            f"{_leaf_verdict(lv.passed[j], lv.checked[j], lv.kinks[j])}"
         )
     lines.append(
-        f"  {'overall':<{name_w}} {r.size:>8d} {int(_h(r, 'checked')):>8d} {int(_h(r, 'kinks')):>6d} "
-        f"{int(_h(r, 'failed')):>6d} {_g(_h(r, 'norm_ratio'))} {_g(_h(r, 'max_rel_error'))} "
-        f"{_fixed(_h(r, 'digits'))} {_fixed(_h(r, 'sign_agreement'), 6, 3)}  "
-        f"{'ok' if bool(_h(r, 'passed')) else 'FAIL'}"
+        f"  {'overall':<{name_w}} {r.size:>8d} {int(r.checked):>8d} {int(r.kinks):>6d} "
+        f"{int(r.failed):>6d} {_g(r.norm_ratio)} {_g(r.max_rel_error)} "
+        f"{_fixed(r.digits)} {_fixed(r.sign_agreement, 6, 3)}  "
+        f"{'ok' if bool(r.passed) else 'FAIL'}"
     )
     # Elements.
+    el = r.elements
     rows = element_rows(r, max_rows)
     if rows:
-        total = int(np.sum(_h(r, "status") != CheckStatus.UNCHECKED))
+        total = int(np.sum(el.status != CheckStatus.UNCHECKED))
         lines.append("")
         lines.append(f"  worst elements ({len(rows)} of {total} checked, worst first):")
         ew = min(max([len("element")] + [len(r.element_name(i)) for i in rows]), 48)
@@ -257,17 +261,16 @@ def summary(r, max_rows: int = 10) -> str:
             f"  {'element':<{ew}} {'analytic':>11} {'numeric':>11} {'difference':>11} {'rel err':>9} "
             f"{'digits':>6} {'sign':>4}  why"
         )
-        an, nu = _h(r, "analytic"), _h(r, "numeric")
         for i in rows:
-            a, n = float(an[i]), float(nu[i])
-            rel = float(_h(r, "rel_error")[i])
+            a, n = float(el.analytic[i]), float(el.numeric[i])
+            rel = float(el.rel_error[i])
             sign = _sign(a) + "/" + _sign(n)
             lines.append(
                 f"  {r.element_name(i)[:ew]:<{ew}} {_g(a, 11, 4)} {_g(n, 11, 4)} {_g(a - n, 11)} "
                 f"{_g(rel, 9, 2)} {_fixed(_digits_of(rel, r.dtype))} {sign:>4}  {_why(r, i)}"
             )
     # Directions.
-    dstatus = _h(r, "dir_status")
+    dstatus = r.directions.status
     if dstatus.size:
         order = _direction_order(r)[:max_rows]
         lines.append("")
@@ -278,11 +281,9 @@ def summary(r, max_rows: int = 10) -> str:
         )
         for d in order:
             lines.append("  " + _direction_line(r, d))
-    located = _h(r, "located")
     if r.mode == "locate":
-        found = sorted({int(i) for i in located if i >= 0})
-        status = _h(r, "status")
-        bad = [i for i in found if status[i] == CheckStatus.FAIL]
+        found = sorted({int(i) for i in r.located if i >= 0})
+        bad = [i for i in found if el.status[i] == CheckStatus.FAIL]
         lines.append("")
         if not found:
             lines.append("  locate: no failing direction, nothing to bisect")
@@ -293,8 +294,8 @@ def summary(r, max_rows: int = 10) -> str:
 
 
 def _direction_order(r):
-    st = _h(r, "dir_status")
-    err, tol = _h(r, "dir_abs_error"), _h(r, "dir_tolerance")
+    dr = r.directions
+    st, err, tol = dr.status, dr.abs_error, dr.tolerance
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.nan_to_num(np.where(tol > 0, err / tol, np.inf), nan=np.inf)
     rank = np.select(
@@ -306,18 +307,18 @@ def _direction_order(r):
 
 
 def _direction_line(r, d) -> str:
-    kind = int(_h(r, "dir_kind")[d])
-    leaf = int(_h(r, "dir_leaf")[d])
-    lo, hi = int(_h(r, "dir_lo")[d]), int(_h(r, "dir_hi")[d])
-    label = DirectionKind(kind).label + (f" {r.leaf_names[leaf]}" if leaf >= 0 else f" #{d}")
-    st = int(_h(r, "dir_status")[d])
-    a, n = float(_h(r, "dir_analytic")[d]), float(_h(r, "dir_numeric")[d])
-    tol = float(_h(r, "dir_tolerance")[d])
+    dr = r.directions
+    leaf = int(dr.leaf[d])
+    lo, hi = int(dr.lo[d]), int(dr.hi[d])
+    label = DirectionKind(int(dr.kind[d])).label + (f" {r.leaf_names[leaf]}" if leaf >= 0 else f" #{d}")
+    st = int(dr.status[d])
+    a, n = float(dr.analytic[d]), float(dr.numeric[d])
+    tol = float(dr.tolerance[d])
     if st == CheckStatus.KINK:
-        sub = "valid" if bool(_h(r, "dir_subgradient")[d]) else "NOT a valid"
+        sub = "valid" if bool(dr.subgradient[d]) else "NOT a valid"
         verdict = (
-            f"kink (left out): D+ = {float(_h(r, 'dir_slope_plus')[d]):.4g}, "
-            f"D- = {float(_h(r, 'dir_slope_minus')[d]):.4g}, {sub} subgradient"
+            f"kink (left out): D+ = {float(dr.slope_plus[d]):.4g}, "
+            f"D- = {float(dr.slope_minus[d]):.4g}, {sub} subgradient"
         )
     elif st == CheckStatus.FAIL:
         verdict = f"FAIL: |diff| is {abs(a - n) / tol if tol > 0 else math.inf:.3g} × tolerance"
@@ -328,20 +329,47 @@ def _direction_line(r, d) -> str:
     )
 
 
-def _clean(v):
-    if isinstance(v, np.ndarray):
-        v = v.item()
-    if isinstance(v, (bool, np.bool_)):
-        return bool(v)
-    if isinstance(v, (int, np.integer)):
-        return int(v)
-    v = float(v)
-    return v if math.isfinite(v) else None if math.isnan(v) else ("inf" if v > 0 else "-inf")
+#: The overall figures of ``to_dict()``, in its order.
+_OVERALL = (
+    "passed",
+    "checked",
+    "failed",
+    "kinks",
+    "deterministic",
+    "f0_spread",
+    "value",
+    "noise",
+    "norm_ratio",
+    "max_rel_error",
+    "digits",
+    "sign_agreement",
+    "nonfinite",
+    "nonfinite_index",
+    "nonfinite_direction",
+    "nonfinite_offset",
+    "evaluations",
+)
+
+
+def _columns(group, rows) -> dict:
+    """The fields of a group at ``rows``; status and kind codes as their labels."""
+    out = {}
+    for f in dataclasses.fields(group):
+        arr = getattr(group, f.name)[rows]
+        if f.name == "status":
+            out[f.name] = [CheckStatus(int(v)).label for v in arr]
+        elif f.name == "kind":
+            out[f.name] = [DirectionKind(int(v)).label for v in arr]
+        else:
+            out[f.name] = arr
+    return out
 
 
 def to_dict(r, max_elements: int | None = None) -> dict:
-    """JSON-ready dict of a ``GradCheck`` (NaN becomes None, ±inf the strings "inf"/"-inf")."""
+    """JSON-ready dict of a ``GradCheck`` (``fdjax._json``: non-finite numbers become None)."""
+    r = host(r)
     out = {
+        "schema": CHECK_SCHEMA,
         "caller": r.caller,
         "kind": r.kind,
         "mode": r.mode,
@@ -351,52 +379,18 @@ def to_dict(r, max_elements: int | None = None) -> dict:
         "margin": r.margin,
         "verdict": verdict_line(r),
     }
-    for f in (
-        "passed",
-        "checked",
-        "failed",
-        "kinks",
-        "deterministic",
-        "f0_spread",
-        "value",
-        "noise",
-        "norm_ratio",
-        "max_rel_error",
-        "digits",
-        "sign_agreement",
-        "nonfinite",
-        "nonfinite_index",
-        "nonfinite_direction",
-        "nonfinite_offset",
-        "evaluations",
-    ):
-        out[f] = _clean(_h(r, f))
-    out["located"] = [int(i) for i in _h(r, "located") if i >= 0]
-    leaves = []
-    for j, (name, shape, start) in enumerate(zip(r.leaf_names, r.leaf_shapes, r.leaf_starts, strict=False)):
-        rec = {"name": name, "shape": list(shape), "start": start}
-        for f in LEAF_FIELDS:
-            rec[f[len("leaf_") :]] = _clean(_h(r, f)[j])
-        leaves.append(rec)
-    out["leaves"] = leaves
+    out.update({f: getattr(r, f) for f in _OVERALL})
+    out["located"] = [int(i) for i in r.located if i >= 0]
+    lv = r.leaves
+    out["leaves"] = [
+        {"name": name, "shape": list(shape), "start": start}
+        | {f.name: getattr(lv, f.name)[j] for f in dataclasses.fields(lv)}
+        for j, (name, shape, start) in enumerate(
+            zip(r.leaf_names, r.leaf_shapes, r.leaf_starts, strict=False)
+        )
+    ]
     rows = element_rows(r, max_elements)
-    els = {"index": rows, "name": [r.element_name(i) for i in rows]}
-    for f in ELEMENT_FIELDS:
-        arr = _h(r, f)
-        if f == "status":
-            els[f] = [CheckStatus(int(arr[i])).label for i in rows]
-        else:
-            els[f] = [_clean(arr[i]) for i in rows]
-    out["elements"] = els
-    dirs = {}
-    for f in DIRECTION_FIELDS:
-        arr = _h(r, f)
-        key = f[len("dir_") :]
-        if f == "dir_status":
-            dirs[key] = [CheckStatus(int(v)).label for v in arr]
-        elif f == "dir_kind":
-            dirs[key] = [DirectionKind(int(v)).label for v in arr]
-        else:
-            dirs[key] = [_clean(v) for v in arr]
-    out["directions"] = dirs
-    return out
+    out["elements"] = {"index": rows, "name": [r.element_name(i) for i in rows]}
+    out["elements"].update(_columns(r.elements, np.asarray(rows, np.int64)))
+    out["directions"] = _columns(r.directions, slice(None))
+    return jsonable(out)

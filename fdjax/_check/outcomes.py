@@ -8,7 +8,7 @@ import enum
 class CheckStatus(enum.IntEnum):
     """The outcome of one measurement of a check: an element or a direction.
 
-    ``GradCheck.status`` and ``GradCheck.dir_status`` hold these codes (int8 arrays, so
+    ``GradCheck.elements.status`` and ``GradCheck.directions.status`` hold these codes (int8 arrays, so
     the result passes through ``jax.jit``); ``CheckStatus(code)`` names one, ``.label`` is
     its spelling in reports and JSON and ``.describe()`` says what it means.
     """
@@ -39,7 +39,7 @@ _STATUS_MESSAGES = {
 
 
 class DirectionKind(enum.IntEnum):
-    """What a direction of a directional check points along (``GradCheck.dir_kind``)."""
+    """What a direction of a directional check points along (``GradCheck.directions.kind``)."""
 
     RANDOM = 0
     RANDOM_LEAF = 1

@@ -283,7 +283,7 @@ class GradCheck:
             raise ValueError(
                 f"GradCheck.by_leaf(field=...) must be one of {list(_ELEMENT_FIELDS)}, got {field!r}"
             )
-        arr = getattr(_format.host(self).elements, field)
+        arr = _format.host(self, getattr(self.elements, field))
         return {
             name: arr[start : start + math.prod(shape)].reshape(shape)
             for name, shape, start in zip(self.leaf_names, self.leaf_shapes, self.leaf_starts, strict=False)

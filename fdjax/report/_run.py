@@ -213,19 +213,19 @@ def _slice_parameter(check, flat_grad: np.ndarray) -> int:
     g = np.where(np.isfinite(flat_grad), np.abs(flat_grad), -1)
     if check is None:
         return int(np.argmax(g))
-    status = np.asarray(check.status)
+    status = np.asarray(check.elements.status)
     worst = [i for i in element_rows(check) if status[i] == CheckStatus.FAIL]
     if worst:
         return worst[0]
     located = [int(i) for i in np.asarray(check.located).ravel() if i >= 0]
     if located:
         return located[0]
-    dstatus = np.asarray(check.dir_status)
-    failing = np.flatnonzero(dstatus == CheckStatus.FAIL)
+    dirs = jax.device_get(check.directions)
+    failing = np.flatnonzero(dirs.status == CheckStatus.FAIL)
     if failing.size:
-        ratio = np.asarray(check.dir_abs_error)[failing] / np.asarray(check.dir_tolerance)[failing]
+        ratio = dirs.abs_error[failing] / dirs.tolerance[failing]
         d = int(failing[np.argmax(np.nan_to_num(ratio, nan=np.inf))])
-        lo, hi = int(np.asarray(check.dir_lo)[d]), int(np.asarray(check.dir_hi)[d])
+        lo, hi = int(dirs.lo[d]), int(dirs.hi[d])
         if hi > lo:
             return lo + int(np.argmax(g[lo:hi]))
     return int(np.argmax(g))

@@ -15,7 +15,7 @@ from .._check import kinks_only
 
 
 def _f(v: Any) -> float:
-    """A number from the document (None → nan; "inf"/"-inf" strings → ±inf)."""
+    """A number from the document (None, written for NaN and ±inf, → nan)."""
     return float("nan") if v is None else float(v)
 
 
