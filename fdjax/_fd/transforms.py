@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any
+from typing import Any, ParamSpec
 from collections.abc import Callable, Sequence
 
 import jax
@@ -26,6 +26,10 @@ from .steps import check_step_static, check_step_values, eps_of, relative_step_v
 
 # --------------------------------------------------------------------------------------------
 # jacobian / grad
+
+
+#: The wrapped function's parameters: grad(f) and jacobian(f) take the same arguments as f.
+P = ParamSpec("P")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -181,7 +185,7 @@ def _make(fun, argnums, method, step, *, chunk_size, memory_budget, has_aux, sca
 
 
 def jacobian(
-    fun: Callable,
+    fun: Callable[P, Any],
     argnums: int | Sequence[int] = 0,
     *,
     method: str | Stencil = "central",
@@ -190,7 +194,7 @@ def jacobian(
     memory_budget: int | None = None,
     has_aux: bool = False,
     devices: int | Sequence[jax.Device] | None = None,
-) -> Callable:
+) -> Callable[P, Any]:
     """FD Jacobian of ``fun`` with respect to ``argnums``, laid out as ``jax.jacfwd``.
 
     For an output leaf of shape S and an input leaf of shape T the block has shape S + T;
@@ -248,7 +252,7 @@ def jacobian(
 
 
 def grad(
-    fun: Callable,
+    fun: Callable[P, Any],
     argnums: int | Sequence[int] = 0,
     *,
     method: str | Stencil = "central",
@@ -257,7 +261,7 @@ def grad(
     memory_budget: int | None = None,
     has_aux: bool = False,
     devices: int | Sequence[jax.Device] | None = None,
-) -> Callable:
+) -> Callable[P, Any]:
     """FD gradient of a scalar function, with the structure of the differentiated argument(s).
 
     Mirrors ``jax.grad``: the returned function has ``fun``'s signature. All 2N perturbed
