@@ -12,7 +12,8 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 import fdjax
-from fdjax._calculator import FORMULAS, CalculationWarning, rename_arguments
+from fdjax import CalculationWarning
+from fdjax._calculator import FORMULAS, rename_arguments
 
 # θ=1, J=1, ε=0.01, J+=1.0201, J−=0.9801 (J(θ) = θ²): each method given only what it uses.
 SECOND = dict(theta=1, loss=1, epsilon=0.01, loss_plus=1.0201, loss_minus=0.9801)

@@ -404,3 +404,12 @@ def test_python_dash_m_is_the_command(tmp_path):
         env={**os.environ, "JAX_PLATFORMS": "cpu"},
     )
     assert r.returncode == 2 and "Traceback" not in r.stderr
+
+
+def test_command_offers_the_library_methods_and_modes():
+    import fdjax
+    from fdjax import _check
+    from fdjax.cli import command as cli_main
+
+    assert sorted(cli_main.METHODS) == sorted(fdjax.METHODS)
+    assert cli_main.MODES == _check.MODES

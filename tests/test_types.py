@@ -23,7 +23,7 @@ def test_mypy_reports_no_errors():
     assert proc.returncode == 0, f"mypy fdjax failed:\n{proc.stdout}{proc.stderr}"
 
 
-USAGE = '''
+USAGE = """
 import jax.numpy as jnp
 import fdjax
 
@@ -37,7 +37,7 @@ r = fdjax.check_grad(loss, jnp.ones(3), 2.0, mode="directional")
 status: fdjax.CheckStatus = fdjax.CheckStatus(int(r.elements.status[0]))
 g(jnp.ones(3))  # REJECT: grad keeps loss's signature, scale is missing
 fdjax.check_grad(loss, jnp.ones(3), 2.0, mode="directonal")  # REJECT: not a mode
-'''
+"""
 
 
 def test_user_code_is_typed(tmp_path):

@@ -17,10 +17,16 @@ import sys
 from typing import Any
 from collections.abc import Sequence
 
+from .._calculator import FORMULAS
+from ..report import FORMATS
+
 
 DEFAULT_TARGET = "fdjax.examples:cnn"
 DEFAULT_REPORT = "fdjax-report.html"
-FORMATS = ("text", "json", "md", "html")
+#: The stencils and modes the command offers. They are fdjax.METHODS and the check's modes,
+#: written out so that building the parser imports no JAX (tests/test_cli.py keeps them equal).
+METHODS = ("backward", "central", "central4", "central6", "complex", "forward")
+MODES = ("full", "subset", "directional", "locate")
 _SUFFIX_FORMAT = {".html": "html", ".htm": "html", ".md": "md", ".json": "json", ".txt": "text"}
 
 
@@ -82,7 +88,7 @@ def _problem_options(p: argparse.ArgumentParser, default_format: str) -> None:
     p.add_argument(
         "--method",
         default="central",
-        choices=("central", "forward", "backward", "central4", "central6", "complex"),
+        choices=METHODS,
         help="finite-difference stencil (default: central)",
     )
     p.add_argument("--key", type=int, default=0, help="PRNG seed for subsets and directions (default: 0)")
@@ -112,7 +118,7 @@ def _check_options(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--mode",
         default="full",
-        choices=("full", "subset", "directional", "locate"),
+        choices=MODES,
         help="full: every element; subset: -k random elements per leaf; directional/locate: "
         "random directions (default: full)",
     )
@@ -224,7 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--method",
         default="central",
-        choices=("central", "forward", "backward"),
+        choices=tuple(FORMULAS),
         help="difference formula (default: central)",
     )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
