@@ -39,6 +39,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
 import fdjax  # noqa: E402
+from bench.tables import throughput_table  # noqa: E402
 from bench.fd_throughput import compile_time, engine_plan, make_limit, make_loop  # noqa: E402
 from fdjax import _engine  # noqa: E402
 
@@ -201,41 +202,7 @@ def main(argv=None) -> dict:
         f"{info['device_kind']} × {info['device_count']} ({info['backend']}), jax {info['jax']}; "
         f"peak float64 matmul {peak:.1f} GFLOP/s" + (f", copy {bw:.0f} GB/s" if bw else "")
     )
-    t1 = C.markdown_table(
-        [
-            "N",
-            "plan",
-            "evals/s",
-            "limit evals/s",
-            "fdjax/limit",
-            "× loop",
-            "GFLOP/s",
-            "% peak",
-            "chunk B",
-            "compile (s)",
-        ]
-        + (["GB/s", "% peak BW"] if bw else []),
-        [
-            [
-                f"{r['N']:,}",
-                r["plan"],
-                r["evals_per_s"],
-                r["limit_evals_per_s"],
-                r["fdjax_over_limit"],
-                r["speedup_over_loop"],
-                r["gflops"],
-                f"{r['pct_peak_flops']:.0f}%",
-                r["chunk_size"],
-                r["compile_s"],
-            ]
-            + (
-                [r.get("gbytes_per_s", float("nan")), f"{r.get('pct_peak_bandwidth', float('nan')):.0f}%"]
-                if bw
-                else []
-            )
-            for r in results
-        ],
-    )
+    t1 = throughput_table(results, bandwidth=bool(bw))
     t2 = C.markdown_table(
         ["chunk", "evals/s", "GFLOP/s"], [[c["chunk"], c["evals_per_s"], c["gflops"]] for c in curve]
     )

@@ -79,22 +79,14 @@ def _peaks(d: dict) -> str:
 # suite.json: python -m bench
 
 
-def suite_throughput() -> str:
-    d = _load("suite.json")
-    header = [
-        "N",
-        "plan",
-        "evals/s",
-        "limit evals/s",
-        "fdjax/limit",
-        "× loop",
-        "GFLOP/s",
-        "% peak",
-        "chunk B",
-    ]
-    header.append("compile (s)")
-    rows = [
-        [
+def throughput_table(records: list[dict], bandwidth: bool = False) -> str:
+    """The suite's throughput rows as a Markdown table: what ``python -m bench`` prints and
+    what the docs embed. ``bandwidth`` adds achieved GB/s against the measured copy rate."""
+    header = ["N", "plan", "evals/s", "limit evals/s", "fdjax/limit", "× loop", "GFLOP/s", "% peak"]
+    header += ["chunk B", "compile (s)"] + (["GB/s", "% peak BW"] if bandwidth else [])
+    rows = []
+    for r in records:
+        row = [
             f"{r['N']:,}",
             r["plan"],
             f"{r['evals_per_s']:,.0f}",
@@ -106,10 +98,19 @@ def suite_throughput() -> str:
             str(r["chunk_size"]),
             f"{r['compile_s']:.3f}",
         ]
-        for r in d["throughput"]
-    ]
+        if bandwidth:
+            row += [
+                _g(r.get("gbytes_per_s", float("nan"))),
+                f"{r.get('pct_peak_bandwidth', float('nan')):.0f}%",
+            ]
+        rows.append(row)
+    return _table(header, rows, "rl" + "r" * (len(header) - 2))
+
+
+def suite_throughput() -> str:
+    d = _load("suite.json")
     caption = f"`python -m bench` (`bench/results/suite.json`): {_machine(d['machine'])}; {_peaks(d)}."
-    return caption + "\n\n" + _table(header, rows, "rlrrrrrrrr")
+    return caption + "\n\n" + throughput_table(d["throughput"])
 
 
 def suite_chunks() -> str:
