@@ -32,6 +32,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; _LAZY below says the same 
     from ._check import GradientCheckError as GradientCheckError
     from ._check import CheckStatus as CheckStatus
     from ._check import DirectionKind as DirectionKind
+    from ._check import Reason as Reason
     from ._sweep import sweep as sweep
     from ._sweep import StepSweep as StepSweep
     from ._sweep import Status as Status
@@ -62,6 +63,7 @@ _LAZY: dict[str, str] = {
     "GradientCheckError": "._check",
     "CheckStatus": "._check",
     "DirectionKind": "._check",
+    "Reason": "._check",
     "sweep": "._sweep",
     "StepSweep": "._sweep",
     "Status": "._sweep",

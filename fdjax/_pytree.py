@@ -3,7 +3,9 @@
 FD works on one flat vector x. This module turns ``f(*args)`` with ``argnums`` into
 ``flat_fn(x)`` over the floating-point leaves of the differentiated arguments, and back.
 Integer and boolean leaves are held fixed (their "gradient" is a float0 zero, as with
-``jax.grad(..., allow_int=True)``).
+``jax.grad(..., allow_int=True)``). Leaves of several float dtypes share the widest one in x;
+f sees each leaf rounded back to its own dtype, so steps are taken per leaf
+(``FlatArgs.quantize``). ``apply_precision`` chooses the dtypes a check or sweep runs in.
 """
 
 from __future__ import annotations
@@ -87,8 +89,10 @@ class FlatArgs:
     @functools.cached_property
     def _raveled(self) -> tuple[jax.Array, Callable]:
         # Lazy: an eager ravel costs a few dispatches (~0.5 ms) on every call outside jit,
-        # and the host-side checks only need the leaves.
-        return ravel_pytree([leaf for f, leaf in zip(self.is_float, self.leaves) if f])
+        # and the host-side checks only need the leaves. Mixed float dtypes (bfloat16 and
+        # float32) promote to the wider one, also under strict dtype promotion.
+        with jax.numpy_dtype_promotion("standard"):
+            return ravel_pytree([leaf for f, leaf in zip(self.is_float, self.leaves) if f])
 
     @property
     def x(self) -> jax.Array:
@@ -105,6 +109,51 @@ class FlatArgs:
     @property
     def size(self) -> int:
         return int(sum(np.prod(s, dtype=np.int64) for s in self.float_shapes))
+
+    @property
+    def dtype(self) -> np.dtype:
+        """The working dtype of x: the widest float leaf dtype (no ravel needed)."""
+        with jax.numpy_dtype_promotion("standard"):
+            return np.dtype(jnp.result_type(*self.float_dtypes))
+
+    @property
+    def mixed(self) -> bool:
+        """Some float leaf is narrower than x: f sees its elements rounded to its dtype."""
+        return any(np.dtype(dt) != self.dtype for dt in self.float_dtypes)
+
+    def per_element(self, per_leaf: Sequence[float]) -> jax.Array:
+        """One value per float leaf, repeated over the leaf's elements: [N] in x's dtype."""
+        sizes = [int(np.prod(s, dtype=np.int64)) for s in self.float_shapes]
+        return jnp.asarray(np.repeat(np.asarray(per_leaf, np.float64), sizes), self.dtype)
+
+    def element_eps(self) -> jax.Array:
+        """Machine epsilon of each element's own leaf dtype: [N] in x's dtype."""
+        return self.per_element([float(jnp.finfo(dt).eps) for dt in self.float_dtypes])
+
+    def eps_ratio(self) -> jax.Array | None:
+        """eps of each element's leaf over eps of x ([N], >= 1), or None when every float
+        leaf has x's dtype."""
+        if not self.mixed:
+            return None
+        return self.element_eps() / jnp.asarray(jnp.finfo(self.dtype).eps, self.dtype)
+
+    def quantize(self, values: jax.Array, idx: jax.Array | None = None) -> jax.Array:
+        """``values`` at the coordinates of x rounded to their leaf's dtype (and back).
+
+        ``values`` is [..., N] (every coordinate) or, with ``idx`` [M], [..., M] values of
+        the coordinates ``idx``. ``quantize(x + d) − x`` is the displacement f actually sees
+        when a narrower leaf (bfloat16 in a float32 x) is rounded on the way in. Identity,
+        with no operations, when every float leaf has x's dtype.
+        """
+        if not self.mixed:
+            return values
+        sizes = [int(np.prod(s, dtype=np.int64)) for s in self.float_shapes]
+        leaf_of = np.repeat(np.arange(len(sizes)), sizes)
+        for dt in sorted({np.dtype(d) for d in self.float_dtypes} - {self.dtype}, key=str):
+            mask = np.isin(leaf_of, [j for j, d in enumerate(self.float_dtypes) if np.dtype(d) == dt])
+            m = jnp.asarray(mask) if idx is None else jnp.asarray(mask)[idx]
+            values = jnp.where(m, values.astype(dt).astype(values.dtype), values)
+        return values
 
     def call_args(self, flat: jax.Array) -> tuple:
         """Positional arguments with the float leaves replaced by ``flat``."""
@@ -174,6 +223,81 @@ def flatten_args(args: Sequence[Any], argnums: int | Sequence[int], caller: str)
         _single=single,
     )
     return fa
+
+
+#: The values of ``precision=`` (check_grad/vjp/jvp, sweep) and what each does.
+PRECISIONS = {
+    None: "16-bit float leaves (bfloat16, float16) cast to float32",
+    "native": "every leaf in its own dtype",
+    "float64": "every float leaf cast to float64",
+}
+
+
+def check_precision(precision: Any, caller: str) -> None:
+    """Validate ``precision=`` (host side): one of ``PRECISIONS``; float64 needs 64-bit JAX."""
+    if not (precision is None or (isinstance(precision, str) and precision in PRECISIONS)):
+        accepted = [f"{k!r} ({v})" for k, v in PRECISIONS.items()]
+        raise ValueError(
+            f"{caller}(precision=...) must be {', '.join(accepted[:-1])} or {accepted[-1]}, got {precision!r}"
+        )
+    if precision == "float64" and not jax.config.jax_enable_x64:  # type: ignore[attr-defined]
+        raise ValueError(
+            f"{caller}(precision='float64') needs 64-bit JAX, which is disabled: set the environment "
+            "variable JAX_ENABLE_X64=1 before starting Python, or call "
+            "jax.config.update('jax_enable_x64', True) at startup, before creating arrays"
+        )
+
+
+def _is_narrow(leaf) -> bool:
+    """A float array leaf narrower than float32 (bfloat16, float16, float8 types)."""
+    return is_array(leaf) and jnp.issubdtype(leaf.dtype, jnp.floating) and jnp.finfo(leaf.dtype).bits < 32
+
+
+def apply_precision(precision: Any, args: Any, cotangents: Any, tangents: Any, caller: str):
+    """Cast the arguments, cotangents and tangents of a check (or sweep) to the precision asked.
+
+    - ``None`` (default): 16-bit float leaves (bfloat16, float16; also float8) of every
+      argument, differentiated or not, and of the cotangents and tangents become float32;
+      float32 and float64 leaves are unchanged. A 16-bit check's tolerance (f's rounding,
+      ~1e-2 relative) is larger than the gradients, so it could not tell a gradient from
+      twice itself; in float32 it can.
+    - ``"native"``: nothing is cast; every leaf is checked in its own dtype.
+    - ``"float64"``: every float leaf becomes float64 (needs 64-bit JAX).
+
+    Returns:
+        ``(args, cotangents, tangents, label)``; ``label`` says what ran: ``"native"``,
+        ``"float32 (bfloat16 leaves cast up)"`` or ``"float64"``.
+
+    Raises:
+        ValueError: a value not in ``PRECISIONS``, or ``"float64"`` without 64-bit JAX.
+    """
+    check_precision(precision, caller)
+    if precision == "native":
+        return tuple(args), cotangents, tangents, "native"
+    if precision == "float64":
+
+        def to64(leaf):
+            if is_array(leaf) and jnp.issubdtype(leaf.dtype, jnp.floating):
+                return jnp.asarray(leaf, jnp.float64)
+            return leaf
+
+        cast = [jax.tree_util.tree_map(to64, t) for t in (tuple(args), cotangents, tangents)]
+        return cast[0], cast[1], cast[2], "float64"
+    narrow = sorted(
+        {
+            str(np.dtype(leaf.dtype))
+            for leaf in jax.tree_util.tree_leaves((tuple(args), cotangents, tangents))
+            if _is_narrow(leaf)
+        }
+    )
+    if not narrow:
+        return tuple(args), cotangents, tangents, "native"
+
+    def to32(leaf):
+        return jnp.asarray(leaf, jnp.float32) if _is_narrow(leaf) else leaf
+
+    cast = [jax.tree_util.tree_map(to32, t) for t in (tuple(args), cotangents, tangents)]
+    return cast[0], cast[1], cast[2], f"float32 ({', '.join(narrow)} leaves cast up)"
 
 
 def keystr_leaves(tree) -> list[str]:

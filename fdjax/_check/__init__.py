@@ -13,9 +13,10 @@ from .api import check_grad as check_grad
 from .api import check_jvp as check_jvp
 from .api import check_vjp as check_vjp
 from .format import element_rows as element_rows
-from .format import kinks_only as kinks_only
+from .format import open_leaves as open_leaves
 from .outcomes import CheckStatus as CheckStatus
 from .outcomes import DirectionKind as DirectionKind
+from .outcomes import Reason as Reason
 from .result import DirectionChecks as DirectionChecks
 from .result import ElementChecks as ElementChecks
 from .result import GradCheck as GradCheck

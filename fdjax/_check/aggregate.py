@@ -1,21 +1,24 @@
 """The verdict of a gradient check: per-leaf and overall figures from the measurements.
 
 ``_Aggregate`` applies the error model to the raw samples of the measurement body and
-builds the ``GradCheck``. Written once for an array module ``xp``: inside the user's jit it
-runs traced (``jax.numpy``); called eagerly it runs in NumPy on the host, so a check compiles
-only its measurement body (XLA compile time dominates small checks).
+builds the ``GradCheck``: the outcome of each measurement (after escalation, on the
+host), of each leaf and of the check (module ``outcomes``). Written once for an array
+module ``xp``: inside the user's jit it runs traced (``jax.numpy``); called eagerly it runs
+in NumPy on the host, so a check compiles only its measurement body (XLA compile time
+dominates small checks).
 """
 
 from __future__ import annotations
 
 import dataclasses
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from .model import Measurement, digits_of, relative_error
-from .outcomes import CheckStatus
+from .outcomes import CheckStatus, Reason
 from .rows import measure_samples, probe_sigma
 from .._fd import Stencil
 from .result import DirectionChecks, ElementChecks, GradCheck, LeafChecks
@@ -102,6 +105,7 @@ def _counts(xp, flags, seg, nseg):
 
 _FLOAT = (
     "numeric",
+    "analytic",
     "tolerance",
     "truncation",
     "roundoff",
@@ -109,8 +113,55 @@ _FLOAT = (
     "slope_plus",
     "slope_minus",
     "bad_offset",
+    "step",
 )
-_CODE = ("kink", "subgradient", "status")
+_CODE = ("kink", "subgradient", "status", "reason")
+#: Which reason a leaf or a check reports when nothing decided it (first present wins).
+_REASON_ORDER = (Reason.UNRESOLVED, Reason.KINK, Reason.NONFINITE, Reason.NOT_MEASURED)
+
+
+class Measured(NamedTuple):
+    """The error model applied to a check's batches: per direction, per measured element
+    (in units of the element's derivative: divided by h_eff/h) and the noise σ of f."""
+
+    d: Measurement
+    e: Measurement
+    sigma: Any
+
+
+def per_element(meas: Measurement, q, xp) -> Measurement:
+    """A basis measurement in units of the element's derivative (divided by q = h_eff/h)."""
+    aq = xp.abs(q)
+    return meas._replace(
+        numeric=meas.numeric / q,
+        analytic=meas.analytic / q,
+        error=meas.error / q,
+        tolerance=meas.tolerance / aq,
+        truncation=meas.truncation / aq,
+        roundoff=meas.roundoff / aq,
+        ad_rounding=meas.ad_rounding / aq,
+        step=meas.step * q,
+    )
+
+
+def _leaf_outcome(xp, counts):
+    """(status, reason) per leaf from its counts [L, 6]: pass, fail, unresolved, kink,
+    non-finite, nondeterministic."""
+    n_pass, n_fail, n_unres, n_kink, n_nonfin, n_nondet = (counts[:, j] for j in range(6))
+    reason = xp.where(
+        n_nondet > 0,
+        Reason.NONDETERMINISTIC,
+        xp.where(
+            n_unres > 0,
+            Reason.UNRESOLVED,
+            xp.where(n_kink > 0, Reason.KINK, xp.where(n_nonfin > 0, Reason.NONFINITE, Reason.NOT_MEASURED)),
+        ),
+    )
+    status = xp.where(
+        n_fail > 0, CheckStatus.FAIL, xp.where(n_pass > 0, CheckStatus.PASS, CheckStatus.INCONCLUSIVE)
+    )
+    reason = xp.where(status == CheckStatus.INCONCLUSIVE, reason, Reason.NONE)
+    return status.astype(np.int8), reason.astype(np.int8)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,29 +177,41 @@ class _Aggregate:
     has_analytic: bool
     leaf_names: tuple[str, ...]
     leaf_shapes: tuple[tuple[int, ...], ...]
+    notes: tuple[str, ...] = ()
+
+    def measure(self, raw, xp=jnp) -> Measured:
+        """The error model on the raw batches (``Measured``)."""
+        d, e = raw["d"], raw["e"]
+        eps = eps_of(raw["analytic"].dtype)
+        sigma = probe_sigma(d.probes, d.centers[0], xp)
+        dmeas = measure_samples(d, sigma, self.stencil, self.margin, eps, xp)
+        # In locate mode the body judged the directions to start bisection; report those verdicts.
+        if "d_status" in raw:
+            dmeas = dmeas._replace(status=raw["d_status"], reason=raw["d_reason"])
+        emeas = per_element(measure_samples(e, sigma, self.stencil, self.margin, eps, xp), e.q, xp)
+        return Measured(dmeas, emeas, sigma)
 
     def _elements(self, xp, raw, emeas: Measurement, n: int, dt, fdt):
         """Per-element fields [N]: the measured elements written at their indices."""
-        e = raw["e"]
-        q = e.q
-        aq = xp.abs(q)
         vals = {
-            "numeric": emeas.numeric / q,
-            "tolerance": emeas.tolerance / aq,
-            "truncation": emeas.truncation / aq,
-            "roundoff": emeas.roundoff / aq,
-            "ad_rounding": emeas.ad_rounding / aq,
+            "numeric": emeas.numeric,
+            "analytic": emeas.analytic,
+            "tolerance": emeas.tolerance,
+            "truncation": emeas.truncation,
+            "roundoff": emeas.roundoff,
+            "ad_rounding": emeas.ad_rounding,
             "slope_plus": emeas.slope_plus,
             "slope_minus": emeas.slope_minus,
             "bad_offset": emeas.first_bad_offset,
+            "step": emeas.step,
             "kink": emeas.kink,
             "subgradient": emeas.subgradient,
             "status": emeas.status,
+            "reason": emeas.reason,
         }
         idx = raw["e_idx"]
         if self.mode == "full":  # every element, in order
-            out = {k: v for k, v in vals.items()}
-            out["step"] = raw["h"]
+            out = dict(vals)
             out["analytic"] = raw["e_analytic"]
             return out
         tgt = xp.where(raw["e_keep"], idx, n)  # out of range: dropped
@@ -157,12 +220,17 @@ class _Aggregate:
         codes = xp.stack([vals[k].astype(np.int8) for k in _CODE], 1)
         codes = _scatter(xp, xp.zeros((n, len(_CODE)), np.int8), tgt, codes)
         out = {k: fl[:, j] for j, k in enumerate(_FLOAT)}
-        out["kink"], out["subgradient"], out["status"] = codes[:, 0] > 0, codes[:, 1] > 0, codes[:, 2]
-        out["step"] = _scatter(xp, xp.full((n,), np.nan, dt), tgt, raw["h"][idx])
+        out["kink"], out["subgradient"] = codes[:, 0] > 0, codes[:, 1] > 0
+        out["status"], out["reason"] = codes[:, 2], codes[:, 3]
+        out["step"] = out["step"].astype(dt)
         out["analytic"] = _scatter(xp, raw["analytic"], tgt, raw["e_analytic"])
         return out
 
-    def __call__(self, raw, xp=jnp) -> GradCheck:
+    def __call__(self, raw, xp=jnp, measured: Measured | None = None, host: dict | None = None) -> GradCheck:
+        """The ``GradCheck``. ``measured``: the error model already applied (and escalated)
+        on the host; ``host``: what the host decided (``deterministic``, ``escalated``,
+        ``escalation_evaluations``, ``notes``)."""
+        host = host or {}
         nleaf = len(self.leaf_shapes)
         sizes = [int(np.prod(s, dtype=np.int64)) for s in self.leaf_shapes]
         n = int(sum(sizes))
@@ -170,21 +238,11 @@ class _Aggregate:
         dt = raw["analytic"].dtype
         fdt = d.F.dtype
         eps, eps_f = eps_of(dt), eps_of(fdt)
-        sigma = probe_sigma(d.probes, d.centers[0], xp)
-        dmeas = measure_samples(d, sigma, self.stencil, self.margin, eps, xp)
-        # In locate mode the body judged the directions to start bisection; report those verdicts.
-        d_status = raw["d_status"] if "d_status" in raw else dmeas.status
-        dstatus = xp.where(d.valid, d_status, CheckStatus.UNCHECKED).astype(np.int8)
-        emeas = measure_samples(e, sigma, self.stencil, self.margin, eps, xp)
+        dmeas, emeas, sigma = measured if measured is not None else self.measure(raw, xp)
         el = self._elements(xp, raw, emeas, n, dt, fdt)
-        analytic, numeric, status = el["analytic"], el["numeric"], el["status"]
-        # ---- per-element derived fields
-        a_f = analytic.astype(fdt)
-        checked_e = (status == CheckStatus.PASS) | (status == CheckStatus.FAIL)
-        abs_err = xp.where(status != CheckStatus.UNCHECKED, xp.abs(a_f - numeric), np.nan)
-        rel_err = xp.where(status != CheckStatus.UNCHECKED, relative_error(a_f, numeric, xp), np.nan)
+        analytic, numeric = el["analytic"], el["numeric"]
 
-        # ---- determinism and non-finite values
+        # ---- determinism: the same program at the same point (two rows of each batch)
         e_centers = xp.where(xp.any(raw["e_keep"]), e.centers, d.centers)
         centers = xp.stack([d.centers, e_centers])
         cs = xp.concatenate([centers.reshape(-1), raw["f0_ad"].reshape(1)])
@@ -192,13 +250,38 @@ class _Aggregate:
         within = xp.max(xp.abs(centers[:, 0] - centers[:, 1]))
         spread = xp.max(cs) - xp.min(cs)
         f0_finite = xp.all(xp.isfinite(cs))
-        deterministic = (within <= 16 * eps_f * scale) & (spread <= 16 * eps_f * scale + 4 * sigma)
-        deterministic = deterministic | ~f0_finite
+        deterministic = (within <= 4 * eps_f * scale) | ~f0_finite
+        if "deterministic" in host:
+            deterministic = xp.asarray(host["deterministic"])
 
-        elem_bad = status == CheckStatus.NONFINITE
+        # ---- outcomes per measurement; nondeterminism and f(x) non-finite void them all
+        void = ~deterministic | ~f0_finite
+        void_reason = xp.where(~f0_finite, Reason.NONFINITE, Reason.NONDETERMINISTIC).astype(np.int8)
+
+        def outcome(status, reason):
+            measured_ = status != CheckStatus.UNCHECKED
+            status = xp.where(void & measured_, CheckStatus.INCONCLUSIVE, status).astype(np.int8)
+            return status, xp.where(void & measured_, void_reason, reason).astype(np.int8)
+
+        status, reason = outcome(el["status"], el["reason"])
+        d_valid = d.valid
+        dstatus, dreason = outcome(
+            xp.where(d_valid, dmeas.status, CheckStatus.UNCHECKED),
+            xp.where(d_valid, dmeas.reason, Reason.NONE),
+        )
+
+        # ---- per-element derived fields
+        a_f = analytic.astype(fdt)
+        checked_e = (status == CheckStatus.PASS) | (status == CheckStatus.FAIL)
+        seen = status != CheckStatus.UNCHECKED
+        abs_err = xp.where(seen, xp.abs(a_f - numeric), np.nan)
+        rel_err = xp.where(seen, relative_error(a_f, numeric, xp), np.nan)
+
+        # ---- non-finite values met
+        elem_bad = seen & ((el["reason"] == Reason.NONFINITE) | ~xp.isfinite(numeric))
         if self.has_analytic:
             elem_bad = elem_bad | ~xp.isfinite(analytic)
-        dir_bad = dstatus == CheckStatus.NONFINITE
+        dir_bad = d_valid & (~xp.isfinite(dmeas.numeric) | ~xp.isfinite(dmeas.analytic))
         nonfinite = ~f0_finite | xp.any(elem_bad) | xp.any(dir_bad)
         nf_index = _first(xp, elem_bad)
         nf_dir = _first(xp, dir_bad)
@@ -212,7 +295,7 @@ class _Aggregate:
             ),
         ).astype(fdt)
 
-        # ---- per-leaf and overall metrics
+        # ---- per-leaf and overall outcomes and metrics
         starts = np.cumsum([0] + sizes)
         leaf_of: jax.Array | np.ndarray
         if xp is jnp:
@@ -226,22 +309,30 @@ class _Aggregate:
         deps = max(eps, eps_f)
         tol_e = el["tolerance"]
         da, dn, dtol = dmeas.analytic, dmeas.numeric, dmeas.tolerance
-        ecount = _counts(
-            xp,
-            xp.stack([checked_e, status == CheckStatus.FAIL, elem_bad, status == CheckStatus.KINK], 1),
-            leaf_of,
-            nleaf,
+
+        def columns(st, rs):
+            inc = st == CheckStatus.INCONCLUSIVE
+            return xp.stack(
+                [
+                    st == CheckStatus.PASS,
+                    st == CheckStatus.FAIL,
+                    inc & (rs == Reason.UNRESOLVED),
+                    inc & (rs == Reason.KINK),
+                    inc & (rs == Reason.NONFINITE),
+                    inc & (rs == Reason.NONDETERMINISTIC),
+                ],
+                1,
+            )
+
+        counts = _counts(xp, columns(status, reason), leaf_of, nleaf) + _counts(
+            xp, columns(dstatus, dreason) & on_leaf[:, None], dleaf_s, nleaf
         )
-        dcount = _counts(
-            xp,
-            xp.stack([dchecked, dstatus == CheckStatus.FAIL, dir_bad, dstatus == CheckStatus.KINK], 1)
-            & on_leaf[:, None],
-            dleaf_s,
-            nleaf,
-        )
-        leaf_checked, leaf_failed, leaf_bad, leaf_kinks = (ecount + dcount).T
-        leaf_passed = (leaf_failed == 0) & (leaf_bad == 0)
-        leaf_void, all_void = (leaf_bad > 0) | ~f0_finite, xp.reshape(nonfinite, (1,))
+        leaf_status, leaf_reason = _leaf_outcome(xp, counts)
+        leaf_checked = counts[:, 0] + counts[:, 1]
+        leaf_void = (leaf_status != CheckStatus.FAIL) & (
+            (counts[:, 4] > 0) | ~f0_finite
+        )  # a non-finite value and no failure: no metric reads as agreement
+        all_void = xp.reshape(nonfinite, (1,))
         if self.mode in ("full", "subset"):
             leaf_m = _seg_metrics(xp, a_f, numeric, tol_e, checked_e, leaf_of, nleaf, deps, void=leaf_void)
             zeros = xp.zeros((n,), np.int32)
@@ -253,8 +344,29 @@ class _Aggregate:
 
         failed = xp.sum(status == CheckStatus.FAIL) + xp.sum(dstatus == CheckStatus.FAIL)
         checked = xp.sum(checked_e) + xp.sum(dchecked)
-        kinks = xp.sum(status == CheckStatus.KINK) + xp.sum(dstatus == CheckStatus.KINK)
-        passed = deterministic & ~nonfinite & (failed == 0)
+        kinks = xp.sum(reason == Reason.KINK) + xp.sum(dreason == Reason.KINK)
+        inconclusive = xp.sum(status == CheckStatus.INCONCLUSIVE) + xp.sum(
+            dstatus == CheckStatus.INCONCLUSIVE
+        )
+        # The check: void (f(x) non-finite, not deterministic) > any failure > every leaf passed.
+        first_open = _first(xp, leaf_status != CheckStatus.PASS)
+        open_reasons = xp.stack([xp.any(leaf_reason == r) for r in _REASON_ORDER])
+        leaf_why = xp.asarray(np.asarray(_REASON_ORDER + (Reason.NOT_MEASURED,), np.int8))[
+            _first(xp, xp.concatenate([open_reasons, xp.ones((1,), bool)]))
+        ]
+        overall = xp.where(
+            void,
+            CheckStatus.INCONCLUSIVE,
+            xp.where(
+                failed > 0,
+                CheckStatus.FAIL,
+                xp.where(first_open < 0, CheckStatus.PASS, CheckStatus.INCONCLUSIVE),
+            ),
+        ).astype(np.int8)
+        why = xp.where(
+            void, void_reason, xp.where(overall == CheckStatus.INCONCLUSIVE, leaf_why, Reason.NONE)
+        ).astype(np.int8)
+        evaluations = raw["evaluations"] + host.get("escalation_evaluations", 0)
 
         return GradCheck(
             elements=ElementChecks(
@@ -272,6 +384,7 @@ class _Aggregate:
                 kink=el["kink"],
                 subgradient=el["subgradient"],
                 status=status,
+                reason=reason,
             ),
             directions=DirectionChecks(
                 analytic=da,
@@ -284,6 +397,7 @@ class _Aggregate:
                 slope_minus=dmeas.slope_minus,
                 subgradient=dmeas.subgradient,
                 status=dstatus,
+                reason=dreason,
                 kind=raw["dir_kind"],
                 leaf=dleaf,
                 lo=raw["dir_lo"],
@@ -294,18 +408,24 @@ class _Aggregate:
                 max_rel_error=leaf_m[1],
                 digits=leaf_m[2],
                 sign_agreement=leaf_m[3],
-                passed=leaf_passed,
+                status=leaf_status,
+                reason=leaf_reason,
+                passed=leaf_status == CheckStatus.PASS,
                 checked=leaf_checked,
-                failed=leaf_failed,
-                kinks=leaf_kinks,
+                failed=counts[:, 1],
+                inconclusive=counts[:, 2:].sum(axis=1).astype(np.int32),
+                kinks=counts[:, 3],
             ),
             norm_ratio=all_m[0][0],
             max_rel_error=all_m[1][0],
             digits=all_m[2][0],
             sign_agreement=all_m[3][0],
-            passed=passed,
+            status=overall,
+            reason=why,
+            passed=overall == CheckStatus.PASS,
             checked=checked.astype(np.int32),
             failed=failed.astype(np.int32),
+            inconclusive=inconclusive.astype(np.int32),
             kinks=kinks.astype(np.int32),
             deterministic=deterministic,
             f0_spread=spread,
@@ -315,7 +435,9 @@ class _Aggregate:
             nonfinite_index=nf_index,
             nonfinite_direction=nf_dir,
             nonfinite_offset=nf_offset,
-            evaluations=raw["evaluations"],
+            evaluations=xp.asarray(evaluations).astype(np.int32),
+            escalated=xp.asarray(host.get("escalated", 0), np.int32),
+            escalation_evaluations=xp.asarray(host.get("escalation_evaluations", 0), np.int32),
             located=raw["located"] if "located" in raw else xp.zeros((0,), np.int32),
             caller=self.caller,
             kind=self.kind,
@@ -326,4 +448,5 @@ class _Aggregate:
             margin=float(self.margin),
             leaf_names=self.leaf_names,
             leaf_shapes=self.leaf_shapes,
+            notes=self.notes + tuple(host.get("notes", ())),
         )

@@ -16,11 +16,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from . import host as _host
 from .aggregate import _Aggregate
 from .body import _Config, _DirectionBody, _ElementBody, _LocateBody, no_elements
-from .model import DEFAULT_MARGIN
+from .model import DEFAULT_MARGIN, check_offsets
+from .outcomes import CheckStatus
 from .result import GradCheck, GradientCheckError
 from .inputs import (
+    apply_precision,
     as_key,
     as_primals,
     check_cotangents,
@@ -28,18 +31,17 @@ from .inputs import (
     flatten_tangent,
     step_kind,
     subset_sizes,
-    to_float64,
     validate_common,
 )
 from .._errors import check_x_finite
 from .._engine import Options
-from .._engine import call_jitted
+from .._engine import call_jitted, predicted_seconds
 from .._pytree import is_traced
 from .._pytree import flatten_args
 from .._fd import Stencil
 
 
-Mode = Literal["full", "subset", "directional", "locate"]
+Mode = Literal["auto", "full", "subset", "directional", "locate"]
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -51,7 +53,7 @@ class CheckOptions:
     mode, ``max_located`` to ``mode="locate"``.
     """
 
-    mode: str = "full"
+    mode: str = "auto"
     method: str | Stencil = "central"
     k: int | None = None
     num_directions: int = 8
@@ -89,12 +91,13 @@ def _run(
     if isinstance(order, bool) or order not in (1, 2):
         raise ValueError(f"{caller}(order=...) must be 1 or 2, got {order!r}")
     opts = Options(o.chunk_size, o.memory_budget, o.devices).validate(caller)
+    if mode == "auto" and isinstance(step, str) and step == "auto":
+        mode = "full"  # the adaptive step is found per element: only full mode has them all
     kind_of_step = step_kind(step, mode, caller)
     key = as_key(key, caller)
-    if precision == "float64":
-        args = to_float64(tuple(args))
-        cotangents = to_float64(cotangents)
-        tangents = to_float64(tangents)
+    args, cotangents, tangents, precision_label = apply_precision(
+        precision, args, cotangents, tangents, caller
+    )
     fa = flatten_args(args, argnums, caller)
     check_x_finite(fa, caller)
     args = fa.args
@@ -117,28 +120,10 @@ def _run(
         has_tangent=tangent is not None,
         step_kind=kind_of_step,
     )
-    # The direction body does not depend on the mode (one compilation for every mode); the
-    # element rows of full/subset and the bisection of locate are separate bodies.
-    raw = call_jitted(_DirectionBody(cfg), args, step, key, cotangents, tangent)
-    if mode in ("full", "subset"):
-        part = call_jitted(
-            _ElementBody(cfg, mode, subset_k), args, step, key, cotangents, raw["analytic"], raw["f0_ad"]
-        )
-    elif mode == "locate":
-        part = call_jitted(
-            _LocateBody(cfg, max_located, margin),
-            args,
-            step,
-            key,
-            cotangents,
-            tangent,
-            raw["analytic"],
-            raw["d"],
-        )
-    else:
-        part = no_elements(raw["d"], fa.size, raw["analytic"].dtype)
-    raw = dict(raw, **{name: v for name, v in part.items() if name != "evaluations"})
-    raw["evaluations"] = raw["evaluations"] + part["evaluations"]
+    mode, auto_note = _auto_mode(mode, cfg, args, fa, opts)
+    notes = tuple(t for t in (auto_note, _precision_note(precision_label)) if t)
+    bodies = _Bodies(cfg, mode, subset_k, max_located, margin)
+    raw = bodies(args, step, key, cotangents, tangent)
     agg = _Aggregate(
         caller=caller,
         kind=kind,
@@ -149,18 +134,112 @@ def _run(
         has_analytic=kind != "jvp" or mode == "full",
         leaf_names=tuple(fa.float_paths),
         leaf_shapes=tuple(tuple(int(d) for d in s) for s in fa.float_shapes),
+        notes=notes,
     )
-    if is_traced(raw):  # inside the user's jit: the verdict is traced too
-        return agg(raw, jnp)
+    if is_traced(raw):  # inside the user's jit: the verdict is traced too, without escalation
+        return dataclasses.replace(agg, notes=notes + (_TRACED_NOTE,))(raw, jnp)
     with np.errstate(all="ignore"):  # NaN/inf are verdicts here, not warnings
-        return agg(jax.device_get(raw), np)
+        raw = jax.device_get(raw)
+        measured = agg.measure(raw, np)
+
+        def rerun(new_cfg, directions_only):
+            again = dataclasses.replace(bodies, cfg=new_cfg, mode="directional" if directions_only else mode)
+            return jax.device_get(again(args, step, key, cotangents, tangent))
+
+        dec = _host.consistency(agg, raw, measured, cfg, rerun)
+
+        def call(body, *items):
+            return jax.device_get(
+                call_jitted(body, args, step, key, cotangents, tangent, dec.raw["analytic"], *items)
+            )
+
+        dec = _host.escalate(agg, dec, call)
+        info = dict(dec.info)
+        extra = info.pop("extra_evaluations", 0)
+        raw = dict(dec.raw, evaluations=dec.raw["evaluations"] + extra)
+        return agg(raw, np, dec.measured, info)
+
+
+def _precision_note(label: str | None) -> str:
+    return "" if not label or label == "native" else f"checked in {label}"
+
+
+_TRACED_NOTE = "inside jax.jit: verdicts are the first step's (no escalation, no second look at batching)"
+
+#: mode="auto" runs "full" when its predicted time is at most this many seconds.
+AUTO_FULL_SECONDS = 2.0
+#: ... and always for at most this many elements.
+AUTO_FULL_ELEMENTS = 256
+
+
+def _auto_mode(mode: str, cfg: _Config, args, fa, opts: Options) -> tuple[str, str]:
+    """The mode ``"auto"`` runs, and a note saying why (``""`` for an explicit mode)."""
+    if mode != "auto":
+        return mode, ""
+    n = fa.size
+    rows = len(check_offsets(cfg.stencil)) * n
+    if n <= AUTO_FULL_ELEMENTS:
+        return "full", f"mode='auto' ran 'full' ({n:,} elements)"
+    seconds = predicted_seconds(lambda z: cfg.fun(*fa.call_args(z)), fa.x, rows, opts.devices)
+    if seconds <= AUTO_FULL_SECONDS:
+        return (
+            "full",
+            f"mode='auto' ran 'full' ({n:,} elements, {rows:,} evaluations, ≈ {seconds:.2g} s predicted)",
+        )
+    return "locate", (
+        f"mode='auto' ran 'locate' (directional, then bisection of failing directions): 'full' would "
+        f"take {rows:,} evaluations, ≈ {seconds:.2g} s predicted; pass mode='full' to run it"
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class _Bodies:
+    """The first batches of a check: the direction body (every mode; its configuration does
+    not include the mode, so one compilation serves every mode), then the element rows of
+    full/subset or the bisection of locate; their raw values merged into one dict."""
+
+    cfg: _Config
+    mode: str
+    subset_k: tuple[int, ...]
+    max_located: int
+    margin: float
+
+    def __call__(self, args, step, key, cotangents, tangent) -> dict:
+        cfg, mode = self.cfg, self.mode
+        raw = call_jitted(_DirectionBody(cfg), args, step, key, cotangents, tangent)
+        if mode in ("full", "subset"):
+            part = call_jitted(
+                _ElementBody(cfg, mode, self.subset_k),
+                args,
+                step,
+                key,
+                cotangents,
+                raw["analytic"],
+                raw["f0_ad"],
+            )
+        elif mode == "locate":
+            part = call_jitted(
+                _LocateBody(cfg, self.max_located, self.margin),
+                args,
+                step,
+                key,
+                cotangents,
+                tangent,
+                raw["analytic"],
+                raw["d"],
+            )
+        else:
+            part = no_elements(raw["d"], int(raw["analytic"].shape[0]), raw["analytic"].dtype)
+        raw = dict(raw, **{name: v for name, v in part.items() if name != "evaluations"})
+        raw["evaluations"] = raw["evaluations"] + part["evaluations"]
+        return raw
 
 
 def check_grad(
     fun: Callable,
     *args: Any,
     argnums: int | Sequence[int] = 0,
-    mode: Mode = "full",
+    mode: Mode = "auto",
     method: str | Stencil = "central",
     step: Any = None,
     key: Any = None,
@@ -179,6 +258,9 @@ def check_grad(
     Every f evaluation runs in a jit-compiled, vmapped, chunked engine batch; the call works
     inside ``jax.jit`` too (it returns a pytree of arrays). Modes:
 
+    - ``"auto"`` (default): ``"full"`` when it is cheap (at most 256 elements, or a full
+      check predicted to take at most ~2 s from XLA's cost analysis), otherwise
+      ``"locate"``; ``result.mode`` is the mode that ran and ``result.notes`` says why.
     - ``"full"``: every element i, from f at x ± h_i·e_i and x ± 2h_i·e_i (4N evaluations for
       central: the 2h pair estimates the truncation error and finds kinks), plus the
       directional checks below; the one along each leaf's analytic gradient sums the
@@ -192,26 +274,39 @@ def check_grad(
       worst failing directions down to single elements, confirmed element-wise:
       O(max_located · log2 N) evaluations.
 
-    Each element or direction passes when |analytic − numeric| <= tolerance, with
-    ``tolerance = margin·(T + R + E_ad)``: T = |e(2h) − e(h)|/(2^p − 1) the truncation
-    error from the same batch (e = FD − analytic, p the stencil order), R = Σ|w_k|·ρ/h the
-    round-off with ρ = max(eps·max|f|, 2σ) (σ: the noise of f, measured in the batch from
-    f(x ± δ) with ulp-sized δ), and E_ad = 8·eps·Σ|w_k|·|a|·|δ_k|/h the analytic side's
-    rounding. Where f is not smooth within ±2h (|4·S(h) − S(2h)| > |S(h)|/4 + 20ρ with
-    S(h) = f(x+h) − 2f(x) + f(x−h)) the element is a *kink*: reported with both one-sided
-    slopes and whether the analytic value is between them, and left out of the verdict.
-    Directions are also measured at h/8 (8 evaluations each for central): a direction that
-    crosses a kink within ±2h but not within ±h/4 (ReLU nets: a direction moves every unit)
-    is judged at h/8 instead of being left out. A leaf whose measurements are all kinks is
-    named as not verified. f(x) is evaluated in every batch and by the AD pass; if the
-    values differ beyond rounding the result is marked not deterministic (dropout or an RNG
-    left on) and fails without blaming the gradient. NaN/inf values are reported with the element and offset.
+    Each measurement (an element or a direction) ends PASS, FAIL or INCONCLUSIVE
+    (``fdjax.CheckStatus``, with a ``fdjax.Reason``). It fails when |analytic − numeric| >
+    tolerance, with ``tolerance = margin·(T + R + E_ad)``: T = |e(2h) − e(h)|/(2^p − 1) the
+    truncation error from the same batch (e = FD − analytic, p the stencil order), R =
+    Σ|w_k|·ρ/h the round-off with ρ = max(eps·max|f|, 2σ) (σ: the noise of f, measured in
+    the batch from f(x ± δ) with ulp-sized δ), and E_ad = 8·eps·Σ|w_k|·|a|·|δ_k|/h the
+    analytic side's rounding. It is inconclusive when that tolerance is not below half the
+    values compared (agreement would prove nothing: *unresolved*), where f is not smooth
+    within ±2h (|4·S(h) − S(2h)| > |S(h)|/4 + 20ρ with S(h) = f(x+h) − 2f(x) + f(x−h): a
+    *kink*, reported with both one-sided slopes and whether the analytic value is between
+    them) and where f is NaN/inf at a perturbed point. Directions are also measured at h/8
+    (ReLU nets: a long direction crosses kinks).
+
+    Before deciding, concerned measurements are *escalated*: a failure within 4× its
+    tolerance, an unresolved, kinked or non-finite one, and (full and subset modes) a pass
+    with a tolerance above 1% of the values are measured again in one more batch at steps
+    h/512 … 256h (and, for elements, a step relative to |x_i| with no floor); the most
+    precise resolved measurement decides, and a marginal failure needs a second step to
+    confirm it (``result.escalated``, ``result.escalation_evaluations``).
+
+    A leaf passes when one of its measurements passed and none failed; the check passes
+    when every leaf passed. f(x) is evaluated twice in every batch and by the AD pass: if
+    the same program gives different values f is not deterministic and the check is
+    INCONCLUSIVE without blaming the gradient; a difference between programs is checked
+    again with the rows evaluated one at a time (no ``vmap``): rounding keeps the batched
+    values, an unfaithful batch is replaced (``result.notes``). Inside ``jax.jit`` the
+    verdict is the first batches' (no escalation, no second look).
 
     Args:
         fun: scalar-valued function; ``fun(*args)`` must return a real scalar.
         *args: its positional arguments (pytrees of arrays).
         argnums: which argument(s) to differentiate; integer leaves are held fixed.
-        mode: ``"full"``, ``"subset"``, ``"directional"`` or ``"locate"``.
+        mode: ``"auto"`` (default), ``"full"``, ``"subset"``, ``"directional"`` or ``"locate"``.
         method: FD stencil: ``"central"`` (default), ``"central4"``, ``"central6"``,
             ``"forward"``, ``"backward"`` or a first-derivative ``fdjax.Stencil``.
         step: relative step (h_i = step·max(|x_i|, 1)), a float or a pytree matching the
@@ -226,9 +321,15 @@ def check_grad(
             are located).
         order: 1, or 2 to check the second derivative: FD of ``jax.grad(f)`` contracted
             with a random Rademacher vector v against the AD Hessian-vector product Hv.
-        precision: None (check in the arguments' dtype: float32 is checked in float32 with
-            float32 steps and tolerances) or ``"float64"``: cast every floating argument to
-            float64 first. Needs 64-bit JAX (``JAX_ENABLE_X64=1`` in the environment or
+        precision: which dtypes the check runs in. None (default): bfloat16 and float16
+            leaves of every argument (and of cotangents and tangents) are cast to float32
+            first, since a 16-bit check's tolerance (f's rounding, ~1e-2 relative) exceeds
+            the gradients and could not tell a gradient from twice itself; float32 and
+            float64 leaves are checked in their own dtype, with their own steps and
+            tolerances. ``"native"``: every leaf in its own dtype, 16-bit ones too (each
+            leaf's default step from its own eps; steps are taken in the leaf's dtype).
+            ``"float64"``: every floating leaf cast to float64; needs 64-bit JAX
+            (``JAX_ENABLE_X64=1`` in the environment or
             ``jax.config.update("jax_enable_x64", True)`` at startup).
         margin: the multiple of the predicted FD error allowed (default 10).
         chunk_size: rows per vmapped chunk (default: from ``memory_budget``).
@@ -237,7 +338,8 @@ def check_grad(
             an int k (the first k; 1 turns sharding off) or a sequence of ``jax.Device``.
 
     Returns:
-        A ``GradCheck``: per element, per leaf and overall figures, ``passed``, and a
+        A ``GradCheck``: per element, per leaf and overall outcomes and figures,
+        ``status`` (PASS, FAIL or INCONCLUSIVE) with its ``reason``, ``passed``, and a
         readable ``summary()``.
 
     Raises:
@@ -254,11 +356,13 @@ def check_grad(
     return _run("fdjax.check_grad", "grad", fun, args, argnums, options, step=step, key=key)
 
 
-def assert_grad(fun: Callable, *args: Any, **kwargs: Any) -> GradCheck:
-    """``check_grad`` that raises ``GradientCheckError`` (an AssertionError) when it fails.
+def assert_grad(fun: Callable, *args: Any, allow_inconclusive: bool = False, **kwargs: Any) -> GradCheck:
+    """``check_grad`` that raises ``GradientCheckError`` (an AssertionError) unless it passes.
 
-    The message is the check's summary table. Call it outside ``jax.jit`` (e.g. in pytest).
-    Takes the arguments of ``fdjax.check_grad`` and returns its result when it passes.
+    It raises on FAIL and, unless ``allow_inconclusive=True``, on INCONCLUSIVE (something
+    could not be verified: the message says what and what would resolve it). Call it outside
+    ``jax.jit`` (e.g. in pytest). Takes the arguments of ``fdjax.check_grad`` and returns
+    its result when it does not raise.
 
     Examples:
         >>> import jax.numpy as jnp, fdjax
@@ -271,7 +375,8 @@ def assert_grad(fun: Callable, *args: Any, **kwargs: Any) -> GradCheck:
             "fdjax.assert_grad cannot raise inside jax.jit (the verdict is traced); call "
             "fdjax.check_grad there and inspect `result.passed` outside"
         )
-    if not bool(result.passed):
+    status = CheckStatus(int(result.status))
+    if status == CheckStatus.FAIL or (status == CheckStatus.INCONCLUSIVE and not allow_inconclusive):
         raise GradientCheckError(result)
     return result
 
@@ -281,7 +386,7 @@ def check_vjp(
     primals: Sequence[Any],
     cotangents: Any = None,
     *,
-    mode: Mode = "full",
+    mode: Mode = "auto",
     method: str | Stencil = "central",
     step: Any = None,
     key: Any = None,
@@ -326,7 +431,7 @@ def check_jvp(
     tangents: Sequence[Any] | None = None,
     *,
     cotangents: Any = None,
-    mode: Mode = "full",
+    mode: Mode = "auto",
     method: str | Stencil = "central",
     step: Any = None,
     key: Any = None,

@@ -126,14 +126,14 @@ class _Problem:
         """(h, extra evaluations): the step taken per element, or the adaptive sweep's."""
         cfg, x, n, dt, stencil = self.cfg, self.x, self.n, self.dt, self.cfg.stencil
         if cfg.step_kind != "auto":
-            return taken_step(x, relative_step_vector(step, self.fa, stencil, cfg.caller)), 0
+            return taken_step(x, relative_step_vector(step, self.fa, stencil, cfg.caller), self.fa), 0
         # The adaptive sweep picks h_i per element; the check then runs at that step.
         from .._fd import adaptive_basis, default_relative_steps
 
         found = adaptive_basis(self.fd_fn, x, jnp.asarray(f0), stencil, cfg.opts).step
         found = jnp.reshape(jnp.asarray(found), (n,)).astype(dt)
-        h = (x + found) - x
-        fallback = taken_step(x, jnp.full((n,), stencil.default_step(self.eps), dt))
+        h = self.fa.quantize(x + found) - x
+        fallback = taken_step(x, relative_step_vector(None, self.fa, stencil, cfg.caller), self.fa)
         h = jnp.where(jnp.isfinite(h) & (h > 0), h, fallback)
         return h, len(default_relative_steps(dt)) * len(stencil.offsets) * n
 
@@ -208,6 +208,7 @@ class _DirectionBody:
             opts=self.cfg.opts,
             probes=True,
             fine=True,
+            fa=pb.fa,
         )
         koff = 2 * len(check_offsets(self.cfg.stencil))  # at h and at FINE·h
         fdt = dsamp.F.dtype
@@ -246,13 +247,14 @@ class _ElementBody:
             ).astype(jnp.int32)
         h, extra = pb.element_steps(step, f0_ad)
         a_e = pb.linear(analytic).at(idx).astype(pb.dt)
-        esamp = basis_samples(pb.fd_fn, pb.x, a_e, idx, h[idx], self.cfg.stencil, self.cfg.opts)
+        esamp = basis_samples(pb.fd_fn, pb.x, a_e, idx, h[idx], self.cfg.stencil, self.cfg.opts, fa=pb.fa)
         koff = len(check_offsets(self.cfg.stencil))
         return {
             "h": h,
             "e_idx": idx,
             "e_keep": jnp.ones(idx.shape, bool),
             "e_analytic": a_e,
+            "e_x": pb.x[idx],
             "e": esamp,
             "evaluations": jnp.asarray(koff * int(idx.shape[0]) + 2 + extra, jnp.int32),
         }
@@ -294,6 +296,7 @@ class _LocateBody:
             margin=self.margin,
             opts=cfg.opts,
             width=self.max_located,
+            fa=pb.fa,
         )
         keep = active & ran
         extra = _locate.locate_evaluations(self.max_located, _locate.levels_for(pb.n), cfg.stencil)
@@ -302,10 +305,12 @@ class _LocateBody:
             "e_idx": idx,
             "e_keep": keep,
             "e_analytic": lin.at(idx).astype(pb.dt),
+            "e_x": pb.x[idx],
             "e": esamp,
             "evaluations": jnp.where(ran, extra, 0).astype(jnp.int32),
             "located": jnp.where(keep, idx, -1).astype(jnp.int32),
             "d_status": dmeas.status,  # the verdicts bisection started from, reported as such
+            "d_reason": dmeas.reason,
         }
 
 
@@ -327,6 +332,65 @@ def no_elements(d: Samples, n: int, dt) -> dict:
         "e_idx": jnp.zeros((0,), jnp.int32),
         "e_keep": jnp.zeros((0,), bool),
         "e_analytic": jnp.zeros((0,), dt),
+        "e_x": jnp.zeros((0,), dt),
         "e": empty,
         "evaluations": jnp.zeros((), jnp.int32),
     }
+
+
+#: Step multipliers of escalation: a concerned measurement is taken again at h·m for each m
+#: (smaller steps for kinks, non-finite points and truncation; larger ones for round-off).
+#: Elements also get one step without the floor: rel·|x_i| instead of rel·max(|x_i|, 1)
+#: (a parameter of 1e-6 near a domain boundary at 0).
+LADDER = (1 / 512, 1 / 64, 1 / 8, 1 / 2, 4.0, 32.0, 256.0)
+
+
+def ladder_steps(h, x) -> np.ndarray:
+    """[len(LADDER) + 1, M] element steps: h·m for m in ``LADDER``, then the floorless step."""
+    h, ax = np.asarray(h), np.abs(np.asarray(x, h.dtype))
+    floorless = np.where(ax > 0, h * ax / np.maximum(ax, 1), h / 4096)
+    return np.concatenate([np.asarray(LADDER, h.dtype)[:, None] * h[None, :], floorless[None, :]])
+
+
+@dataclasses.dataclass(frozen=True)
+class _EscalateBody:
+    """Escalation: the chosen elements and directions again, at other steps.
+
+    Element ``e_idx[j]`` is measured at each step ``e_h[t, j]``, direction ``d_sel[j]`` of
+    the direction layout at its own step times ``d_mult[t, j]`` (one engine batch each;
+    the rows are step-major: every item at the first step, then at the second, ...).
+    """
+
+    cfg: _Config
+
+    def __call__(self, args, step, key, cotangents, tangent, analytic, e_idx, e_h, d_sel, d_mult) -> dict:
+        cfg = self.cfg
+        pb = _Problem(cfg, args, key, cotangents)
+        out = {}
+        if e_idx.shape[0]:
+            idx = jnp.tile(e_idx, e_h.shape[0])
+            a_e = pb.linear(analytic).at(idx).astype(pb.dt)
+            h = e_h.astype(pb.dt).reshape(-1)
+            out["e"] = basis_samples(pb.fd_fn, pb.x, a_e, idx, h, cfg.stencil, cfg.opts, fa=pb.fa)
+        if d_sel.shape[0]:
+            drows, _, _ = pb.directions()
+            m = d_mult.shape[0]
+            sub = DirectionRows(
+                *(jnp.tile(getattr(drows, f)[d_sel], m) for f in ("kind", "index", "lo", "hi"))
+            )
+            along_v = analytic.astype(pb.dt) if cfg.kind != "jvp" else None
+            tangent_v = None if tangent is None else tangent.astype(pb.dt)
+            out["d"] = direction_samples(
+                pb.fd_fn,
+                pb.x,
+                pb.linear(along_v),
+                pb.s_dir,
+                along_v,
+                tangent_v,
+                sub,
+                pb.rel_dir(step) * d_mult.astype(pb.dt).reshape(-1),
+                stencil=cfg.stencil,
+                opts=cfg.opts,
+                fa=pb.fa,
+            )
+        return out

@@ -9,7 +9,7 @@ import jax
 import numpy as np
 
 from .._json import CHECK_SCHEMA, jsonable
-from .outcomes import CheckStatus, DirectionKind
+from .outcomes import CheckStatus, DirectionKind, Reason
 
 
 _DIGITS = {"float64": 15.7, "float32": 6.9, "float16": 3.3, "bfloat16": 2.1}
@@ -57,57 +57,75 @@ def _offset_text(off) -> str:
     return f"offset {off:+g}·h"
 
 
+def _what(r) -> str:
+    if r.kind == "grad" and r.order == 1:
+        return "jax.grad"
+    return {"grad": "the AD Hessian-vector product", "vjp": "jax.vjp", "jvp": "jax.jvp"}[r.kind]
+
+
 def verdict_line(r) -> str:
-    """One line: PASSED / FAILED and why."""
+    """One line: PASSED / FAILED / INCONCLUSIVE and why."""
     r = host(r)
-    if not bool(r.deterministic):
+    status, reason = CheckStatus(int(r.status)), Reason(int(r.reason))
+    checked, failed = int(r.checked), int(r.failed)
+    if status == CheckStatus.FAIL:
+        if bool(r.nonfinite) and int(r.nonfinite_index) >= 0 and math.isnan(float(r.nonfinite_offset)):
+            return "FAILED: " + _nonfinite_text(r)
+        return f"FAILED: {failed} of {checked} checks disagree with {_what(r)} beyond the error model"
+    if reason == Reason.NONDETERMINISTIC:
         return (
-            f"FAILED: f is not deterministic: f(x) evaluated repeatedly differs by "
-            f"{float(r.f0_spread):.3g} (rounding allows ~{_det_allow(r):.3g}). Dropout or an RNG "
-            "left on? The gradient was not judged."
+            "INCONCLUSIVE: f is not deterministic (the same input gave different values); the gradient "
+            f"was not judged. To resolve: {reason.remedy()}"
         )
-    if bool(r.nonfinite):
-        return "FAILED: " + _nonfinite_text(r)
-    failed = int(r.failed)
-    checked = int(r.checked)
-    kinks = int(r.kinks)
-    what = (
-        "jax.grad"
-        if r.kind == "grad" and r.order == 1
-        else {
-            "grad": "the AD Hessian-vector product",
-            "vjp": "jax.vjp",
-            "jvp": "jax.jvp",
-        }[r.kind]
-    )
-    if failed:
-        return f"FAILED: {failed} of {checked} checks disagree with {what} beyond the error model"
-    extra = f"; {kinks} kink(s) left out" if kinks else ""
-    if checked == 0:
-        return f"PASSED (vacuously): nothing could be checked{extra}"
+    if status == CheckStatus.INCONCLUSIVE and not math.isfinite(float(r.value)):
+        return "INCONCLUSIVE: f returned a non-finite value at the unperturbed point x"
+    open_ = open_leaves(r)
+    if status == CheckStatus.INCONCLUSIVE:
+        agree = f"{checked} checks agree with {_what(r)}, none fails, but " if checked else ""
+        return (
+            f"INCONCLUSIVE: {agree}{len(open_)} of {len(r.leaf_names)} leaves not verified: "
+            f"{_leaf_list(open_)}. To resolve: {reason.remedy()}"
+        )
+    extra = ""
+    if int(r.inconclusive):
+        extra = f"; {int(r.inconclusive)} measurement(s) inconclusive ({_reason_counts(r)})"
+    return f"PASSED: {checked} checks agree with {_what(r)} within the error model{extra}"
+
+
+def open_leaves(r) -> list[tuple[str, Reason]]:
+    """The leaves that were not verified (inconclusive), with their reasons."""
     lv = r.leaves
-    blind = [name for name, c, k in zip(r.leaf_names, lv.checked, lv.kinks, strict=True) if kinks_only(c, k)]
-    if blind:
-        hint = "f is not smooth there at the step's scale" if r.mode == "full" else "try mode='full'"
-        more = " …" if len(blind) > 3 else ""
-        extra += f"; NOT verified: {', '.join(blind[:3])}{more} (every measurement a kink; {hint})"
-    return f"PASSED: {checked} checks agree with {what} within the error model{extra}"
+    return [
+        (name, Reason(int(why)))
+        for name, st, why in zip(r.leaf_names, lv.status, lv.reason, strict=True)
+        if int(st) == CheckStatus.INCONCLUSIVE
+    ]
 
 
-def kinks_only(checked, kinks) -> bool:
-    """A leaf (or the whole check) of which nothing was verified: every measurement a kink."""
-    return not int(checked) and bool(int(kinks))
+def _leaf_list(leaves: list[tuple[str, Reason]], shown: int = 3) -> str:
+    text = ", ".join(f"{name} ({why.label})" for name, why in leaves[:shown])
+    return text + (f" and {len(leaves) - shown} more" if len(leaves) > shown else "")
 
 
-def _leaf_verdict(passed, checked, kinks) -> str:
-    if not passed:
+def _reason_counts(r) -> str:
+    """ "12 kink, 3 unresolved": the reasons of the inconclusive measurements."""
+    codes = np.concatenate(
+        [
+            r.elements.reason[r.elements.status == CheckStatus.INCONCLUSIVE],
+            r.directions.reason[r.directions.status == CheckStatus.INCONCLUSIVE],
+        ]
+    )
+    values, counts = np.unique(codes, return_counts=True)
+    return ", ".join(f"{c} {Reason(int(v)).label}" for v, c in zip(values, counts, strict=True))
+
+
+def _leaf_verdict(status, reason) -> str:
+    st = CheckStatus(int(status))
+    if st == CheckStatus.PASS:
+        return "ok"
+    if st == CheckStatus.FAIL:
         return "FAIL"
-    return "kinks only" if kinks_only(checked, kinks) else "ok"
-
-
-def _det_allow(r) -> float:
-    eps = np.finfo(np.dtype(r.dtype)).eps if r.dtype in _DIGITS else 2.2e-16
-    return 16 * eps * abs(float(r.value)) + 4 * float(r.noise)
+    return f"inconclusive ({Reason(int(reason)).label})"
 
 
 def _nonfinite_text(r) -> str:
@@ -127,9 +145,26 @@ def _nonfinite_text(r) -> str:
     return "a non-finite value was met"
 
 
+def _rank(status, reason):
+    """Sort key of measurements, worst first: failures, non-finite, unresolved, kinks, passes."""
+    inc = status == CheckStatus.INCONCLUSIVE
+    return np.select(
+        [
+            status == CheckStatus.FAIL,
+            inc & (reason == Reason.NONFINITE),
+            inc & (reason == Reason.UNRESOLVED),
+            inc & (reason == Reason.KINK),
+            inc,
+            status == CheckStatus.PASS,
+        ],
+        [0, 1, 2, 3, 4, 5],
+        default=6,
+    )
+
+
 def element_rows(r, max_rows: int | None = None) -> list[int]:
-    """Flat indices of the checked elements, worst first (failures, non-finite, kinks, then by
-    difference/tolerance)."""
+    """Flat indices of the checked elements, worst first (failures, non-finite, unresolved,
+    kinks, then by difference/tolerance)."""
     el = host(r).elements
     status = el.status
     idx = np.flatnonzero(status != CheckStatus.UNCHECKED)
@@ -140,24 +175,24 @@ def element_rows(r, max_rows: int | None = None) -> list[int]:
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(tol > 0, err / tol, np.where(err > 0, np.inf, 0.0))
     ratio = np.nan_to_num(ratio, nan=np.inf)
-    rank = np.select(
-        [
-            status[idx] == CheckStatus.FAIL,
-            status[idx] == CheckStatus.NONFINITE,
-            status[idx] == CheckStatus.KINK,
-        ],
-        [0, 1, 2],
-        default=3,
-    )
-    order = np.lexsort((-ratio, rank))
+    order = np.lexsort((-ratio, _rank(status[idx], el.reason[idx])))
     out = idx[order]
     return out.tolist() if max_rows is None else out[:max_rows].tolist()
 
 
+def _inconclusive_text(reason: Reason, tol: float, dp: float, dm: float, sub: bool) -> str:
+    if reason == Reason.KINK:
+        return f"kink: D+ = {dp:.4g}, D- = {dm:.4g}; analytic {'is' if sub else 'is NOT'} between them"
+    if reason == Reason.UNRESOLVED:
+        return f"unresolved: tolerance {tol:.2g} is not below half the values compared"
+    if reason == Reason.NONDETERMINISTIC:
+        return "not judged: f is not deterministic"
+    return f"inconclusive: {reason.label}"
+
+
 def _why(r, i) -> str:
     el = r.elements
-    s = int(el.status[i])
-    a = float(el.analytic[i])
+    s, why = int(el.status[i]), Reason(int(el.reason[i]))
     err = float(el.abs_error[i])
     tol = float(el.tolerance[i])
     parts = (
@@ -165,18 +200,20 @@ def _why(r, i) -> str:
         f"AD {float(el.ad_rounding[i]):.2g}"
     )
     if s == CheckStatus.FAIL:
+        if not math.isfinite(float(el.analytic[i])):
+            return "FAIL: the analytic value is not finite where f is"
         times = err / tol if tol > 0 else math.inf
         return f"FAIL: |diff| is {times:.3g} × the tolerance {tol:.2g} (margin {r.margin:g} × ({parts}))"
     if s == CheckStatus.PASS:
         return f"ok: |diff| <= tolerance {tol:.2g} ({parts})"
-    if s == CheckStatus.KINK:
-        dp, dm = float(el.slope_plus[i]), float(el.slope_minus[i])
-        sub = "is" if bool(el.subgradient[i]) else "is NOT"
-        return f"kink (left out): D+ = {dp:.4g}, D- = {dm:.4g}; analytic {a:.4g} {sub} between them"
-    if s == CheckStatus.NONFINITE:
+    if s == CheckStatus.INCONCLUSIVE and why == Reason.NONFINITE:
         if i == int(r.nonfinite_index):
             return "non-finite: " + _offset_text(float(r.nonfinite_offset))
-        return "non-finite value at one of this element's offsets or its analytic value"
+        return "non-finite value at one of this element's offsets, at every step tried"
+    if s == CheckStatus.INCONCLUSIVE:
+        return _inconclusive_text(
+            why, tol, float(el.slope_plus[i]), float(el.slope_minus[i]), bool(el.subgradient[i])
+        )
     return CheckStatus(s).label
 
 
@@ -188,14 +225,14 @@ def failing_parts(r, max_elements: int = 3) -> str:
     """Where a failed check failed: "['w'] ([2, 3], [0, 1]); ['b']" (leaves, worst elements)."""
     r = host(r)
     status = r.elements.status
-    worst = [i for i in element_rows(r) if status[i] in (CheckStatus.FAIL, CheckStatus.NONFINITE)]
+    worst = [i for i in element_rows(r) if status[i] == CheckStatus.FAIL]
     by_leaf: dict[str, list[str]] = {}
     for i in worst:
         name = r.element_name(i)
         leaf = next((n for n in r.leaf_names if name.startswith(n)), name)
         by_leaf.setdefault(leaf, []).append(name[len(leaf) :] or name)
-    for name, ok in zip(r.leaf_names, r.leaves.passed, strict=True):
-        if not bool(ok):
+    for name, st in zip(r.leaf_names, r.leaves.status, strict=True):
+        if int(st) == CheckStatus.FAIL:
             by_leaf.setdefault(name, [])
     parts = []
     for leaf, elements in by_leaf.items():
@@ -220,16 +257,23 @@ def summary(r, max_rows: int = 10) -> str:
     lines.append(
         f"  mode={r.mode}  method={r.method}  order={r.order}  dtype={r.dtype}  margin={r.margin:g}  "
         f"evaluations={int(r.evaluations)}"
+        + (
+            f" ({int(r.escalation_evaluations)} to re-measure {int(r.escalated)} at other steps)"
+            if int(r.escalated)
+            else ""
+        )
     )
     lines.append(
         f"  f(x) = {float(r.value):.6g}   noise of f = {float(r.noise):.2g}   "
         f"deterministic: {'yes' if bool(r.deterministic) else 'NO'}"
     )
+    for note in r.notes:
+        lines.append(f"  note: {note}")
     # Leaves.
     name_w = max([len("leaf")] + [len(n) for n in r.leaf_names] + [len("overall")])
     name_w = min(name_w, 40)
     head = (
-        f"  {'leaf':<{name_w}} {'size':>8} {'checked':>8} {'kinks':>6} {'failed':>6} {'norm ratio':>10} "
+        f"  {'leaf':<{name_w}} {'size':>8} {'checked':>8} {'incon.':>6} {'failed':>6} {'norm ratio':>10} "
         f"{'max rel':>10} {'digits':>6} {'sign':>6}  verdict"
     )
     lines.append("")
@@ -238,16 +282,16 @@ def summary(r, max_rows: int = 10) -> str:
     for j, (name, shape) in enumerate(zip(r.leaf_names, r.leaf_shapes, strict=False)):
         size = math.prod(shape)
         lines.append(
-            f"  {name[:name_w]:<{name_w}} {size:>8d} {int(lv.checked[j]):>8d} {int(lv.kinks[j]):>6d} "
+            f"  {name[:name_w]:<{name_w}} {size:>8d} {int(lv.checked[j]):>8d} {int(lv.inconclusive[j]):>6d} "
             f"{int(lv.failed[j]):>6d} {_g(lv.norm_ratio[j])} {_g(lv.max_rel_error[j])} "
             f"{_fixed(lv.digits[j])} {_fixed(lv.sign_agreement[j], 6, 3)}  "
-            f"{_leaf_verdict(lv.passed[j], lv.checked[j], lv.kinks[j])}"
+            f"{_leaf_verdict(lv.status[j], lv.reason[j])}"
         )
     lines.append(
-        f"  {'overall':<{name_w}} {r.size:>8d} {int(r.checked):>8d} {int(r.kinks):>6d} "
+        f"  {'overall':<{name_w}} {r.size:>8d} {int(r.checked):>8d} {int(r.inconclusive):>6d} "
         f"{int(r.failed):>6d} {_g(r.norm_ratio)} {_g(r.max_rel_error)} "
         f"{_fixed(r.digits)} {_fixed(r.sign_agreement, 6, 3)}  "
-        f"{'ok' if bool(r.passed) else 'FAIL'}"
+        f"{_leaf_verdict(r.status, r.reason)}"
     )
     # Elements.
     el = r.elements
@@ -298,12 +342,7 @@ def _direction_order(r):
     st, err, tol = dr.status, dr.abs_error, dr.tolerance
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.nan_to_num(np.where(tol > 0, err / tol, np.inf), nan=np.inf)
-    rank = np.select(
-        [st == CheckStatus.FAIL, st == CheckStatus.NONFINITE, st == CheckStatus.KINK, st == CheckStatus.PASS],
-        [0, 1, 2, 3],
-        default=4,
-    )
-    return np.lexsort((-ratio, rank)).tolist()
+    return np.lexsort((-ratio, _rank(st, dr.reason))).tolist()
 
 
 def _direction_line(r, d) -> str:
@@ -314,11 +353,13 @@ def _direction_line(r, d) -> str:
     st = int(dr.status[d])
     a, n = float(dr.analytic[d]), float(dr.numeric[d])
     tol = float(dr.tolerance[d])
-    if st == CheckStatus.KINK:
-        sub = "valid" if bool(dr.subgradient[d]) else "NOT a valid"
-        verdict = (
-            f"kink (left out): D+ = {float(dr.slope_plus[d]):.4g}, "
-            f"D- = {float(dr.slope_minus[d]):.4g}, {sub} subgradient"
+    if st == CheckStatus.INCONCLUSIVE:
+        verdict = _inconclusive_text(
+            Reason(int(dr.reason[d])),
+            tol,
+            float(dr.slope_plus[d]),
+            float(dr.slope_minus[d]),
+            bool(dr.subgradient[d]),
         )
     elif st == CheckStatus.FAIL:
         verdict = f"FAIL: |diff| is {abs(a - n) / tol if tol > 0 else math.inf:.3g} × tolerance"
@@ -331,9 +372,12 @@ def _direction_line(r, d) -> str:
 
 #: The overall figures of ``to_dict()``, in its order.
 _OVERALL = (
+    "status",
+    "reason",
     "passed",
     "checked",
     "failed",
+    "inconclusive",
     "kinks",
     "deterministic",
     "f0_spread",
@@ -348,7 +392,10 @@ _OVERALL = (
     "nonfinite_direction",
     "nonfinite_offset",
     "evaluations",
+    "escalated",
+    "escalation_evaluations",
 )
+_LABELS = {"status": CheckStatus, "reason": Reason, "kind": DirectionKind}
 
 
 def _columns(group, rows) -> dict:
@@ -356,10 +403,8 @@ def _columns(group, rows) -> dict:
     out = {}
     for f in dataclasses.fields(group):
         arr = getattr(group, f.name)[rows]
-        if f.name == "status":
-            out[f.name] = [CheckStatus(int(v)).label for v in arr]
-        elif f.name == "kind":
-            out[f.name] = [DirectionKind(int(v)).label for v in arr]
+        if f.name in _LABELS:
+            out[f.name] = [_LABELS[f.name](int(v)).label for v in arr]
         else:
             out[f.name] = arr
     return out
@@ -380,11 +425,18 @@ def to_dict(r, max_elements: int | None = None) -> dict:
         "verdict": verdict_line(r),
     }
     out.update({f: getattr(r, f) for f in _OVERALL})
+    out["status"], out["reason"] = CheckStatus(int(r.status)).label, Reason(int(r.reason)).label
+    out["notes"] = list(r.notes)
     out["located"] = [int(i) for i in r.located if i >= 0]
     lv = r.leaves
     out["leaves"] = [
         {"name": name, "shape": list(shape), "start": start}
-        | {f.name: getattr(lv, f.name)[j] for f in dataclasses.fields(lv)}
+        | {
+            f.name: _LABELS[f.name](int(getattr(lv, f.name)[j])).label
+            if f.name in _LABELS
+            else getattr(lv, f.name)[j]
+            for f in dataclasses.fields(lv)
+        }
         for j, (name, shape, start) in enumerate(
             zip(r.leaf_names, r.leaf_shapes, r.leaf_starts, strict=False)
         )

@@ -12,12 +12,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import _validate
+from .._pytree import apply_precision as apply_precision  # the one precision rule (sweep too)
+from .._pytree import check_precision
 from .._fd import get_stencil
 from .._fd import check_step_static, check_step_values
 
 
 #: The check modes.
-MODES = ("full", "subset", "directional", "locate")
+MODES = ("auto", "full", "subset", "directional", "locate")
 _DEFAULT_SUBSET_K = 16
 
 
@@ -43,30 +45,12 @@ def validate_common(caller, fun, options):
     margin = _validate.positive_finite(margin, "margin", caller)
     num_directions = _validate.int_at_least(num_directions, "num_directions", caller)
     max_located = _validate.int_at_least(max_located, "max_located", caller)
-    if precision not in (None, "float64"):
-        raise ValueError(
-            f"{caller}(precision=...) must be None (the arguments' dtype) or 'float64', got {precision!r}"
-        )
-    if precision == "float64" and not jax.config.jax_enable_x64:
-        raise ValueError(
-            f"{caller}(precision='float64') needs 64-bit JAX, which is disabled: set the environment "
-            "variable JAX_ENABLE_X64=1 before starting Python, or call "
-            "jax.config.update('jax_enable_x64', True) at startup, before creating arrays"
-        )
+    check_precision(precision, caller)
     if k is not None:
         if mode != "subset":
             raise ValueError(f"{caller}(k=...) applies to mode='subset' only, got mode={mode!r}")
         _validate.int_at_least(k, "k", caller)
     return stencil, float(margin), num_directions, max_located
-
-
-def to_float64(tree):
-    def cast(leaf):
-        if isinstance(leaf, (jax.Array, np.ndarray, np.generic)) and jnp.issubdtype(leaf.dtype, jnp.floating):
-            return jnp.asarray(leaf, jnp.float64)
-        return leaf
-
-    return jax.tree_util.tree_map(cast, tree)
 
 
 def as_key(key, caller):

@@ -83,6 +83,7 @@ def locate(
     margin: float,
     opts: Options,
     width: int,
+    fa=None,
 ):
     """Bisect the ``width`` worst failing directions of ``start`` down to single coordinates.
 
@@ -116,13 +117,13 @@ def locate(
         )
         scale2 = jnp.concatenate([scale, scale])
         samples = direction_samples(
-            fn, x, lin, seed, along, tangent, rows, rel * scale2, stencil=stencil, opts=opts
+            fn, x, lin, seed, along, tangent, rows, rel * scale2, stencil=stencil, opts=opts, fa=fa
         )
         meas = measure_samples(samples, sigma, stencil, margin, eps_ad)
         score = _score(meas, samples.valid & jnp.concatenate([active, active]))
         # a lineage at scale 1 with no failing half but a kinked one: retry it at FINE·h
         fails = (score > -jnp.inf).reshape(2, -1).any(axis=0)
-        kinked = ((meas.status == CheckStatus.KINK) & samples.valid).reshape(2, -1).any(axis=0)
+        kinked = (meas.kink & samples.valid).reshape(2, -1).any(axis=0)
         retry = active & (scale == 1.0) & ~fails & kinked
         cand = DirectionRows.concat([rows, DirectionRows(kind, index, lo, hi)])
         cscale = jnp.concatenate([scale2, jnp.full_like(scale, FINE)])
@@ -140,7 +141,7 @@ def locate(
     def run(state):
         kind, index, lo, hi, _, active = jax.lax.fori_loop(0, levels, level, state)
         idx = jnp.where(active, lo, 0).astype(jnp.int32)
-        return idx, active, basis_samples(fn, x, lin.at(idx), idx, h_elem[idx], stencil, opts)
+        return idx, active, basis_samples(fn, x, lin.at(idx), idx, h_elem[idx], stencil, opts, fa=fa)
 
     def skip(state):
         shapes = jax.eval_shape(run, state)

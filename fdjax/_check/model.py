@@ -31,6 +31,18 @@ not fire (u in [0.6, 0.72]) the truncation estimate T = J·u/12 keeps it within 
 both one-sided slopes D+ = (f(x+h) − f(x))/h and D− = (f(x) − f(x−h))/h and whether the
 analytic value lies between them (a valid subgradient), and it is left out of the verdict.
 Kink detection uses f values only, so a bug cannot turn a measurement into a kink.
+
+Outcome of one measurement (``CheckStatus`` and ``Reason``):
+
+- f not finite at one of its points: INCONCLUSIVE (NONFINITE); f finite but the analytic
+  value not: FAIL (the derivative is NaN/inf where f is smooth and finite);
+- a kink: INCONCLUSIVE (KINK);
+- |e| > tolerance: FAIL;
+- a tolerance that is not below half the values compared, max(|A|, |D|)/``RESOLUTION``:
+  INCONCLUSIVE (UNRESOLVED): such a measurement could not tell a gradient from twice
+  itself, so agreement proves nothing. Exception: both sides exactly 0 and f bit-identical
+  at every offset (f is flat along the direction and AD says so): PASS;
+- otherwise PASS.
 """
 
 from __future__ import annotations
@@ -42,7 +54,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._fd import Stencil
-from .outcomes import CheckStatus
+from .outcomes import CheckStatus, Reason
 
 
 #: Default multiple of the predicted FD error that a difference may reach.
@@ -53,6 +65,8 @@ KINK_RATIO = 0.25
 SIGMA_FACTOR = 2.0
 #: Rounding of the analytic side: this many eps times Σ|a_i·δ_i|.
 AD_FACTOR = 8.0
+#: A measurement resolves the values it compares when RESOLUTION·tolerance < max(|A|, |D|).
+RESOLUTION = 2.0
 
 
 def check_offsets(stencil: Stencil) -> tuple[float, ...]:
@@ -77,7 +91,8 @@ class Measurement(NamedTuple):
     subgradient: jnp.ndarray  # bool: analytic within [min(D+, D−), max(D+, D−)] ± tolerance
     finite: jnp.ndarray  # bool
     first_bad_offset: jnp.ndarray  # offset of the first non-finite value (nan when finite; 0 = f(x))
-    status: jnp.ndarray  # int8 code
+    status: jnp.ndarray  # int8 CheckStatus code
+    reason: jnp.ndarray  # int8 Reason code (NONE unless INCONCLUSIVE)
     step: jnp.ndarray  # the nominal step h the measurement was taken at
 
 
@@ -140,8 +155,9 @@ def measure(
     sub = (a1 >= lo) & (a1 <= hi)
 
     fin_rows = xp.isfinite(F)
-    finite = xp.all(fin_rows, axis=0) & xp.isfinite(f0) & xp.all(xp.isfinite(L), axis=0)
-    finite = finite & xp.isfinite(a1) & xp.isfinite(tol)
+    f_ok = xp.all(fin_rows, axis=0) & xp.isfinite(f0)
+    a_ok = xp.all(xp.isfinite(L), axis=0) & xp.isfinite(a1)
+    finite = f_ok & a_ok & xp.isfinite(tol)
     first = xp.argmin(fin_rows, axis=0)
     offs = xp.asarray(offsets, F.dtype)
     bad_off = xp.where(
@@ -149,11 +165,22 @@ def measure(
         xp.zeros_like(d1),
         xp.where(xp.all(fin_rows, axis=0), xp.full_like(d1, xp.nan), offs[first]),
     )
-    bad_off = xp.where(finite, xp.full_like(d1, xp.nan), bad_off)
+    bad_off = xp.where(f_ok & a_ok, xp.full_like(d1, xp.nan), bad_off)
+    big = xp.maximum(xp.abs(a1), xp.abs(d1))
+    flat = (a1 == 0) & (d1 == 0) & xp.all(F == f0, axis=0)
+    unresolved = ~(RESOLUTION * tol < big) & ~flat
+    fail = (f_ok & ~a_ok) | (finite & ~kink & (xp.abs(err) > tol))
+    reason = xp.where(
+        ~f_ok,
+        Reason.NONFINITE,
+        xp.where(
+            fail,
+            Reason.NONE,
+            xp.where(kink, Reason.KINK, xp.where(unresolved, Reason.UNRESOLVED, Reason.NONE)),
+        ),
+    ).astype(np.int8)
     status = xp.where(
-        ~finite,
-        CheckStatus.NONFINITE,
-        xp.where(kink, CheckStatus.KINK, xp.where(xp.abs(err) > tol, CheckStatus.FAIL, CheckStatus.PASS)),
+        fail, CheckStatus.FAIL, xp.where(reason == Reason.NONE, CheckStatus.PASS, CheckStatus.INCONCLUSIVE)
     ).astype(np.int8)
     return Measurement(
         numeric=d1,
@@ -170,6 +197,7 @@ def measure(
         finite=finite,
         first_bad_offset=bad_off,
         status=status,
+        reason=reason,
         step=h * xp.ones_like(d1),
     )
 

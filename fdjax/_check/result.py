@@ -19,10 +19,11 @@ from . import format as _format
 
 
 class GradientCheckError(AssertionError):
-    """Raised by ``fdjax.assert_grad``: the check failed. ``.result`` is the ``GradCheck``.
+    """Raised by ``fdjax.assert_grad``: the check failed, or could not verify something.
 
-    The message's first line says what failed and where (leaves, worst elements); the
-    check's table follows.
+    ``.result`` is the ``GradCheck``. The message's first line says what failed and where
+    (leaves, worst elements) or, for an inconclusive check, what was not verified and what
+    would resolve it; the check's table follows.
     """
 
     __module__ = "fdjax"  # the public name, as pytest and tracebacks print it
@@ -58,8 +59,12 @@ class ElementChecks:
         slope_minus: the one-sided slope D−.
         kink: f is not smooth within ±2h (D+ and D− disagree beyond the model).
         subgradient: the analytic value lies between D− and D+ (± tolerance).
-        status: int8 ``fdjax.CheckStatus`` codes: 0 unchecked, 1 pass, 2 fail, 3 kink,
-            4 nonfinite.
+        status: int8 ``fdjax.CheckStatus`` codes: 0 unchecked, 1 pass, 2 fail,
+            3 inconclusive.
+        reason: int8 ``fdjax.Reason`` codes: why an element is inconclusive (0 otherwise).
+
+    An element that was escalated (re-measured at other steps before its verdict) reports
+    the measurement its verdict came from: ``step`` says which.
     """
 
     analytic: Any
@@ -76,6 +81,7 @@ class ElementChecks:
     kink: Any
     subgradient: Any
     status: Any
+    reason: Any
 
 
 @jax.tree_util.register_dataclass
@@ -98,6 +104,7 @@ class DirectionChecks:
         slope_minus: the one-sided slope D− along v.
         subgradient: the analytic value lies between D− and D+ (± tolerance).
         status: int8 ``fdjax.CheckStatus`` codes, as for an element.
+        reason: int8 ``fdjax.Reason`` codes, as for an element.
         kind: int ``fdjax.DirectionKind`` codes: random over all coordinates, random on one
             leaf, along the analytic gradient of one leaf, the user's tangent.
         leaf: the leaf the direction is restricted to, -1 when it is not one leaf.
@@ -115,6 +122,7 @@ class DirectionChecks:
     slope_minus: Any
     subgradient: Any
     status: Any
+    reason: Any
     kind: Any
     leaf: Any
     lo: Any
@@ -137,19 +145,26 @@ class LeafChecks:
         digits: −log10 of ‖a − n‖ / max(‖a‖, ‖n‖), clipped to the dtype's digits.
         sign_agreement: fraction of the measurements whose signs agree (|a| and |n| both
             within tolerance counts as agreeing).
-        passed: no failure and no non-finite value in the leaf.
-        checked: elements and leaf-restricted directions judged (passed or failed).
+        status: int8 ``fdjax.CheckStatus``: FAIL if a measurement on the leaf failed, else
+            PASS if at least one passed (resolved, not a kink), else INCONCLUSIVE.
+        reason: int8 ``fdjax.Reason``: why the leaf is inconclusive (0 otherwise).
+        passed: ``status == PASS``.
+        checked: elements and leaf-restricted directions decided (passed or failed).
         failed: of those, how many failed.
-        kinks: measurements left out as kinks.
+        inconclusive: measurements on the leaf that were inconclusive.
+        kinks: of those, how many because f is not smooth there.
     """
 
     norm_ratio: Any
     max_rel_error: Any
     digits: Any
     sign_agreement: Any
+    status: Any
+    reason: Any
     passed: Any
     checked: Any
     failed: Any
+    inconclusive: Any
     kinks: Any
 
 
@@ -176,10 +191,16 @@ class GradCheck:
         max_rel_error: overall largest |a − n| / max(|a|, |n|) above tolerance.
         digits: overall significant digits in agreement.
         sign_agreement: overall fraction of agreeing signs.
-        passed: no failure, no non-finite value, and f deterministic.
-        checked: elements and directions judged (passed or failed).
+        status: int8 ``fdjax.CheckStatus`` of the check: INCONCLUSIVE when f(x) is not
+            finite or f is not deterministic; else FAIL when any measurement failed; else
+            PASS when every leaf passed; else INCONCLUSIVE.
+        reason: int8 ``fdjax.Reason``: why the check is inconclusive (0 otherwise).
+        passed: ``status == PASS``: every leaf had a resolved measurement that agreed,
+            nothing failed.
+        checked: elements and directions decided (passed or failed).
         failed: of those, how many failed.
-        kinks: elements and directions left out as kinks.
+        inconclusive: elements and directions that were inconclusive.
+        kinks: of those, how many because f is not smooth there.
         deterministic: the repeated evaluations of f(x) agree within rounding and noise.
         f0_spread: max − min of the repeated f(x).
         value: f(x).
@@ -189,7 +210,9 @@ class GradCheck:
         nonfinite_direction: the first direction that met it, -1 if none.
         nonfinite_offset: where: the offset in units of h (0 is f(x) itself; NaN: the
             analytic value).
-        evaluations: f evaluations used.
+        evaluations: f evaluations used (escalation included).
+        escalated: measurements taken again at other steps before their verdict.
+        escalation_evaluations: the f evaluations that cost.
         located: ``mode="locate"``: flat indices where bisection ended, padded with -1.
         caller: static, the function called, e.g. ``"fdjax.check_grad"``.
         kind: static, ``"grad"``, ``"jvp"`` or ``"vjp"``.
@@ -200,6 +223,8 @@ class GradCheck:
         margin: static, the multiple of the predicted FD error allowed.
         leaf_names: static, the leaves' key paths, e.g. ``"['conv']['w']"``.
         leaf_shapes: static, the leaves' shapes.
+        notes: static, what the check decided for itself, in words (the mode ``"auto"``
+            chose, the precision it ran in, a fallback from batched evaluation).
 
     Examples:
         >>> import jax.numpy as jnp, fdjax
@@ -217,9 +242,12 @@ class GradCheck:
     max_rel_error: Any
     digits: Any
     sign_agreement: Any
+    status: Any
+    reason: Any
     passed: Any
     checked: Any
     failed: Any
+    inconclusive: Any
     kinks: Any
     deterministic: Any
     f0_spread: Any
@@ -230,6 +258,8 @@ class GradCheck:
     nonfinite_direction: Any
     nonfinite_offset: Any
     evaluations: Any
+    escalated: Any
+    escalation_evaluations: Any
     located: Any
     caller: str = "fdjax.check_grad"
     kind: str = "grad"
@@ -240,6 +270,7 @@ class GradCheck:
     margin: float = 10.0
     leaf_names: tuple = ()
     leaf_shapes: tuple = ()
+    notes: tuple = ()
 
     # ----------------------------------------------------------------------------------
     # Structure helpers (outside jit)
@@ -318,7 +349,18 @@ class GradCheck:
 
 
 _ELEMENT_FIELDS = tuple(f.name for f in dataclasses.fields(ElementChecks))
-_STATIC = ("caller", "kind", "mode", "method", "order", "dtype", "margin", "leaf_names", "leaf_shapes")
+_STATIC = (
+    "caller",
+    "kind",
+    "mode",
+    "method",
+    "order",
+    "dtype",
+    "margin",
+    "leaf_names",
+    "leaf_shapes",
+    "notes",
+)
 jax.tree_util.register_dataclass(
     GradCheck,
     data_fields=[f.name for f in dataclasses.fields(GradCheck) if f.name not in _STATIC],

@@ -219,11 +219,16 @@ def direction_samples(
     opts: Options,
     probes: bool = False,
     fine: bool = False,
+    fa=None,
 ) -> Samples:
     """f along M directions (and, with ``probes``, the noise probes) in one engine call.
 
     With ``fine`` every direction is also evaluated at the offsets times FINE (F has 2K
     rows; ``measure_samples`` falls back to them where the step h crosses a kink).
+    With ``fa`` (a ``FlatArgs``: the flat view of leaves of several dtypes), the analytic side
+    predicts the displacement f actually sees, ``fa.quantize(x + δ) − x`` (each leaf's
+    elements rounded to its dtype), and its rounding bound weighs each element by its own
+    leaf's eps (a bfloat16 leaf's gradient is a bfloat16 number).
     """
     offsets = check_offsets(stencil)
     if fine:
@@ -259,8 +264,18 @@ def direction_samples(
         "coeff": jnp.concatenate(coeff),
     }
 
+    # a narrow leaf's gradient is rounded to its dtype on the way out: 2·eps_leaf·|a_i·δ_i|
+    # on top of the model's 8·eps·|a_i·δ_i| (a quarter of the eps ratio)
+    ratio = None if fa is None else fa.eps_ratio()
+    eps_w = None if ratio is None else 1 + (ratio - 1) / 4
+
     def one(xp):
-        lv, lb = lin(xp - x)
+        if eps_w is None:
+            lv, lb = lin(xp - x)
+            return fn(xp), lv, lb
+        d = fa.quantize(xp) - x
+        lv, lb = lin(d)
+        lb = lin(d * eps_w)[1] if lin.vector is not None else lb * jnp.max(eps_w)
         return fn(xp), lv, lb
 
     vals, lvals, lbound = _engine.evaluate(one, x, DirectionPerturbation(seed, along, tangent), table, opts)
@@ -278,11 +293,14 @@ def direction_samples(
     )
 
 
-def basis_samples(fn, x, a_e, idx, h_e, stencil: Stencil, opts: Options) -> Samples:
+def basis_samples(fn, x, a_e, idx, h_e, stencil: Stencil, opts: Options, *, fa=None) -> Samples:
     """f at x + s·h_i·e_i for the coordinates ``idx`` (steps ``h_e``) in one engine call.
 
     ``q`` = h_eff/h with h_eff = Σ_k w_k·δ_k the step the stencil actually took: the
     measurement divided by q is the element's FD derivative, comparable with a_i itself.
+    δ_k = fl(x_i + s_k·h_i) − x_i; with ``fa`` (a ``FlatArgs`` of leaves of several dtypes)
+    fl rounds to the coordinate's own leaf dtype, and the analytic rounding bound uses that
+    leaf's eps.
     """
     offsets = check_offsets(stencil)
     k, m = len(offsets), int(idx.shape[0])
@@ -293,14 +311,20 @@ def basis_samples(fn, x, a_e, idx, h_e, stencil: Stencil, opts: Options) -> Samp
     F = vals[: k * m].reshape(k, m)
     fdt = F.dtype
     xe = x[idx]
-    delta = (xe[None, :] + offs[:, None] * h_e[None, :]) - xe[None, :]
+    moved = xe[None, :] + offs[:, None] * h_e[None, :]
+    ratio = None if fa is None else fa.eps_ratio()
+    eps_w = None if ratio is None else 1 + (ratio - 1) / 4  # as in direction_samples
+    delta = (moved if eps_w is None else fa.quantize(moved, idx)) - xe[None, :]
     a_e = a_e.astype(x.dtype)
+    bound = jnp.abs(a_e)[None, :] * jnp.abs(delta)
+    if eps_w is not None:
+        bound = bound * eps_w[idx][None, :]
     pos = {o: i for i, o in enumerate(offsets)}
     heff = sum(w * delta[pos[s]] for s, w in zip(stencil.offsets, stencil.weights, strict=False))
     return Samples(
         F=F,
         L=(a_e[None, :] * delta).astype(fdt),
-        B=(jnp.abs(a_e)[None, :] * jnp.abs(delta)).astype(fdt),
+        B=bound.astype(fdt),
         h=h_e.astype(fdt),
         q=(heff / h_e).astype(fdt),
         centers=vals[k * m :],

@@ -16,3 +16,4 @@ from .jit import call_jitted as call_jitted
 from .plan import DEFAULT_MEMORY_BUDGET as DEFAULT_MEMORY_BUDGET
 from .plan import LargePlanWarning as LargePlanWarning
 from .plan import choose_chunk_size as choose_chunk_size
+from .plan import predicted_seconds as predicted_seconds

@@ -77,11 +77,15 @@ class Options:
             devices shard the rows, and after ``jax.distributed.initialize()`` that is
             every process's devices), an int k (the first k devices; 1 turns sharding
             off) or a sequence of ``jax.Device``.
+        vectorize: True (default) evaluates each chunk under ``jax.vmap``; False evaluates
+            the rows one at a time (``jax.lax.map``, chunk size 1): the fallback when a
+            batched evaluation of f is not faithful to f evaluated alone.
     """
 
     chunk_size: int | None = None
     memory_budget: int | None = None
     devices: int | tuple | None = None
+    vectorize: bool = True
 
     def validate(self, caller: str) -> Options:
         """Check every field; returns the options with ``devices`` normalized.
@@ -228,7 +232,7 @@ def chunk_plan(fn, x, perturb, rows, opts: Options = Options()) -> dict:
         if opts.chunk_size is not None or num_rows >= COST_ROWS or per_device * cost.bytes > room:
             cost = measure_row(closed, copy_bytes)
             warn_if_long(cost, num_rows, ndev, platform)
-    if not num_rows:
+    if not num_rows or not opts.vectorize:
         b = 1
     elif opts.chunk_size is not None:
         # the same B on every device and for any device count (bit-identical results);
@@ -283,6 +287,8 @@ def evaluate(
         callback(plan["padded_rows"] if num_rows else 0)
 
     def local(x, rows):
+        if not opts.vectorize:  # one row at a time: no vmap anywhere
+            return jax.lax.map(lambda row: fn(perturb(x, row)), rows)
         return _chunked(lambda row: fn(perturb(x, row)), rows, b)
 
     def body(x, rows):

@@ -43,7 +43,7 @@ DEFAULT_MEMORY_BUDGET = 256 * 2**20
 #: Default bytes one chunk may use on a GPU/TPU (wide chunks fill the device).
 ACCELERATOR_MEMORY_BUDGET = 2**30
 #: A plan expected to run longer than this many seconds warns (``LargePlanWarning``).
-PLAN_WARNING_SECONDS = 600.0
+PLAN_WARNING_SECONDS = 30.0
 #: Last-level cache size assumed when the OS does not report one.
 FALLBACK_CACHE_BYTES = 16 * 2**20
 
@@ -120,14 +120,8 @@ def measure_row(closed, copy_bytes: int) -> RowCost:
     by the lowered program's text. ``copy_bytes`` is the size of one perturbed copy of x.
     """
     jaxpr = closed.jaxpr
-
-    def run(consts, *args):
-        return jaxpr_as_fun(ClosedJaxpr(jaxpr, consts))(*args)
-
     try:
-        lowered = jax.jit(run).lower(
-            [_struct(v) for v in jaxpr.constvars], *[_struct(v) for v in jaxpr.invars]
-        )
+        lowered = _lower(closed)
         key = hashlib.sha1(lowered.as_text().encode()).hexdigest()
     except Exception:  # noqa: BLE001 - exotic avals (tokens, effects): fall back to the estimate
         return estimate_row(closed, copy_bytes)
@@ -150,6 +144,38 @@ def measure_row(closed, copy_bytes: int) -> RowCost:
         _COSTS.clear()
     _COSTS[key] = result
     return result
+
+
+def _lower(closed):
+    """The jaxpr lowered on its own, its constants (possibly the caller's tracers) abstract."""
+    jaxpr = closed.jaxpr
+
+    def run(consts, *args):
+        return jaxpr_as_fun(ClosedJaxpr(jaxpr, consts))(*args)
+
+    return jax.jit(run).lower([_struct(v) for v in jaxpr.constvars], *[_struct(v) for v in jaxpr.invars])
+
+
+def predicted_seconds(fn: Callable, x: jax.Array, num_rows: int, devices: Any = None) -> float:
+    """Rough time of ``num_rows`` evaluations of ``fn`` near ``x``, from XLA's cost analysis
+    of the lowered (not compiled) program and the nominal rates; 0.0 where it reports none.
+
+    Works under the caller's trace (nothing runs). ``devices`` as ``Options.devices``.
+    """
+    try:
+        lowered = _lower(jax.make_jaxpr(fn)(x))
+        cost = _first(_safe(lowered.cost_analysis))
+    except Exception:  # noqa: BLE001 - no cost analysis: nothing to predict from
+        return 0.0
+    from .devices import row_mesh
+
+    mesh = row_mesh(devices)
+    ndev = 1 if mesh is None else int(mesh.size)
+    platform = (mesh.devices.flat[0] if mesh is not None else jax.devices()[0]).platform
+    row = RowCost(
+        0, float(cost.get("flops", math.nan)), float(cost.get("bytes accessed", math.nan)), "lowered"
+    )
+    return expected_seconds(row, num_rows, ndev, platform)
 
 
 def _safe(thunk):

@@ -63,7 +63,18 @@ def _one_sided_offsets(stencil: Stencil):
 
 
 def ladder_values(
-    flat_fn, x, f0, stencil: Stencil, opts: Options, rel, scale, *, index=None, vectors=None, stretch=True
+    flat_fn,
+    x,
+    f0,
+    stencil: Stencil,
+    opts: Options,
+    rel,
+    scale,
+    *,
+    index=None,
+    vectors=None,
+    stretch=True,
+    quantize=None,
 ):
     """Evaluate the ladder (traced): ONE engine call for every parameter, offset and step.
 
@@ -79,6 +90,8 @@ def ladder_values(
             STRETCH_TO·|x_i|, keep the first step but widen the ratio (at most
             the square of the ladder's ratio) so that the last step reaches STRETCH_TO·|x_i|:
             functions singular at 0 (log, 1/x, x^a) evaluated near 0 vary on the scale |x_i|, not ``scale``.
+        quantize: ``FlatArgs.quantize``: coordinate steps are taken in each leaf's own dtype
+            (fl(x_i + h) − x_i rounded to a bfloat16 leaf inside a float32 x).
 
     Returns:
         (raw, sizes): ``raw`` a dict of arrays for ``read_ladder`` (V: values [S, K, M, O],
@@ -99,7 +112,10 @@ def ladder_values(
             )
             powers = jnp.arange(K, dtype=dt)[:, None]
             nominal = jnp.where((bottom < nominal[-1])[None], top[None] * ratio[None] ** -powers, nominal)
-        h = nominal if stencil.complex_step else (xm[None] + nominal) - xm[None]  # the step taken
+        moved = xm[None] + nominal
+        if quantize is not None and not stencil.complex_step:
+            moved = quantize(moved, idx)
+        h = nominal if stencil.complex_step else moved - xm[None]  # the step taken
         perturb: _engine.Basis | _engine.Directions = _engine.Basis()
         row_index = idx
     else:

@@ -43,9 +43,15 @@ def check_step_values(step: Any, caller: str) -> None:
 
 
 def relative_step_vector(step: Any, fa: FlatArgs, stencil: Stencil, caller: str) -> jax.Array:
-    """The relative step per coordinate of the flat vector (traceable)."""
+    """The relative step per coordinate of the flat vector (traceable).
+
+    The default is ``stencil.default_step(eps)`` with the eps of each coordinate's own leaf
+    dtype: in a {bfloat16, float32} tree the bfloat16 elements get cbrt(eps_bf16) (central).
+    """
     x = fa.x
     if step is None:
+        if fa.mixed:
+            return fa.per_element([stencil.default_step(eps_of(dt)) for dt in fa.float_dtypes])
         return jnp.full(x.shape, stencil.default_step(eps_of(x.dtype)), x.dtype)
     if isinstance(step, (int, float)):
         return jnp.full(x.shape, step, x.dtype)
@@ -67,7 +73,12 @@ def relative_step_vector(step: Any, fa: FlatArgs, stencil: Stencil, caller: str)
     return jnp.concatenate([jnp.ravel(leaf) for leaf in floats]).astype(x.dtype)
 
 
-def taken_step(x: jax.Array, rel: jax.Array) -> jax.Array:
-    """h_i = (x_i + h_i) − x_i with h_i = rel_i·max(|x_i|, 1): the step actually representable."""
+def taken_step(x: jax.Array, rel: jax.Array, fa: FlatArgs | None = None) -> jax.Array:
+    """h_i = fl(x_i + h_i) − x_i with h_i = rel_i·max(|x_i|, 1): the step actually representable.
+
+    fl rounds to x's dtype and, with ``fa``, to the dtype of coordinate i's own leaf
+    (``FlatArgs.quantize``): the step f sees when a bfloat16 leaf sits in a float32 x.
+    """
     h = rel * jnp.maximum(jnp.abs(x), jnp.ones_like(x))
-    return (x + h) - x
+    xp = x + h
+    return (xp if fa is None else fa.quantize(xp)) - x

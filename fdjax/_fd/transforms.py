@@ -70,7 +70,7 @@ class _JacobianBody:
         if self.stencil.complex_step:
             h = rel * jnp.maximum(jnp.abs(x), 1)
         else:
-            h = taken_step(x, rel)
+            h = taken_step(x, rel, fa)
         out0 = full(x)
         f0 = out0[0] if self.has_aux else out0
         vals = basis_values(main, x, h, self.stencil, self.opts)

@@ -25,7 +25,7 @@ from .. import _validate
 from .._engine import call_jitted
 from .._pytree import is_traced
 from .._fd import DEFAULT_LEVELS
-from .._pytree import flatten_args
+from .._pytree import apply_precision, flatten_args
 from .._fd import Stencil, get_stencil
 from .._fd.adaptive import default_relative_steps, ladder_values, read_ladder
 from .result import Layout, StepSweep
@@ -63,6 +63,7 @@ class _SweepBody:
             index=index,
             vectors=vectors,
             stretch=self.stretch,
+            quantize=fa.quantize,
         )
         if vectors is not None:
             rows = jnp.arange(vectors.shape[0], dtype=jnp.int32)
@@ -73,7 +74,9 @@ class _SweepBody:
         return raw, rows, ref_m, jnp.all(jnp.isfinite(jnp.asarray(f0)))
 
 
-def _assemble(raw, rows, ref_m, stencil: Stencil, levels: int, rel, kind: str, layout: Layout) -> StepSweep:
+def _assemble(
+    raw, rows, ref_m, stencil: Stencil, levels: int, rel, kind: str, layout: Layout, *, precision: str
+) -> StepSweep:
     """Read the ladder (``read_ladder``, jitted on its own) and lay it out as a StepSweep.
 
     The parameter axis is padded to a power of two (at least 8) by repeating the last
@@ -113,6 +116,7 @@ def _assemble(raw, rows, ref_m, stencil: Stencil, levels: int, rel, kind: str, l
         relative_steps=tuple(rel),
         evaluations=len(stencil.offsets) * len(rel) * int(rows.shape[0]) + 1,
         layout=layout,
+        precision=precision,
     )
 
 
@@ -221,6 +225,7 @@ def sweep(
     reference: Any = None,
     scale: float = 1.0,
     levels: int = DEFAULT_LEVELS,
+    precision: str | None = None,
     chunk_size: int | None = None,
     memory_budget: int | None = None,
     devices: Any = None,
@@ -260,6 +265,13 @@ def sweep(
             ``*args`` (e.g. ``jax.grad(f)``) or a pytree like the argument(s).
         scale: typical magnitude of the parameters (default 1).
         levels: Richardson levels tried on top of the plain estimates (default 3).
+        precision: which dtypes the sweep runs in, as in ``fdjax.check_grad``. None
+            (default): bfloat16 and float16 leaves of every argument are cast to float32
+            first (the derivative of f, estimated in float32); float32 and float64 leaves
+            are swept in their own dtype. ``"native"``: every leaf in its own dtype (how FD
+            behaves in 16 bits: 12 halvings of the step, coarse estimates, wide error
+            estimates). ``"float64"``: every float leaf cast to float64 (needs 64-bit JAX).
+            ``StepSweep.precision`` says which ran.
         chunk_size: rows per vmapped chunk (default: from ``memory_budget``), as in ``fdjax.grad``.
         memory_budget: bytes per chunk (default: 256 MiB on CPU, 1 GiB on accelerators).
         devices: where the rows run, as in ``fdjax.grad`` (default: every device).
@@ -292,6 +304,7 @@ def sweep(
     if indices is not None and directions is not None:
         raise ValueError(f"{caller}: give indices=... or directions=..., not both")
     opts = Options(chunk_size, memory_budget, devices).validate(caller)
+    args, _, _, precision_label = apply_precision(precision, args, None, None, caller)
     fa = flatten_args(args, argnums, caller)
     check_x_finite(fa, caller)
     check_output(fun, fa.args, {}, False, True, caller)
@@ -310,4 +323,4 @@ def sweep(
     if not is_traced(f0_finite) and not bool(f0_finite):
         raise NonFiniteError(f"{caller}: the function returned a non-finite value at the unperturbed point")
     kind = "coordinates" if vectors is None else "directions"
-    return _assemble(raw, rows, ref_m, stencil, levels, rel, kind, Layout.of(fa))
+    return _assemble(raw, rows, ref_m, stencil, levels, rel, kind, Layout.of(fa), precision=precision_label)

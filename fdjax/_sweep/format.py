@@ -54,6 +54,7 @@ def summary(sw, max_rows: int = 20) -> str:
         f"Step sweep ({sw.method}, {len(sw.relative_steps)} steps from {sw.relative_steps[0]:.3g} relative, "
         f"{sw.evaluations} evaluations): {m} {'parameter' if sw.kind == 'coordinates' else 'direction'}(s); "
         + ", ".join(f"{k} {v}" for k, v in counts.items())
+        + ("" if sw.precision == "native" else f"; ran in {sw.precision}")
     )
     out = [head, _table(cols, rows)]
     if m > max_rows:
@@ -135,6 +136,7 @@ def to_dict(sw) -> dict:
         "method": sw.method,
         "kind": sw.kind,
         "dtype": str(np.asarray(sw.estimate).dtype),
+        "precision": sw.precision,
         "relative_steps": list(sw.relative_steps),
         "num_steps": len(sw.relative_steps),
         "evaluations": int(sw.evaluations),

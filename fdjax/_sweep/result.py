@@ -108,6 +108,8 @@ class StepSweep:
         relative_steps: the relative ladder (h_k = relative_steps[k]·max(|x_i|, scale);
             ``steps`` has the steps taken, stretched near 0 for the default ladder).
         evaluations: function evaluations made (perturbed points plus f(x)).
+        precision: what ran (``precision=`` of ``fdjax.sweep``): ``"native"``,
+            ``"float32 (bfloat16 leaves cast up)"`` or ``"float64"``.
     """
 
     index: jax.Array
@@ -133,6 +135,7 @@ class StepSweep:
     relative_steps: tuple[float, ...] = ()
     evaluations: int = 0
     layout: Layout | None = None
+    precision: str = "native"
 
     # ---- reading the result (outside jit)
 
@@ -204,7 +207,7 @@ class StepSweep:
         return _sweep_format.to_dict(self)
 
 
-_META = ("method", "kind", "relative_steps", "evaluations", "layout")
+_META = ("method", "kind", "relative_steps", "evaluations", "layout", "precision")
 jax.tree_util.register_dataclass(
     StepSweep,
     data_fields=[f.name for f in dataclasses.fields(StepSweep) if f.name not in _META],

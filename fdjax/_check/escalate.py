@@ -1,0 +1,130 @@
+"""Escalation: concerned measurements are taken again at other steps before a verdict.
+
+After the first batches, a measurement is *concerned* when its outcome may be the step's
+fault rather than the gradient's: a failure within ``MARGINAL`` times its tolerance, a
+non-finite point, a kink, a tolerance too wide to resolve the values (INCONCLUSIVE), or a
+pass whose tolerance is wider than ``WEAK`` of the values (full and subset modes: near the
+floating-point floor a better step may resolve a bug). Each is measured again at h·m for
+every m of ``body.LADDER`` in one more engine batch, within a budget of evaluations, the
+most concerning first. Then per measurement, among the first and the ladder's:
+
+- none resolved (PASS or FAIL): INCONCLUSIVE, with the reason most telling of them
+  (unresolved, then kink, then non-finite);
+- the resolved one with the smallest tolerance (the most precise) passes: PASS;
+- it fails and the failure is clear (|e| > ``CLEAR``·tolerance), or the next most
+  precise resolved one fails too: FAIL;
+- otherwise (one marginal failure the other steps do not confirm): INCONCLUSIVE,
+  unresolved.
+
+A larger step counts only where its FD value agrees with the first step's (``merge``).
+The bug term a − ∇f does not depend on the step, so a true bug fails at every step precise
+enough to see it; a failure caused by the step (truncation, a kink crossed, round-off)
+moves or vanishes with it. Runs on the host (NumPy) after the first batches.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .model import Measurement
+from .outcomes import CheckStatus, Reason
+
+
+#: A failure within this many tolerances is re-measured before it counts.
+MARGINAL = 4.0
+#: A failure beyond this many tolerances at the most precise step needs no confirmation.
+CLEAR = 2.0
+#: A pass whose tolerance exceeds this fraction of the values is re-measured (full, subset).
+WEAK = 1e-2
+#: Escalation may spend at most max(MIN_BUDGET, BUDGET_FACTOR × the first batches) evaluations.
+MIN_BUDGET = 4096
+BUDGET_FACTOR = 1.0
+
+# Priority of a concerned measurement (lower first); NOT_CONCERNED is left alone.
+NOT_CONCERNED = 99
+_REASON_PRIORITY = {Reason.NONFINITE: 1, Reason.UNRESOLVED: 2, Reason.KINK: 3}
+
+
+def priority(meas: Measurement, valid, weak: bool) -> np.ndarray:
+    """Per measurement: how concerning it is (0 first), ``NOT_CONCERNED`` to leave it."""
+    status, reason = np.asarray(meas.status), np.asarray(meas.reason)
+    err, tol = np.abs(np.asarray(meas.error)), np.asarray(meas.tolerance)
+    big = np.maximum(np.abs(np.asarray(meas.analytic)), np.abs(np.asarray(meas.numeric)))
+    a_ok = np.isfinite(np.asarray(meas.analytic))
+    out = np.full(status.shape, NOT_CONCERNED, np.int32)
+    out[(status == CheckStatus.FAIL) & a_ok & (err <= MARGINAL * tol)] = 0
+    for r, p in _REASON_PRIORITY.items():
+        out[(status == CheckStatus.INCONCLUSIVE) & (reason == r)] = p
+    if weak:
+        out[(status == CheckStatus.PASS) & (tol > WEAK * big)] = 4
+    out[~np.asarray(valid, bool)] = NOT_CONCERNED
+    return out
+
+
+def choose(prio: np.ndarray, capacity: int) -> np.ndarray:
+    """Indices of the concerned measurements to escalate: by priority, at most ``capacity``."""
+    idx = np.flatnonzero(prio < NOT_CONCERNED)
+    order = np.argsort(prio[idx], kind="stable")
+    return idx[order][: max(int(capacity), 0)]
+
+
+def merge(first: Measurement, ladder: Measurement, sel: np.ndarray, mults) -> Measurement:
+    """``first`` with the measurements ``sel`` decided among themselves and their ladder.
+
+    ``ladder`` holds ``len(mults)`` measurements per selected item, step-major (item s at
+    step k is row k·len(sel) + s), taken at ``mults[k]`` times the first step. A larger step
+    counts only where the first measurement was smooth and finite and the two FD values
+    agree within their tolerances: far from x a truncation estimate from h and 2h can be
+    fooled (a period of sin crossed), and a step that changes the derivative is no evidence.
+    """
+    if sel.size == 0:
+        return first
+    s, steps = sel.size, len(mults)
+    fields = Measurement._fields
+    cand = {
+        f: np.concatenate(
+            [np.asarray(getattr(first, f))[sel][None], np.asarray(getattr(ladder, f)).reshape(steps, s)]
+        )
+        for f in fields
+    }  # [1 + steps, s]
+    status, reason = cand["status"], cand["reason"]
+    resolved = (status == CheckStatus.PASS) | (status == CheckStatus.FAIL)
+    larger = np.concatenate([[False], np.asarray(mults) > 1])[:, None]
+    smooth = (
+        (status[0] == CheckStatus.PASS) | (status[0] == CheckStatus.FAIL) | (reason[0] == Reason.UNRESOLVED)
+    )
+    near = np.abs(cand["numeric"] - cand["numeric"][0]) <= cand["tolerance"] + cand["tolerance"][0]
+    resolved &= ~larger | (smooth[None, :] & near)
+    # a ladder step that moved nothing (below an ulp of x) reads as "flat": no evidence
+    resolved[1:] &= ~((cand["analytic"][1:] == 0) & (cand["numeric"][1:] == 0))
+    tol = np.where(resolved, cand["tolerance"], np.inf)
+    order = np.argsort(tol, axis=0, kind="stable")
+    best, second = order[0], order[1]
+    cols = np.arange(s)
+    n_res = resolved.sum(axis=0)
+    best_status = status[best, cols]
+    clear = np.abs(cand["error"][best, cols]) > CLEAR * cand["tolerance"][best, cols]
+    confirmed = clear | ((n_res >= 2) & resolved[second, cols] & (status[second, cols] == CheckStatus.FAIL))
+    fail = (n_res > 0) & (best_status == CheckStatus.FAIL) & confirmed
+    passed = (n_res > 0) & (best_status == CheckStatus.PASS)
+    # Unresolved everywhere: the most telling reason among the candidates.
+    rank = np.where(status == CheckStatus.INCONCLUSIVE, np.vectorize(_rank)(reason), 0)
+    pick = np.where(n_res > 0, best, np.argmax(rank, axis=0))
+    new_reason = np.where(
+        fail | passed, Reason.NONE, np.where(n_res > 0, Reason.UNRESOLVED, reason[pick, cols])
+    )
+    new_status = np.where(
+        fail, CheckStatus.FAIL, np.where(passed, CheckStatus.PASS, CheckStatus.INCONCLUSIVE)
+    )
+    out = {}
+    for f in fields:
+        arr = np.array(getattr(first, f), copy=True)
+        arr[sel] = cand[f][pick, cols]
+        out[f] = arr
+    out["status"][sel] = new_status.astype(np.int8)
+    out["reason"][sel] = new_reason.astype(np.int8)
+    return Measurement(**out)
+
+
+def _rank(reason) -> int:
+    return {Reason.UNRESOLVED: 3, Reason.KINK: 2, Reason.NONFINITE: 1}.get(Reason(int(reason)), 0)

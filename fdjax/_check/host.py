@@ -1,0 +1,217 @@
+"""What a check decides on the host between its batches and its verdict (eager calls only).
+
+- **Determinism.** f(x) is evaluated twice in every batch (the same program at the same
+  point): values that differ make f not deterministic. f(x) from other programs (the AD
+  pass, another batch) may round differently, so a difference between programs is never a
+  verdict by itself: beyond ``16·eps·|f| + 4σ`` it triggers a second look.
+- **Faithful batching.** The second look evaluates the same rows one at a time
+  (``Options(vectorize=False)``: ``jax.lax.map``, no ``vmap``). If f(x) then differs within
+  one program, f is not deterministic. Else, if the batched and the one-at-a-time
+  measurements agree (each within its tolerance), the difference was rounding and the
+  batched values stand; if not, ``vmap`` was not faithful to f and the one-at-a-time values
+  replace them. Either way the result's notes say so.
+- **Escalation** (``escalate``): concerned measurements are taken again along the step
+  ladder in one more batch, within a budget, before their verdict.
+
+Inside the user's jit none of this runs: the verdict is the first batches' (determinism
+from the repeated rows only), and the notes say escalation was skipped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from . import escalate as _esc
+from .aggregate import Measured, _Aggregate, per_element
+from .body import LADDER, _Config, _EscalateBody, ladder_steps
+from .model import check_offsets
+from .rows import measure_samples
+from .._fd import eps_of
+
+#: f(x) twice in one program may differ by this many eps·|f| (nothing, in practice).
+SAME_PROGRAM_EPS = 4.0
+#: f(x) from different programs may differ by this many eps·|f| plus CROSS_SIGMA·σ.
+CROSS_PROGRAM_EPS = 16.0
+CROSS_SIGMA = 4.0
+
+
+def _centers(raw) -> tuple[float, float, float]:
+    """(within-program difference, cross-program difference, scale) of the f(x) values."""
+    d, e = raw["d"].centers, raw["e"].centers
+    groups = [d] + ([e] if np.any(raw["e_keep"]) else [])
+    within = max(float(abs(g[0] - g[1])) for g in groups)
+    f_ad = float(raw["f0_ad"])
+    cross = max(float(abs(g[0] - f_ad)) for g in groups)
+    scale = max([abs(f_ad)] + [float(np.max(np.abs(g))) for g in groups])
+    return within, cross, scale
+
+
+def _agree(a: Measured, b: Measured) -> bool:
+    """Whether two evaluations of the same measurements agree, each within its tolerance."""
+    for ma, mb in ((a.d, b.d), (a.e, b.e)):
+        na, nb = np.asarray(ma.numeric), np.asarray(mb.numeric)
+        tol = np.maximum(np.asarray(ma.tolerance), np.asarray(mb.tolerance))
+        both = (
+            np.isfinite(na) & np.isfinite(nb) & np.isfinite(tol) & ~np.asarray(ma.kink) & ~np.asarray(mb.kink)
+        )
+        if np.any(np.abs(na - nb)[both] > tol[both]):
+            return False
+    return True
+
+
+@dataclasses.dataclass
+class Decision:
+    """The host's findings, passed to ``_Aggregate`` as ``host``."""
+
+    raw: dict
+    measured: Measured
+    cfg: _Config
+    info: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def note(self, text: str) -> None:
+        self.info.setdefault("notes", []).append(text)
+
+
+def consistency(agg: _Aggregate, raw, measured: Measured, cfg: _Config, rerun: Callable) -> Decision:
+    """Determinism and faithful batching (module docstring).
+
+    ``rerun(cfg, directions_only)`` runs the first batches again (only the direction body
+    with ``directions_only``; the same compiled program when ``cfg`` is unchanged) and
+    returns their raw values on the host.
+    """
+    out = Decision(raw, measured, cfg)
+    eps_f = eps_of(raw["d"].F.dtype)
+    within, cross, scale = _centers(raw)
+    if not np.isfinite(scale):
+        return out
+    tight = SAME_PROGRAM_EPS * eps_f * scale
+    loose = CROSS_PROGRAM_EPS * eps_f * scale + CROSS_SIGMA * float(measured.sigma)
+    if within <= tight and cross <= loose:
+        return out
+    # 1. The same program at the same point, called again.
+    again = rerun(cfg, True)
+    out.info["extra_evaluations"] = int(again["evaluations"])
+    repeat = float(np.max(np.abs(np.asarray(again["d"].centers) - np.asarray(raw["d"].centers))))
+    if repeat > tight:
+        return _nondeterministic(
+            out, f"f(x) from the same compiled program differs between calls by {repeat:.3g}"
+        )
+    # 2. The rows one at a time (no vmap).
+    one_cfg = dataclasses.replace(cfg, opts=dataclasses.replace(cfg.opts, vectorize=False))
+    raw1 = rerun(one_cfg, False)
+    measured1 = agg.measure(raw1, np)
+    within1, cross1, _ = _centers(raw1)
+    out.info["extra_evaluations"] += int(raw1["evaluations"])
+    agree = _agree(measured, measured1)
+    if within1 > tight:
+        return _nondeterministic(out, f"f(x) evaluated twice in one program differs by {within1:.3g}")
+    if within <= tight and agree:
+        out.info["deterministic"] = True
+        out.note(
+            f"f(x) from the batched evaluation differs from f(x) in the AD pass by {cross:.3g}: rounding "
+            "(different XLA programs); the measurements agree when the rows are evaluated one at a time"
+        )
+        return out
+    if cross1 > loose and not agree:
+        return _nondeterministic(
+            out,
+            f"f(x) differs between programs by {max(cross, cross1):.3g} and so do the measurements "
+            "(f changes each time it is traced: a random mask or key drawn in Python?)",
+        )
+    out.info["deterministic"] = True
+    out.note(
+        f"batched evaluation (jax.vmap) was not faithful to f: f(x) batched differs from f(x) alone by "
+        f"{max(cross, within):.3g} and the measurements disagree with those of rows evaluated one at a "
+        "time; these were used instead (jax.lax.map, no vmap)"
+    )
+    return Decision(raw1, measured1, one_cfg, out.info)
+
+
+def _nondeterministic(out: Decision, what: str) -> Decision:
+    out.info["deterministic"] = False
+    out.note(
+        f"{what}: f is not deterministic (a random key drawn afresh on each call, dropout left on?); "
+        "the gradient was not judged"
+    )
+    return out
+
+
+def escalate(
+    agg: _Aggregate, dec: Decision, call: Callable[[_EscalateBody, Any, Any, Any], dict]
+) -> Decision:
+    """Concerned measurements again along ``LADDER`` (module ``escalate``), within budget.
+
+    ``call(body, e_idx, e_h, d_sel, d_mult)`` runs the escalation body on the check's arguments.
+    """
+    if dec.info.get("deterministic") is False:
+        return dec
+    raw, (dmeas, emeas, sigma) = dec.raw, dec.measured
+    steps = len(LADDER) + 1
+    per_item = steps * len(check_offsets(agg.stencil))
+    budget = max(_esc.MIN_BUDGET, int(_esc.BUDGET_FACTOR * int(raw["evaluations"])))
+    weak = agg.mode in ("full", "subset")
+    e_keep = np.asarray(raw["e_keep"], bool)
+    e_prio = _esc.priority(emeas, e_keep, weak)
+    d_prio = _esc.priority(dmeas, np.asarray(raw["d"].valid, bool), False)
+    prio = np.concatenate([d_prio, e_prio])
+    chosen = _esc.choose(prio, budget // per_item)
+    left = int(np.sum(prio < _esc.NOT_CONCERNED)) - chosen.size
+    if chosen.size == 0:
+        return dec
+    nd = d_prio.size
+    d_sel, e_sel = np.sort(chosen[chosen < nd]), np.sort(chosen[chosen >= nd] - nd)
+    e_idx, d_sel = _pad(np.asarray(raw["e_idx"])[e_sel].astype(np.int32)), _pad(d_sel.astype(np.int32))
+    e_h = ladder_steps(_pad(np.asarray(raw["e"].h)[e_sel]), _pad(np.asarray(raw["e_x"])[e_sel]))
+    d_mult = np.repeat(np.asarray(_D_LADDER, e_h.dtype)[:, None], d_sel.size, axis=1)
+    out = call(_EscalateBody(dec.cfg), e_idx, e_h, d_sel, d_mult)
+    k = len(check_offsets(agg.stencil))
+    eps = eps_of(raw["analytic"].dtype)
+    evals = 0
+    if e_sel.size:
+        s = out["e"]
+        lad = per_element(measure_samples(s, sigma, agg.stencil, agg.margin, eps, np), s.q, np)
+        emeas = _esc.merge(emeas, _unpad(lad, steps, e_sel.size), e_sel, LADDER + (0.0,))
+        evals += k * int(s.h.shape[0]) + 2
+    if d_sel.size:
+        s = out["d"]
+        lad = measure_samples(s, sigma, agg.stencil, agg.margin, eps, np)
+        dmeas = _esc.merge(dmeas, _unpad(lad, steps, d_sel.size), d_sel, _D_LADDER)
+        evals += k * int(s.h.shape[0]) + 2
+    info = dict(dec.info)
+    info["escalated"] = int(chosen.size)
+    info["escalation_evaluations"] = evals
+    if left > 0:
+        info.setdefault("notes", []).append(
+            f"{left} concerned measurement(s) were not escalated (budget {budget:,} evaluations): their "
+            "verdict is the first step's"
+        )
+    return Decision(raw, Measured(dmeas, emeas, sigma), dec.cfg, info)
+
+
+#: Directions have no floorless step: one more small step instead.
+_D_LADDER = LADDER + (LADDER[0] / 8,)
+
+
+def _bucket(n: int) -> int:
+    """Sizes are rounded up to a power of two: fewer distinct programs to compile."""
+    return 0 if n == 0 else 1 << (n - 1).bit_length()
+
+
+def _pad(a: np.ndarray) -> np.ndarray:
+    """``a`` padded to ``_bucket(len(a))`` by repeating its first entry."""
+    n = _bucket(a.size)
+    return a if a.size == n else np.concatenate([a, np.repeat(a[:1], n - a.size)])
+
+
+def _unpad(meas, steps: int, s: int):
+    """The ladder's measurements of the first ``s`` (unpadded) items at each step."""
+
+    def cut(a):
+        a = np.asarray(a)
+        return a.reshape(steps, -1)[:, :s].reshape(-1)
+
+    return type(meas)(*(cut(v) for v in meas))

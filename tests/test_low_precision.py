@@ -1,0 +1,324 @@
+"""16-bit floats: checks and sweeps cast bfloat16/float16 up to float32 unless told otherwise.
+
+A check run in bfloat16 has tolerances (f's rounding, ~1e-2 relative) larger than the
+gradients: it cannot tell a gradient from twice itself. ``precision=None`` (the default)
+therefore casts 16-bit leaves to float32; ``"native"`` keeps every leaf's dtype and takes
+each leaf's steps in that dtype, so a {bfloat16, float32} tree is measured with the
+displacement f actually sees.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import fdjax
+from fdjax._fd import relative_step_vector, taken_step
+from fdjax._fd import get_stencil
+from fdjax._pytree import apply_precision, flatten_args
+
+HALF = [jnp.bfloat16, jnp.float16]
+EPS = {jnp.bfloat16: 2.0**-7, jnp.float16: 2.0**-10}
+
+
+def _softplus(scale: float):
+    """softplus with a custom_vjp whose gradient is ``scale`` times the true one."""
+
+    @jax.custom_vjp
+    def sp(x):
+        return jax.nn.softplus(x)
+
+    def fwd(x):
+        return sp(x), x
+
+    def bwd(x, g):
+        return (scale * g * jax.nn.sigmoid(x),)
+
+    sp.defvjp(fwd, bwd)
+    return sp
+
+
+_X = np.linspace(-1.0, 1.0, 12).reshape(3, 4)
+
+
+def _mlp(scale: float):
+    """mean(softplus(W·X + b)) over a 3×4 input: f ≈ 0.8, gradients ~0.1."""
+    sp = _softplus(scale)
+
+    def loss(p):
+        x = jnp.asarray(_X, p["w"].dtype)
+        return jnp.mean(sp(p["w"] @ x + p["b"][:, None]))
+
+    return loss
+
+
+def _params(dtype):
+    w = jnp.asarray(np.linspace(-0.8, 0.9, 6).reshape(2, 3), dtype)
+    return {"w": w, "b": jnp.asarray([0.3, -0.2], dtype)}
+
+
+# --------------------------------------------------------------------------------------------
+# precision=None: 16-bit leaves are checked in float32
+
+
+@pytest.mark.parametrize("jit", [False, True])
+@pytest.mark.parametrize("dtype", HALF)
+def test_wrong_rule_in_16_bit_fails_by_default(dtype, jit):
+    p = _params(dtype)
+    check = lambda p: fdjax.check_grad(_mlp(2.0), p)  # noqa: E731
+    r = jax.jit(check)(p) if jit else check(p)
+    assert r.dtype == "float32"  # float32 ran, not the 16-bit dtype
+    assert f"checked in float32 ({jnp.dtype(dtype).name} leaves cast up)" in r.notes
+    assert not bool(r.passed)
+    assert int(r.failed) > 0
+    # a 2x gradient: |a - n| / max(|a|, |n|) = 1/2, measured in float32 to ~3 digits
+    assert float(r.max_rel_error) == pytest.approx(0.5, abs=5e-3)
+
+
+@pytest.mark.parametrize("dtype", HALF)
+def test_wrong_rule_in_16_bit_native_does_not_pass(dtype):
+    # In the 16-bit dtype itself the check must not PASS a 2x gradient: it fails, or it
+    # says it could not decide; never a silent pass.
+    r = fdjax.check_grad(_mlp(2.0), _params(dtype), precision="native")
+    assert r.dtype == jnp.dtype(dtype).name and not any("checked in" in n for n in r.notes)
+    assert not bool(r.passed)
+
+
+@pytest.mark.parametrize("dtype", HALF)
+def test_correct_rule_in_16_bit_passes_by_default(dtype):
+    r = fdjax.check_grad(_mlp(1.0), _params(dtype))
+    assert r.dtype == "float32"
+    assert bool(r.passed), r.summary()
+    assert int(r.failed) == 0
+    assert float(r.max_rel_error) < 1e-2  # a 2x bug reads 0.5
+
+
+@pytest.mark.parametrize("dtype", HALF)
+def test_assert_grad_catches_the_16_bit_bug(dtype):
+    with pytest.raises(fdjax.GradientCheckError):
+        fdjax.assert_grad(_mlp(2.0), _params(dtype))
+
+
+def test_apply_precision_casts_16_bit_leaves_of_everything():
+    args = ({"a": jnp.ones(2, jnp.bfloat16), "b": jnp.ones(2, jnp.float32)}, jnp.ones(3, jnp.float16), 3)
+    cot = jnp.ones(2, jnp.bfloat16)
+    tan = (jnp.ones(2, jnp.float16),)
+    a, c, t, label = apply_precision(None, args, cot, tan, "fdjax.check_grad")
+    assert label == "float32 (bfloat16, float16 leaves cast up)"
+    assert [x.dtype for x in jax.tree_util.tree_leaves(a[:2])] == [jnp.float32] * 3
+    assert a[2] == 3 and c.dtype == jnp.float32 and t[0].dtype == jnp.float32
+    a, c, t, label = apply_precision("native", args, cot, tan, "fdjax.check_grad")
+    assert label == "native" and a[0]["a"].dtype == jnp.bfloat16 and c.dtype == jnp.bfloat16
+    a, c, t, label = apply_precision("float64", args, cot, tan, "fdjax.check_grad")
+    assert label == "float64"
+    assert {x.dtype for x in jax.tree_util.tree_leaves((a[:2], c, t))} == {jnp.dtype(jnp.float64)}
+    # nothing narrow: nothing cast, and the label says the dtypes are the arguments' own
+    f32 = (jnp.ones(2, jnp.float32),)
+    a, _, _, label = apply_precision(None, f32, None, None, "fdjax.check_grad")
+    assert label == "native" and a[0] is f32[0]
+
+
+# --------------------------------------------------------------------------------------------
+# a {bfloat16, float32} tree
+
+
+def _mixed():
+    p = {
+        "a": jnp.asarray([-0.7, 0.1, 0.45, 1.3], jnp.bfloat16),
+        "b": jnp.asarray([0.2, -0.5, 0.8], jnp.float32),
+    }
+
+    def f(p):
+        # f computes in float32 from the bfloat16 values: smooth at every representable point
+        return jnp.sum(jax.nn.softplus(p["a"].astype(jnp.float32) * 1.5)) + jnp.sum(jnp.sin(p["b"]))
+
+    return p, f
+
+
+def test_mixed_tree_passes_by_default():
+    p, f = _mixed()
+    r = fdjax.check_grad(f, p)
+    assert r.dtype == "float32"
+    assert bool(r.passed), r.summary()
+    assert float(r.max_rel_error) < 1e-3
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_mixed_tree_native_steps_are_taken_per_leaf(jit):
+    p, f = _mixed()
+    check = lambda p: fdjax.check_grad(f, p, mode="full", precision="native")  # noqa: E731
+    r = jax.jit(check)(p) if jit else check(p)
+    assert r.dtype == "float32"  # the flat vector's dtype; the bfloat16 leaf keeps its own
+    assert "checked in" not in " ".join(r.notes)
+    assert int(r.failed) == 0, r.summary()
+    if not jit:
+        return
+    # inside jit there is no escalation: the steps reported are the first batch's
+    a = np.asarray(p["a"], np.float32)
+    h = np.asarray(r.elements.step)
+    h_a, h_b = h[:4], h[4:]
+    # the bfloat16 elements' steps: cbrt(eps_bf16)·max(|x|, 1), taken in bfloat16
+    moved = a + h_a
+    assert np.all(moved.astype(jnp.bfloat16).astype(np.float32) == moved)
+    nominal = (2.0**-7) ** (1 / 3) * np.maximum(np.abs(a), 1)
+    assert np.all(np.abs(h_a - nominal) <= 2.0**-8 * (np.abs(a) + nominal))  # half a bf16 ulp
+    # the float32 elements' steps: cbrt(eps_f32)·max(|x|, 1)
+    b = np.asarray(p["b"])
+    np.testing.assert_allclose(h_b, (2.0**-23) ** (1 / 3) * np.maximum(np.abs(b), 1), rtol=1e-5)
+
+
+def test_mixed_tree_native_catches_a_wrong_bfloat16_rule():
+    p, _ = _mixed()
+    sp = _softplus(2.0)
+
+    def f(p):
+        return jnp.sum(sp(p["a"].astype(jnp.float32) * 1.5)) + jnp.sum(jnp.sin(p["b"]))
+
+    r = fdjax.check_grad(f, p, precision="native")
+    assert not bool(r.passed)
+    assert int(r.leaves.failed[0]) > 0  # ['a'] fails; ['b'] is right
+    assert int(r.leaves.failed[1]) == 0
+
+
+def test_quantize_and_taken_step_round_to_each_leaf():
+    p, _ = _mixed()
+    fa = flatten_args((p,), 0, "test")
+    assert fa.mixed and fa.dtype == jnp.float32
+    x = fa.x
+    stencil = get_stencil("central", "test", first_derivative=True)
+    rel = relative_step_vector(None, fa, stencil, "test")
+    np.testing.assert_allclose(rel[:4], (2.0**-7) ** (1 / 3), rtol=1e-6)
+    np.testing.assert_allclose(rel[4:], (2.0**-23) ** (1 / 3), rtol=1e-6)
+    h = taken_step(x, rel, fa)
+    xp = np.asarray(x + h)
+    assert np.all(xp[:4].astype(jnp.bfloat16).astype(np.float32) == xp[:4])
+    # without the flat view the bfloat16 elements' steps would not be representable
+    h_plain = np.asarray(taken_step(x, rel))
+    assert not np.all(
+        (np.asarray(x) + h_plain)[:4].astype(jnp.bfloat16).astype(np.float32) == (x + h_plain)[:4]
+    )
+    # quantize on a subset of coordinates, and the identity for a one-dtype tree
+    idx = jnp.asarray([5, 1], jnp.int32)
+    v = jnp.asarray([0.123456789, 0.123456789], jnp.float32)
+    q = np.asarray(fa.quantize(v, idx))
+    assert q[0] == np.float32(0.123456789) and q[1] == np.float32(jnp.bfloat16(0.123456789))
+    one = flatten_args((jnp.ones(3, jnp.bfloat16),), 0, "test")
+    assert not one.mixed and one.quantize(v) is v
+
+
+def test_mixed_tree_fd_grad_takes_steps_per_leaf():
+    p, f = _mixed()
+    g = fdjax.grad(f)(p)
+    ref = jax.grad(f)(p)
+    assert g["a"].dtype == jnp.bfloat16
+    np.testing.assert_allclose(
+        np.asarray(g["a"], np.float32), np.asarray(ref["a"], np.float32), rtol=2e-2, atol=1e-2
+    )
+    np.testing.assert_allclose(np.asarray(g["b"]), np.asarray(ref["b"]), rtol=1e-3)
+
+
+# --------------------------------------------------------------------------------------------
+# cotangents and tangents in 16 bits
+
+
+@pytest.mark.parametrize("dtype", HALF)
+def test_check_vjp_with_16_bit_cotangents(dtype):
+    x = jnp.asarray([0.3, -0.6, 1.1], dtype)
+    c = jnp.asarray([1.0, -0.5, 0.25], dtype)
+    r = fdjax.check_vjp(lambda x: jnp.sin(x) * x, (x,), c)
+    assert r.dtype == "float32" and bool(r.passed), r.summary()
+    sp = _softplus(2.0)
+    bad = fdjax.check_vjp(lambda x: sp(x) * 2.0, (x,), c)
+    assert not bool(bad.passed) and int(bad.failed) > 0
+    native = fdjax.check_vjp(lambda x: sp(x) * 2.0, (x,), c, precision="native")
+    assert not bool(native.passed)
+
+
+@pytest.mark.parametrize("dtype", HALF)
+def test_check_jvp_with_16_bit_tangents(dtype):
+    x = jnp.asarray([0.3, -0.6, 1.1], dtype)
+    t = jnp.asarray([1.0, 0.5, -0.25], dtype)
+    r = fdjax.check_jvp(lambda x: jnp.tanh(x) * 2.0, (x,), (t,), mode="directional")
+    assert r.dtype == "float32" and bool(r.passed), r.summary()
+
+
+# --------------------------------------------------------------------------------------------
+# fdjax.sweep in 16 bits
+
+
+_SWEEP_CASES = {
+    "exp": (lambda x: jnp.sum(jnp.exp(x)), jnp.exp),
+    "softplus": (lambda x: jnp.sum(jax.nn.softplus(x)), jax.nn.sigmoid),
+}
+
+
+@pytest.mark.parametrize("case", sorted(_SWEEP_CASES))
+@pytest.mark.parametrize("precision", [None, "native"])
+@pytest.mark.parametrize("dtype", HALF)
+def test_sweep_in_16_bit(dtype, precision, case):
+    f, df = _SWEEP_CASES[case]
+    x = jnp.asarray(np.linspace(-1.3, 1.7, 6), dtype)
+    true = np.asarray(df(jnp.asarray(x, jnp.float64)))
+    s = fdjax.sweep(f, x, precision=precision)
+    est, err = np.asarray(s.estimate, np.float64), np.asarray(s.error_estimate, np.float64)
+    assert np.all(np.isfinite(est)) and np.all(np.isfinite(err))
+    # honest: every estimate is within its own error bound of the true derivative
+    assert np.all(np.abs(est - true) <= err), (est, true, err)
+    name = jnp.dtype(dtype).name
+    if precision is None:
+        assert s.precision == f"float32 ({name} leaves cast up)"
+        assert s.estimate.dtype == jnp.float32
+        assert f"ran in float32 ({name} leaves cast up)" in s.summary()
+        assert s.to_dict()["precision"] == s.precision
+        np.testing.assert_allclose(est, true, rtol=1e-4)
+    else:
+        assert s.precision == "native" and s.estimate.dtype == dtype
+        # coarse: f's 16-bit rounding (eps·|f| over steps of ~0.1) limits the estimate
+        np.testing.assert_allclose(est, true, rtol=64 * EPS[dtype])
+        # the default ladder of 16-bit floats: 12 halvings, steps taken in the dtype
+        assert len(s.relative_steps) == 12
+        steps = np.asarray(s.steps)
+        xs = np.asarray(x)[:, None]
+        assert np.all((xs + steps.astype(dtype)).astype(np.float64) - xs == steps)
+
+
+def test_sweep_mixed_tree_native_steps_are_taken_per_leaf():
+    p, f = _mixed()
+    s = fdjax.sweep(f, p, precision="native")
+    x = np.concatenate([np.asarray(p["a"], np.float32), np.asarray(p["b"])]).astype(np.float64)
+    # the true derivative (jax.grad would round the bfloat16 leaf's to bfloat16)
+    true = np.concatenate([1.5 / (1 + np.exp(-1.5 * x[:4])), np.cos(x[4:])])
+    x = x.astype(np.float32)
+    steps = np.asarray(s.steps)
+    moved = x[:4, None] + steps[:4]
+    ok = steps[:4] > 0
+    assert np.all((moved.astype(jnp.bfloat16).astype(np.float32) == moved)[ok])
+    est, err = np.asarray(s.estimate, np.float64), np.asarray(s.error_estimate, np.float64)
+    assert np.all(np.abs(est - true) <= err), (est, true, err)
+
+
+# --------------------------------------------------------------------------------------------
+# bad precision=
+
+
+@pytest.mark.parametrize("bad", ["float16", "float32", "bfloat16", "NATIVE", np.float32, 64])
+@pytest.mark.parametrize(
+    "call, name",
+    [
+        (lambda **kw: fdjax.check_grad(lambda x: jnp.sum(x**2), jnp.ones(2), **kw), "fdjax.check_grad"),
+        (lambda **kw: fdjax.check_vjp(jnp.sin, (jnp.ones(2),), **kw), "fdjax.check_vjp"),
+        (lambda **kw: fdjax.check_jvp(jnp.sin, (jnp.ones(2),), **kw), "fdjax.check_jvp"),
+        (lambda **kw: fdjax.assert_grad(lambda x: jnp.sum(x**2), jnp.ones(2), **kw), "fdjax.check_grad"),
+        (lambda **kw: fdjax.sweep(lambda x: jnp.sum(x**2), jnp.ones(2), **kw), "fdjax.sweep"),
+    ],
+)
+def test_bad_precision_names_the_accepted_values(call, name, bad):
+    with pytest.raises(ValueError, match=r"precision=\.\.\.\) must be None") as info:
+        call(precision=bad)
+    msg = str(info.value)
+    assert msg.startswith(f"{name}(precision=...)")
+    assert "None (16-bit float leaves (bfloat16, float16) cast to float32)" in msg
+    assert "'native' (every leaf in its own dtype)" in msg and "'float64'" in msg
+    assert msg.endswith(f"got {bad!r}")

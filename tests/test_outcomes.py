@@ -1,0 +1,165 @@
+"""The three outcomes of a check and how they are reached: resolution, escalation,
+determinism, faithful batching, mode="auto" (issue 11's classes, one test each or more)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import fdjax
+from fdjax import CheckStatus, Reason
+from fdjax._check import escalate
+from fdjax._check.model import Measurement
+
+
+def _flip_small_leaf(bug: bool):
+    """{'big': O(1) gradient, 'small': gradient ~1e-10}; the bug flips the small one's sign."""
+
+    @jax.custom_vjp
+    def tiny(s):
+        return 1e-10 * jnp.sum(jnp.sin(s))
+
+    tiny.defvjp(lambda s: (tiny(s), s), lambda s, g: ((-1.0 if bug else 1.0) * 1e-10 * g * jnp.cos(s),))
+
+    def f(p):
+        return jnp.sum(jnp.tanh(p["big"]) ** 2) + tiny(p["small"])
+
+    p = {"big": jnp.linspace(-1.0, 1.0, 7), "small": jnp.linspace(0.1, 0.9, 5)}
+    return f, p
+
+
+@pytest.mark.parametrize("mode", ["full", "directional", "locate"])
+def test_unresolved_leaf_is_escalated_to_larger_steps(mode):
+    """A gradient ~1e-10 next to O(1) ones is below the round-off at the default step: it is
+    unresolved there, measured again at larger steps, and a flipped sign FAILS."""
+    f, p = _flip_small_leaf(bug=True)
+    r = fdjax.check_grad(f, p, mode=mode)
+    assert int(r.status) == CheckStatus.FAIL, r
+    assert int(r.escalated) > 0 and int(r.escalation_evaluations) > 0
+    small = r.leaf_names.index("['small']")
+    assert int(r.leaves.status[small]) == CheckStatus.FAIL
+    f, p = _flip_small_leaf(bug=False)
+    r = fdjax.check_grad(f, p, mode=mode)
+    assert bool(r.passed), r
+
+
+def test_vacuous_tolerance_is_never_a_pass():
+    """f ≈ 1 in float32 with gradients ~1e-9: no step resolves them. Not a PASS; INCONCLUSIVE
+    as unresolved, for the right and for a doubled gradient alike."""
+
+    @jax.custom_vjp
+    def f(x):
+        return 1.0 + 1e-9 * jnp.sum(x)
+
+    f.defvjp(lambda x: (f(x), None), lambda _, g: (2e-9 * g * jnp.ones(3, jnp.float32),))
+    x = jnp.ones(3, jnp.float32)
+    for fun in (f, lambda x: 1.0 + 1e-9 * jnp.sum(x)):
+        r = fdjax.check_grad(fun, x)
+        assert int(r.status) == CheckStatus.INCONCLUSIVE and int(r.reason) == Reason.UNRESOLVED, r
+        assert "PASSED" not in str(r) and "not verified" in str(r)
+        with pytest.raises(fdjax.GradientCheckError, match="INCONCLUSIVE.*To resolve"):
+            fdjax.assert_grad(fun, x)
+        assert fdjax.assert_grad(fun, x, allow_inconclusive=True) is not None
+
+
+def _meas(**kw):
+    n = len(kw["status"])
+    base = {f: np.zeros(n) for f in Measurement._fields}
+    base.update(kink=np.zeros(n, bool), subgradient=np.ones(n, bool), finite=np.ones(n, bool))
+    base.update({k: np.asarray(v) for k, v in kw.items()})
+    base["status"] = base["status"].astype(np.int8)
+    base["reason"] = base.get("reason", np.zeros(n)).astype(np.int8)
+    return Measurement(**base)
+
+
+def test_merge_decides_by_the_most_precise_step():
+    P, F, I = CheckStatus.PASS, CheckStatus.FAIL, CheckStatus.INCONCLUSIVE  # noqa: E741
+    # three items: first marginal failures (|e| = 1.5 tol); the ladder (2 steps) says:
+    # item 0: a more precise step passes -> PASS; item 1: the most precise fails clearly -> FAIL;
+    # item 2: the most precise fails marginally, the next passes -> INCONCLUSIVE (unresolved).
+    first = _meas(status=[F, F, F], error=[1.5, 1.5, 1.5], tolerance=[1.0, 1.0, 1.0], numeric=[9, 9, 9])
+    ladder = _meas(
+        status=[P, F, F, I, P, P],
+        reason=[0, 0, 0, Reason.KINK, 0, 0],
+        error=[0.01, 0.5, 0.12, 0.0, 0.3, 0.3],
+        tolerance=[0.1, 0.1, 0.1, 1.0, 2.0, 0.5],
+        numeric=[1, 2, 3, 4, 5, 6],
+    )
+    out = escalate.merge(first, ladder, np.arange(3), (0.5, 0.25))
+    assert out.status.tolist() == [P, F, I]
+    assert out.reason.tolist() == [0, 0, Reason.UNRESOLVED]
+    assert out.numeric.tolist() == [1, 2, 3]  # the values of the deciding measurement
+    # nothing resolved anywhere: the most telling reason (unresolved > kink > non-finite)
+    first = _meas(status=[I], reason=[Reason.NONFINITE], tolerance=[np.inf])
+    ladder = _meas(status=[I, I], reason=[Reason.KINK, Reason.NONFINITE], tolerance=[1.0, 1.0])
+    out = escalate.merge(first, ladder, np.arange(1), (0.5, 0.25))
+    assert out.status.tolist() == [I] and out.reason.tolist() == [Reason.KINK]
+    # a larger step counts only where its FD value agrees with the first one's
+    first = _meas(status=[I], reason=[Reason.UNRESOLVED], numeric=[1.0], tolerance=[3.0])
+    far = _meas(status=[F], numeric=[-9.0], error=[5.0], tolerance=[0.1])
+    assert escalate.merge(first, far, np.arange(1), (32.0,)).status.tolist() == [I]
+    near = _meas(status=[F], numeric=[-1.0], error=[5.0], tolerance=[0.1])
+    assert escalate.merge(first, near, np.arange(1), (32.0,)).status.tolist() == [F]
+
+
+def test_nondeterministic_function_is_inconclusive_and_blames_no_leaf():
+    def dropout(x):
+        z = jax.pure_callback(
+            lambda: np.asarray(np.random.default_rng().random(3) > 0.5, np.float64),
+            jax.ShapeDtypeStruct((3,), jnp.float64),
+        )
+        return jnp.sum((x * z) ** 2)
+
+    r = fdjax.check_grad(dropout, jnp.linspace(0.5, 1.0, 3))
+    assert int(r.status) == CheckStatus.INCONCLUSIVE and int(r.reason) == Reason.NONDETERMINISTIC
+    assert not bool(r.deterministic) and int(r.failed) == 0
+    assert np.all(np.asarray(r.leaves.status) == CheckStatus.INCONCLUSIVE)
+    assert not np.any(np.asarray(r.elements.status) == CheckStatus.FAIL)
+    assert "not deterministic" in str(r).splitlines()[0]
+
+
+def _unfaithful(x):
+    """sum(x²) plus a term that is 0 alone and 1e-3·row under vmap: f batched is not f."""
+
+    @jax.custom_batching.custom_vmap
+    def g(v):
+        return jnp.zeros((), v.dtype)
+
+    @g.def_vmap
+    def _(axis_size, in_batched, v):
+        return 1e-3 * jnp.arange(axis_size, dtype=v.dtype), True
+
+    return jnp.sum(x**2) + g(jax.lax.stop_gradient(x))
+
+
+def test_unfaithful_batching_falls_back_to_rows_one_at_a_time():
+    x = jnp.linspace(0.5, 1.5, 4)
+    r = fdjax.check_grad(_unfaithful, x, mode="full")
+    assert bool(r.passed), r
+    assert any("not faithful" in note for note in r.notes)
+    np.testing.assert_allclose(np.asarray(r.elements.numeric), 2 * np.asarray(x), rtol=1e-7)
+
+
+def test_rounding_between_programs_is_not_nondeterminism():
+    """float32 mean of large cancelling terms: f(x) from the AD pass and from the batch
+    differ by more than eps·|f| (different XLA programs); that is rounding, not a verdict."""
+    rng = np.random.default_rng(0)
+    logits = jnp.asarray(rng.normal(size=(512, 10)) * 90, jnp.float32)
+    labels = jnp.asarray(rng.integers(0, 10, 512))
+
+    def ce(scale):
+        z = logits * scale[0]
+        return jnp.mean(jax.nn.logsumexp(z, axis=1) - z[jnp.arange(512), labels])
+
+    r = fdjax.check_grad(ce, jnp.ones(1, jnp.float32))
+    assert int(r.status) != CheckStatus.FAIL and int(r.reason) != Reason.NONDETERMINISTIC, r
+
+
+def test_mode_auto_runs_full_when_small_and_locate_when_large():
+    small = fdjax.check_grad(lambda x: jnp.sum(jnp.sin(x)), jnp.ones(10))
+    assert small.mode == "full" and "mode='auto' ran 'full'" in small.notes[0]
+    w = jnp.ones((300, 300)) * 0.01
+    big = fdjax.check_grad(lambda w: jnp.sum(jnp.tanh(w @ jnp.ones(300)) ** 2), w)
+    assert big.mode == "locate" and bool(big.passed)
+    assert "'full' would take" in big.notes[0]
+    assert fdjax.check_grad(lambda w: jnp.sum(w**2), w[:10], step="auto").mode == "full"
