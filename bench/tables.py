@@ -21,6 +21,7 @@ import argparse
 import difflib
 import json
 import re
+import statistics
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -349,6 +350,233 @@ def adaptive_gradient() -> str:
     return caption + "\n\n" + _table(header, rows, "lrrr")
 
 
+# ------------------------------------------------------------------------------------------
+# verdicts.json: python -m bench.verdicts
+
+_VERDICT_MODES = ("full", "subset", "directional", "locate", "auto")
+_EXPECT_SHORT = {
+    "fail": "fail",
+    "not fail": "not fail",
+    "not pass": "not pass",
+    "inconclusive: nondeterministic": "nondet.",
+}
+
+
+def _verdict_cell(records: list[dict]) -> str:
+    """pass/fail/inconclusive counts of one class × dtype × mode, with the wrong ones flagged."""
+    if not records:
+        return "—"
+    run = [r for r in records if r["outcome"] != "not run"]
+    if not run:
+        return "not run"
+    count = {
+        k: sum(r["outcome"].startswith(k) for r in run) for k in ("pass", "fail", "inconclusive", "error")
+    }
+    text = f"{count['pass']}/{count['fail']}/{count['inconclusive']}"
+    if count["error"]:
+        text += f" +{count['error']} err"
+    wrong = sum(r["ok"] is False for r in run)
+    return text + (f" **✗{wrong}**" if wrong else "")
+
+
+def verdicts_table(d: dict) -> str:
+    """The verdict benchmark as Markdown: what ``python -m bench.verdicts`` prints and the docs embed."""
+    records = d["records"]
+    api, s = d["api"], d["summary"]
+    modes = [m for m in _VERDICT_MODES if any(r["mode"] == m for r in records)]
+    keys = sorted({(r["class"], r["dtype"]) for r in records if r["mode"] != "default"})
+    rows = []
+    for cls, dtype in keys:
+        mine = [r for r in records if r["class"] == cls and r["dtype"] == dtype and r["mode"] != "default"]
+        cases = sorted({r["case"] for r in mine})
+        expected: dict[str, int] = {}
+        for name in cases:
+            e = next(r["expected"] for r in mine if r["case"] == name)
+            expected[_EXPECT_SHORT.get(e, e)] = expected.get(_EXPECT_SHORT.get(e, e), 0) + 1
+        wrong = sum(r["ok"] is False for r in mine)
+        rows.append(
+            [f"{cls} {d['classes'][str(cls)]}", dtype, str(len(cases))]
+            + [", ".join(f"{k} {v}" for k, v in expected.items())]
+            + [_verdict_cell([r for r in mine if r["mode"] == m]) for m in modes]
+            + [f"**{wrong}**" if wrong else "0"]
+        )
+    header = ["class", "dtype", "cases", "expected"] + modes + ["wrong"]
+    three_way = (
+        "three-way outcomes (`status`, `reason`)"
+        if api["three_way"]
+        else "pass/fail only (read as FAIL when `passed` is False, PASS otherwise)"
+    )
+    caption = (
+        f"`python -m bench.verdicts{' --quick' if d['quick'] else ''}` (`bench/results/verdicts.json`"
+        + ("; quick: the test's sample of the corpus" if d["quick"] else "")
+        + f"): {_machine(d['machine'])}. Checker: {three_way}; default mode `{api['default_mode']}`"
+        + (
+            f"; modes not available: {', '.join(api['modes_not_available'])}"
+            if api["modes_not_available"]
+            else ""
+        )
+        + ". Cells: pass/fail/inconclusive counts; ✗: wrong verdicts (a resolvable bug that did not "
+        "FAIL, an unresolvable bug or nothing-to-verify case that PASSED, a correct gradient that "
+        "FAILED, a nondeterministic f not INCONCLUSIVE)."
+    )
+    parts = [caption, _table(header, rows, "llrl" + "r" * (len(header) - 4))]
+    default = [r for r in records if r["mode"] == "default"]
+    if default:
+        drows = [
+            [
+                r["case"],
+                r["dtype"],
+                f"{r['n']:,}",
+                r.get("mode_ran", "—"),
+                r["outcome"] if r["outcome"] != "not run" else f"not run ({r['skipped']})",
+                "—" if "wall_s" not in r else f"{r['wall_s']:.1f}",
+                "ok" if r["ok"] else "**wrong**",
+            ]
+            for r in default
+        ]
+        dh = ["large problem, default mode", "dtype", "N", "mode that ran", "outcome", "time (s)", ""]
+        parts.append(_table(dh, drows, "llrlllr"))
+    esc = (
+        f"escalation: median {s['escalation_median']:g} extra evaluations per check "
+        f"({s['escalation_median_when_used']:g} where it ran), worst {s['escalation_worst']:,} "
+        f"({s['escalation_worst_case']})"
+        if s["escalation_measured"] and s["escalation_worst"] is not None
+        else "escalation: not reported by this checker"
+    )
+    if s["escalation_measured"] and s["escalation_median_when_used"] is None:
+        esc = "escalation: never needed (0 extra evaluations)"
+    parts.append(
+        f"{s['checks']:,} checks, **{s['wrong']} wrong verdicts** ({s['wrong_buggy_not_failed']} on buggy "
+        f"cases, {s['wrong_correct_failed']} correct gradients FAILED, {s['errors']} errors); "
+        f"{s['inconclusive_correct']} checks of correct gradients INCONCLUSIVE; {esc}."
+    )
+    wrong: dict[tuple[str, str], list[dict]] = {}
+    for r in records:
+        if r["ok"] is False:
+            wrong.setdefault((r["case"], r["dtype"]), []).append(r)
+    if wrong:
+        lines = [
+            f"- `{name}` [{dtype}] (expected {rs[0]['expected']}): "
+            + "; ".join(f"{r['mode']}: {r['outcome']}" for r in rs)
+            for (name, dtype), rs in wrong.items()
+        ]
+        parts.append("Wrong verdicts:\n\n" + "\n".join(lines))
+    return "\n\n".join(parts)
+
+
+def verdicts() -> str:
+    return verdicts_table(_load("verdicts.json"))
+
+
+# ------------------------------------------------------------------------------------------
+# false_alarms.json (and false_alarms_gpu.json): python -m bench.false_alarms
+
+
+def _platform(m: dict) -> str:
+    """The machine of a run: the CPU line, or the accelerator's name for a GPU/TPU run."""
+    if m["backend"] == "cpu":
+        return _machine(m)
+    return (
+        f"{m['device_kind']} ({m['backend']} backend × {m['device_count']}; host: {m['cpu_count']}-core "
+        f"{m['processor']}), jax {m['jax']}, Python {m['python']}"
+    )
+
+
+def false_alarms_table(d: dict) -> str:
+    """The false-alarm benchmark as Markdown: what ``python -m bench.false_alarms`` prints and
+    what the docs embed. One row per workload × mode: outcomes over the keys, evaluations, time."""
+    s, cfg, keys = d["summary"], d["settings"], d["settings"]["keys"]
+    n_of = {w["name"]: w["n"] for w in d["workloads"]}
+    rows = []
+    for w in d["workloads"]:
+        for mode in cfg["modes"]:
+            mine = [r for r in d["records"] if r["workload"] == w["name"] and r["mode"] == mode]
+            skipped = sum(r["workload"] == w["name"] and r["mode"] == mode for r in d["skipped"])
+            if not mine and not skipped:
+                continue  # full above --full-max
+            if not mine:
+                rows.append([w["name"], f"{n_of[w['name']]:,}", mode, "—", f"0 of {keys}"] + ["—"] * 7)
+                continue
+            status = [r["status"] for r in mine]
+            reasons: dict[str, int] = {}
+            for r in mine:
+                if r["status"] == "inconclusive":
+                    reasons[r["reason"]] = reasons.get(r["reason"], 0) + 1
+            inc = str(status.count("inconclusive"))
+            if reasons:
+                why = [f"{k} {v}" if len(reasons) > 1 else k for k, v in reasons.items()]
+                inc += " (" + ", ".join(why) + ")"
+            fail = status.count("fail")
+            fail_cell = f"**{fail}**" if fail else "0"
+            if status.count("error"):
+                fail_cell += f" +{status.count('error')} err"
+            ran = sorted({r["mode_ran"] for r in mine if "mode_ran" in r})
+            evals = [r["evaluations"] for r in mine if "evaluations" in r]
+            esc = [r["escalation_evaluations"] for r in mine if "escalation_evaluations" in r]
+            warm = [r["wall_s"] for r in mine if not r["first"]] or [r["wall_s"] for r in mine]
+            first = [r["wall_s"] for r in mine if r["first"]]
+            rows.append(
+                [
+                    w["name"],
+                    f"{n_of[w['name']]:,}",
+                    mode,
+                    ", ".join(ran) or "—",
+                    str(len(mine)) if len(mine) == keys else f"{len(mine)} of {keys}",
+                    str(status.count("pass")),
+                    fail_cell,
+                    inc,
+                    f"{statistics.median(evals):,.0f}" if evals else "—",
+                    f"{statistics.median(esc):,.0f} / {max(esc):,}" if esc else "—",
+                    _g(statistics.median(warm)),
+                    _g(first[0]) if first else "—",
+                ]
+            )
+    header = ["workload", "N", "mode", "ran", "keys", "pass", "fail", "inconclusive", "evaluations"]
+    header += ["escalation (median / max)", "time (s)", "first call (s)"]
+    v = d["versions"]
+    caption = (
+        f"`{d['command']}` (`{d['file']}`): {_platform(d['machine'])}; equinox {v['equinox']}, "
+        f"fdjax {v['fdjax']}. float32, x64 {'on' if cfg['x64'] else 'off'}, correct gradients; key k "
+        "gives the model init, the data and the check's `key=k`. `full` only where N ≤ "
+        f"{cfg['full_max']:,}. Cells: checks per outcome over the keys; ran: the mode `auto` chose; "
+        "evaluations: median f evaluations per check (escalation included); time: median wall seconds "
+        "per check after the first; first call: the first key, XLA compilation included."
+    )
+    workloads = "Workloads (softmax cross-entropy): " + "; ".join(
+        f"`{w['name']}` {w['description']}" for w in d["workloads"]
+    )
+    esc = (
+        f"escalation: median {s['escalation_median']:,.0f} extra evaluations per check, worst "
+        f"{s['escalation_worst']:,}"
+        if s["escalation_worst"] is not None
+        else "escalation: not measured"
+    )
+    skipped = f"; {s['skipped']} checks skipped by `--max-seconds`" if s["skipped"] else ""
+    total = (
+        f"{s['checks']:,} checks: {s['pass']} pass, {s['inconclusive']} inconclusive, {s['errors']} errors, "
+        f"**{s['false_alarms']} false alarms** (FAIL on a correct gradient){skipped}; {esc}; "
+        f"{s['seconds']:.0f} s in all."
+    )
+    parts = [caption, workloads, _table(header, rows, "lrllrrrlrrrr"), total]
+    alarms = [r for r in d["records"] if r["status"] == "fail"]
+    if alarms:
+        parts.append(
+            "False alarms:\n\n"
+            + "\n".join(
+                f"- `{r['workload']}` key {r['key']}, {r['mode']}: {r['summary'].splitlines()[0]}"
+                for r in alarms
+            )
+        )
+    return "\n\n".join(parts)
+
+
+def false_alarms() -> str:
+    text = false_alarms_table(_load("false_alarms.json"))
+    if (RESULTS / "false_alarms_gpu.json").exists():
+        text += "\n\nThe same benchmark on a GPU:\n\n" + false_alarms_table(_load("false_alarms_gpu.json"))
+    return text
+
+
 TABLES: dict[str, Callable[[], str]] = {
     "suite-throughput": suite_throughput,
     "suite-chunks": suite_chunks,
@@ -359,6 +587,8 @@ TABLES: dict[str, Callable[[], str]] = {
     "check-time": check_time,
     "adaptive-accuracy": adaptive_accuracy,
     "adaptive-gradient": adaptive_gradient,
+    "verdicts": verdicts,
+    "false_alarms": false_alarms,
 }
 
 

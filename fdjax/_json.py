@@ -15,7 +15,7 @@ import numpy as np
 
 #: Schema of each document kind (the report's own is ``fdjax.report.SCHEMA``; the
 #: calculator's, which must not import NumPy, are in ``fdjax._calculator``).
-CHECK_SCHEMA = "fdjax.check/2"
+CHECK_SCHEMA = "fdjax.check/3"
 SWEEP_SCHEMA = "fdjax.sweep/2"
 LANDSCAPE_SCHEMA = "fdjax.landscape/1"
 

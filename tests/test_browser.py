@@ -114,6 +114,22 @@ def failing_page(tmp_path_factory):
     return path
 
 
+@pytest.fixture(scope="module")
+def inconclusive_page(tmp_path_factory):
+    """A check that is inconclusive: |a| at a = 0 (kinks) beside a smooth layer."""
+
+    def loss(params, x):
+        return jnp.sum(jnp.abs(params["a"])) + jnp.mean((jnp.tanh(x @ params["w1"]) - 1.0) ** 2)
+
+    params = {"a": jnp.zeros(3), "w1": jnp.linspace(-1.0, 1.0, 12).reshape(3, 4)}
+    x = jnp.linspace(-1.0, 2.0, 15).reshape(5, 3)
+    doc = report.diagnose(loss, params, x, job=report.Job(resolution=5, num_steps=10), target="inconclusive")
+    assert doc["verdict"]["status"] == "inconclusive"
+    path = tmp_path_factory.mktemp("browser") / "inconclusive.html"
+    path.write_text(report.render(doc, "html"))
+    return path
+
+
 def probe(page, tmp_path, script, width):
     probe_page = tmp_path / f"probe-{width}.html"
     probe_page.write_text(page.read_text().replace("</body>", script + "</body>"))
@@ -127,8 +143,9 @@ def probe(page, tmp_path, script, width):
 
 
 @pytest.mark.parametrize("width", [760, 1280])
-def test_status_column_is_visible_without_scrolling(failing_page, tmp_path, width):
-    info = probe(failing_page, tmp_path, TABLE_PROBE, width)
+@pytest.mark.parametrize("which", ["failing_page", "inconclusive_page"])
+def test_status_column_is_visible_without_scrolling(which, tmp_path, width, request):
+    info = probe(request.getfixturevalue(which), tmp_path, TABLE_PROBE, width)
     assert info["viewport"] <= width
     assert info["scroll"] <= info["viewport"], "the page scrolls sideways; a wide table should scroll inside"
     sections = {h["section"] for h in info["heads"]}

@@ -90,7 +90,7 @@ def test_to_dict_schema_and_non_finite_numbers():
     r = fdjax.check_grad(lambda v: jnp.sum(neg(v)), jnp.zeros(2))
     assert math.isinf(float(r.norm_ratio)) and math.isinf(float(r.leaves.norm_ratio[0]))
     d = r.to_dict()
-    assert d["schema"] == "fdjax.check/2" and next(iter(d)) == "schema"
+    assert d["schema"] == "fdjax.check/3" and next(iter(d)) == "schema"
     assert d["norm_ratio"] is None and d["leaves"][0]["norm_ratio"] is None  # not "inf"
     assert d["passed"] is False and d["elements"]["rel_error"] == [2.0, 2.0]
     assert json.loads(json.dumps(d, allow_nan=False)) == d

@@ -41,6 +41,12 @@ TINY = textwrap.dedent(
             return jnp.sum(scaled_tanh(x @ params["w"] + params["b"]) ** 2)
         return loss, PARAMS, *ARGS
 
+    def kinked():
+        # |a| at a = 0: every measurement of ['a'] is a kink, so the check cannot verify it
+        def loss(params, x):
+            return jnp.sum(jnp.abs(params["a"])) + jnp.sum(jnp.tanh(x @ params["w"]) ** 2)
+        return loss, {"a": jnp.zeros(3), "w": PARAMS["w"]}, *ARGS
+
     def vector_loss():
         return (lambda p: p * 2.0), jnp.ones(3)
 
@@ -303,8 +309,42 @@ def test_check_fails_with_exit_1_and_names_the_leaf(target_file, capsys):
     code, out, err = run(["check", f"{target_file}:buggy", "-q", "--format", "json"], capsys)
     assert code == 1, err
     doc = json.loads(out)
-    assert doc["verdict"]["passed"] is False
+    assert doc["verdict"]["passed"] is False and doc["verdict"]["status"] == "failed"
+    assert doc["verdict"]["reason"] is None and doc["check"]["status"] == "fail"
     assert doc["verdict"]["failing_leaves"]
+    # --allow-inconclusive does not excuse a failure; --exit-zero does.
+    assert run(["check", f"{target_file}:buggy", "-q", "--allow-inconclusive"], capsys)[0] == 1
+    assert run(["check", f"{target_file}:buggy", "-q", "--exit-zero"], capsys)[0] == 0
+
+
+def test_inconclusive_check_exits_3_and_says_why(target_file, capsys):
+    from fdjax import Reason
+    from fdjax.cli.command import EXIT_INCONCLUSIVE
+
+    assert EXIT_INCONCLUSIVE == 3
+    code, out, err = run(["check", f"{target_file}:kinked", "-q", "--format", "json"], capsys)
+    assert code == 3, err
+    doc = json.loads(out)
+    v = doc["verdict"]
+    assert (v["status"], v["reason"], v["passed"]) == ("inconclusive", "kink", False)
+    assert v["remedy"] == Reason.KINK.remedy() and v["inconclusive_leaves"] == [
+        {"path": "['a']", "reason": "kink"}
+    ]
+    assert (doc["check"]["status"], doc["check"]["reason"]) == ("inconclusive", "kink")
+    assert doc["options"]["mode"] == "auto" and v["mode"] == doc["check"]["mode"] == "full"
+    code, out, err = run(["check", f"{target_file}:kinked"], capsys)
+    assert code == 3 and out.startswith("Gradient check INCONCLUSIVE") and Reason.KINK.remedy() in out
+    assert run(["check", f"{target_file}:kinked", "-q", "--allow-inconclusive"], capsys) == (0, "", "")
+    assert run(["check", f"{target_file}:kinked", "-q", "--exit-zero"], capsys) == (0, "", "")
+
+
+def test_inconclusive_report_is_written_and_exits_3(target_file, tmp_path, capsys):
+    path = tmp_path / "r.md"
+    argv = ["report", f"{target_file}:kinked", "-q", "--no-sweep", "--no-landscape", "-o", str(path)]
+    code, out, err = run(argv, capsys)
+    assert code == 3, err
+    assert "**⚠️ Gradient check INCONCLUSIVE" in path.read_text()
+    assert run([*argv, "--allow-inconclusive"], capsys)[0] == 0
 
 
 def test_check_float32_and_subset(target_file, capsys):
@@ -327,6 +367,7 @@ def test_check_float32_and_subset(target_file, capsys):
     assert code == 0, err
     doc = json.loads(out)
     assert doc["problem"]["dtype"] == "float32" and doc["options"]["mode"] == "subset"
+    assert doc["verdict"]["mode"] == doc["check"]["mode"] == "subset"
 
 
 @pytest.mark.parametrize("fmt", ["text", "json", "md"])
@@ -349,7 +390,7 @@ def test_report_writes_each_format(target_file, tmp_path, capsys):
         )
         assert code == 0, err
         text = path.read_text()
-        assert {"html": "<!DOCTYPE html>", "md": "# fdjax report", "json": '"schema": "fdjax.report/1"'}[
+        assert {"html": "<!DOCTYPE html>", "md": "# fdjax report", "json": '"schema": "fdjax.report/2"'}[
             suffix
         ] in text
 
@@ -413,3 +454,7 @@ def test_command_offers_the_library_methods_and_modes():
 
     assert sorted(cli_main.METHODS) == sorted(fdjax.METHODS)
     assert cli_main.MODES == _check.MODES
+    parser = cli_main.build_parser()
+    for command in ("check", "report"):
+        ns = parser.parse_args([command])
+        assert ns.mode == "auto" and not ns.allow_inconclusive and not ns.exit_zero

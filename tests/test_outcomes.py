@@ -74,18 +74,26 @@ def _meas(**kw):
 
 def test_merge_decides_by_the_most_precise_step():
     P, F, I = CheckStatus.PASS, CheckStatus.FAIL, CheckStatus.INCONCLUSIVE  # noqa: E741
-    # three items: first marginal failures (|e| = 1.5 tol); the ladder (2 steps) says:
-    # item 0: a more precise step passes -> PASS; item 1: the most precise fails clearly -> FAIL;
-    # item 2: the most precise fails marginally, the next passes -> INCONCLUSIVE (unresolved).
-    first = _meas(status=[F, F, F], error=[1.5, 1.5, 1.5], tolerance=[1.0, 1.0, 1.0], numeric=[9, 9, 9])
+    # three items, first measured as failures; the ladder (2 smaller steps) says:
+    # item 0: a more precise step passes -> PASS;
+    # item 1: the most precise fails, and the first step's FD value agrees with it -> FAIL;
+    # item 2: the most precise fails, but no other step agrees with its FD value -> INCONCLUSIVE.
+    first = _meas(
+        status=[F, F, F],
+        error=[1.5, 1.5, 1.5],
+        tolerance=[1.0, 1.0, 1.0],
+        numeric=[9, 2.2, 9],
+        step=[1, 1, 1],
+    )
     ladder = _meas(
+        step=[0.25, 0.25, 0.25, 0.0625, 0.0625, 0.0625],
         status=[P, F, F, I, P, P],
         reason=[0, 0, 0, Reason.KINK, 0, 0],
         error=[0.01, 0.5, 0.12, 0.0, 0.3, 0.3],
         tolerance=[0.1, 0.1, 0.1, 1.0, 2.0, 0.5],
         numeric=[1, 2, 3, 4, 5, 6],
     )
-    out = escalate.merge(first, ladder, np.arange(3), (0.5, 0.25))
+    out = escalate.merge(first, ladder, np.arange(3), (0.25, 0.0625))
     assert out.status.tolist() == [P, F, I]
     assert out.reason.tolist() == [0, 0, Reason.UNRESOLVED]
     assert out.numeric.tolist() == [1, 2, 3]  # the values of the deciding measurement
@@ -95,11 +103,14 @@ def test_merge_decides_by_the_most_precise_step():
     out = escalate.merge(first, ladder, np.arange(1), (0.5, 0.25))
     assert out.status.tolist() == [I] and out.reason.tolist() == [Reason.KINK]
     # a larger step counts only where its FD value agrees with the first one's
-    first = _meas(status=[I], reason=[Reason.UNRESOLVED], numeric=[1.0], tolerance=[3.0])
-    far = _meas(status=[F], numeric=[-9.0], error=[5.0], tolerance=[0.1])
-    assert escalate.merge(first, far, np.arange(1), (32.0,)).status.tolist() == [I]
-    near = _meas(status=[F], numeric=[-1.0], error=[5.0], tolerance=[0.1])
-    assert escalate.merge(first, near, np.arange(1), (32.0,)).status.tolist() == [F]
+    first = _meas(status=[I], reason=[Reason.UNRESOLVED], numeric=[1.0], tolerance=[3.0], step=[1.0])
+    far = _meas(status=[F, F], numeric=[-9.0, -9.0], error=[5.0, 5.0], tolerance=[0.1, 0.1], step=[32, 256])
+    assert escalate.merge(first, far, np.arange(1), (32.0, 256.0)).status.tolist() == [I]
+    near = _meas(status=[F, F], numeric=[-1.0, -1.0], error=[5.0, 5.0], tolerance=[0.1, 0.1], step=[32, 256])
+    assert escalate.merge(first, near, np.arange(1), (32.0, 256.0)).status.tolist() == [F]
+    # ... and a failure is confirmed only by a step at least 4x away (2x is too close)
+    close = _meas(status=[F, F], numeric=[-1.0, -1.0], error=[5.0, 5.0], tolerance=[0.1, 0.1], step=[32, 64])
+    assert escalate.merge(first, close, np.arange(1), (32.0, 64.0)).status.tolist() == [I]
 
 
 def test_nondeterministic_function_is_inconclusive_and_blames_no_leaf():

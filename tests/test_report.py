@@ -12,11 +12,12 @@ import numpy as np
 import pytest
 
 import fdjax
-from fdjax import report
+from fdjax import _check, _json, report
 from fdjax._landscape import filter_normalized_direction, parameter_slice
 from fdjax._pytree import flatten_args
 from fdjax.report import _document, _views, html, plots
 from fdjax.report._format import num
+from fdjax.report.text import render_text
 
 
 def tiny_problem():
@@ -43,7 +44,7 @@ def doc():
 def test_document_matches_schema(doc):
     jsonschema.validate(doc, report.load_schema())
     assert json.loads(json.dumps(doc)) == doc  # plain JSON types only
-    assert doc["schema"] == report.SCHEMA == "fdjax.report/1"
+    assert doc["schema"] == report.SCHEMA == "fdjax.report/2"
 
 
 def test_document_contents(doc):
@@ -64,6 +65,8 @@ def test_document_contents(doc):
     [
         {"schema": "fdjax.report/0"},
         {"verdict": {"passed": "yes"}},
+        {"verdict": {"status": "kinks only"}},
+        {"verdict": {"reason": "none"}},
         {"problem": {"num_parameters": 0}},
         {"extra": 1},
     ],
@@ -155,7 +158,8 @@ def test_html_is_self_contained(doc):
 def test_markdown_and_text(doc):
     md = report.render(doc, "md")
     assert md.startswith("# fdjax report: tiny")
-    assert "| leaf | shape | max rel error |" in md and "## Layer-wise gradient norms" in md
+    assert "| leaf | shape | checked | inconclusive | max rel error |" in md
+    assert "## Layer-wise gradient norms" in md
     text = report.render(doc, "text")
     assert "Gradient check PASSED" in text and "['w']" in text
     assert "\x1b[" not in text  # no colour unless asked
@@ -217,15 +221,18 @@ def test_disagreement_plot_puts_a_one_percent_error_above_the_line(failing_doc):
 
 def test_disagreement_plot_passing_and_nonfinite_points():
     fig = plots.disagreement_figure(
-        [0.1, 0.2, 0.3, 0.4],
-        [0.01, 0.5, float("nan"), float("inf")],
-        ["pass", "pass", "nonfinite", "fail"],
-        ["a", "b", "c", "d"],
+        [0.1, 0.2, 0.3, 0.4, 0.5, 0.6],
+        [0.01, 0.5, float("nan"), float("inf"), 3.0, 0.2],
+        ["pass", "pass", "nonfinite", "fail", "kink", "inconclusive"],
+        ["a", "b", "c", "d", "e", "f"],
         [("leaf", 0.0, 1.0)],
     )
     ax = fig.axes[0]
     passed, bad = _collection(ax, "passed")[:, 1], _collection(ax, "non-finite")[:, 1]
-    assert np.all(passed < 1) and bad.size == 1
+    assert np.all(passed < 1) and bad.size == 1 and passed.size == 2
+    # Neither a kink nor another inconclusive measurement reads as passed or failed.
+    assert _collection(ax, "kink (inconclusive)")[:, 1].tolist() == [3.0]
+    assert _collection(ax, "inconclusive")[:, 1].tolist() == [0.2]
     assert bad[0] > 10 * passed.max() and _collection(ax, "failed")[0, 1] >= bad[0]  # the top band
     legend = [t.get_text() for t in fig.legends[0].get_texts()]
     assert "c: non-finite" in legend and "d: inf × tol" in legend
@@ -309,14 +316,15 @@ def test_sweep_error_against_jax_grad_is_explained(doc, failing_doc):
 def test_nonfinite_values_never_read_as_agreement(nan_doc):
     jsonschema.validate(nan_doc, report.load_schema())
     v = nan_doc["verdict"]
-    assert v["passed"] is False and v["nonfinite"] >= 1
+    assert v["passed"] is False and v["nonfinite"] >= 1 and v["status"] in ("failed", "inconclusive")
     assert v["max_rel_error"] is None and v["digits"] is None and v["norm_ratio"] is None
     rows = _views.leaf_rows(nan_doc["check"])
     bad = [r for r in rows if r["nonfinite"]]
-    assert bad and all(r["verdict"] == "non-finite" for r in bad)
+    assert bad and all(r["verdict"] in ("FAILED (non-finite)", "inconclusive (non-finite)") for r in bad)
     assert all(r["max_rel_error"] is None and r["digits"] is None for r in bad)
-    worst = [w for w in _views.worst_elements(nan_doc["check"], 20) if w["status"] == "nonfinite"]
-    assert worst and all(w["rel_error"] is None and w["reason"].startswith("non-finite") for w in worst)
+    worst = [w for w in _views.worst_elements(nan_doc["check"], 20) if w["outcome"] == "nonfinite"]
+    assert worst and all(w["rel_error"] is None and w["why"].startswith("non-finite") for w in worst)
+    assert all(w["status"] == "inconclusive" and w["reason"] == "nonfinite" for w in worst)
     assert all(np.isnan(e["rel_error"][e["nonfinite"]]).all() for e in _views.elements(nan_doc["check"]))
     page = report.render(nan_doc, "html")
     leaves = re.search(r'id="leaves">(.*?)</section>', page, re.S).group(1)
@@ -324,7 +332,7 @@ def test_nonfinite_values_never_read_as_agreement(nan_doc):
     for r in bad:
         row = next(tr for tr in trs if html._e(r["path"]) in tr)
         cells = re.findall(r"<td[^>]*>(.*?)</td>", row)
-        assert "non-finite" in cells[0] and cells[3:6] == ["—", "—", "—"], cells
+        assert "non-finite" in cells[0] and cells[5:8] == ["—", "—", "—"], cells
     facts = re.search(r'id="verdict">(.*?)</section>', page, re.S).group(1)
     assert "<dt>max rel error</dt><dd>—</dd>" in facts and "0.00e+00" not in facts
     md = report.render(nan_doc, "md")
@@ -334,6 +342,13 @@ def test_nonfinite_values_never_read_as_agreement(nan_doc):
 
 
 def test_nan_loss_report(nan_loss_doc, nan_element_doc):
+    # f(x) itself NaN: nothing can be verified (INCONCLUSIVE); an infinite analytic derivative
+    # where f is finite is wrong (FAILED).
+    v = nan_loss_doc["verdict"]
+    assert (v["status"], v["reason"]) == ("inconclusive", "nonfinite") and v["remedy"]
+    assert v["headline"].startswith("Gradient check INCONCLUSIVE")
+    assert nan_element_doc["verdict"]["status"] == "failed"
+    assert nan_element_doc["verdict"]["failing_leaves"] == ["['b']"]
     assert nan_loss_doc["problem"]["loss"] is None
     assert nan_loss_doc["parameter_slice"] is None and nan_loss_doc["sweep"] is None
     assert all(r["flag"] == "nonfinite" for r in nan_loss_doc["gradient_norms"]["leaves"])
@@ -342,6 +357,111 @@ def test_nan_loss_report(nan_loss_doc, nan_element_doc):
     page = report.render(nan_loss_doc, "html")
     assert "<dt>loss</dt><dd>not finite</dd>" in page
     assert "<dt>elements checked</dt><dd>0</dd>" in page
+
+
+# ------------------------------------------------------------------------------------ inconclusive
+
+
+def kinked_problem():
+    """|a| at a = 0 beside the tiny problem's smooth ['w']: every measurement of ['a'] is a kink."""
+
+    def loss(params, x):
+        return jnp.sum(jnp.abs(params["a"])) + jnp.sum(jnp.tanh(x @ params["w"]) ** 2)
+
+    _, params, x = tiny_problem()
+    return loss, {"a": jnp.zeros(3), "w": params["w"]}, x
+
+
+@pytest.fixture(scope="module")
+def kinked_doc():
+    loss, params, x = kinked_problem()
+    return report.diagnose(loss, params, x, job=report.Job(resolution=3, num_steps=8), target="kinked")
+
+
+def test_inconclusive_document(kinked_doc):
+    jsonschema.validate(kinked_doc, report.load_schema())
+    check, v = kinked_doc["check"], kinked_doc["verdict"]
+    assert check["schema"] == "fdjax.check/3"
+    assert (check["status"], check["reason"], check["passed"]) == ("inconclusive", "kink", False)
+    assert check["mode"] in ("full", "subset", "directional", "locate") and check["notes"]
+    assert kinked_doc["options"]["mode"] == "auto" and v["mode"] == check["mode"]
+    assert (v["status"], v["reason"], v["passed"]) == ("inconclusive", "kink", False)
+    assert v["remedy"] == fdjax.Reason.KINK.remedy()
+    assert v["headline"].startswith("Gradient check INCONCLUSIVE") and "To resolve" not in v["headline"]
+    assert v["failing_leaves"] == [] and v["inconclusive_leaves"] == [{"path": "['a']", "reason": "kink"}]
+    assert v["inconclusive"] >= 3 and v["check_notes"] == check["notes"]
+    rows = {r["path"]: r for r in _views.leaf_rows(check)}
+    assert rows["['a']"]["verdict"] == "inconclusive (kink)" and rows["['a']"]["max_rel_error"] is None
+    assert rows["['w']"]["verdict"] == "ok"
+    worst = _views.worst_elements(check, 3)
+    assert [w["outcome"] for w in worst] == ["kink"] * 3 and all(
+        w["why"].startswith("kink: D+") for w in worst
+    )
+    # jax.grad was not verified: the sweep's distance to it is not called its error.
+    assert not _views.reference_trusted(check)
+    assert any("INCONCLUSIVE" in n for n in kinked_doc["notes"])
+    # The one-parameter chart shows an element the check could not verify.
+    assert kinked_doc["parameter_slice"]["parameter"].startswith("['a']")
+
+
+def test_inconclusive_report_renders_the_reason_and_remedy(kinked_doc):
+    remedy = fdjax.Reason.KINK.remedy()
+    meaning = fdjax.Reason.KINK.describe()
+    note = kinked_doc["check"]["notes"][0]
+    text = render_text(kinked_doc, width=400)
+    assert text.startswith("Gradient check INCONCLUSIVE") and "PASSED" not in text and "FAILED" not in text
+    assert f"to resolve: {remedy}" in text and meaning in text and f"check note: {note}" in text
+    assert re.search(r"\['a'\].*inconclusive \(kink\)", text)
+    md = report.render(kinked_doc, "md")
+    assert "**⚠️ Gradient check INCONCLUSIVE" in md and f"To resolve: {remedy}" in md
+    assert "| _inconclusive (kink)_ | `['a']` |" in md and "| _kink_ | `['a'][0]` |" in md
+    assert f"> check note: {note}" in md
+    page = report.render(kinked_doc, "html")
+    verdict = re.search(r'<section class="card verdict (\w+)" id="verdict">(.*?)</section>', page, re.S)
+    assert verdict.group(1) == "inconclusive"
+    assert '<span class="badge">INCONCLUSIVE</span>' in verdict.group(2)
+    assert f"<strong>To resolve:</strong> {html._e(remedy)}" in verdict.group(2)
+    assert f"<li>{html._e(note)}</li>" in verdict.group(2)
+    leaves = re.search(r'id="leaves">(.*?)</section>', page, re.S).group(1)
+    assert '<tr class="warn"><td class="status"><span class="pill warn">inconclusive (kink)</span>' in leaves
+    assert html._e(meaning) in leaves and html._e(remedy) in leaves
+    assert "was not verified (the check was INCONCLUSIVE)" in page
+    assert 'class="pill bad"' not in page.split('id="sweep"')[0]  # nothing reads as a failure
+
+
+def test_a_passing_check_renders_no_inconclusive_state(doc):
+    v = doc["verdict"]
+    assert (v["status"], v["reason"], v["remedy"], v["inconclusive_leaves"]) == ("passed", None, None, [])
+    page = report.render(doc, "html")
+    assert 'class="card verdict pass"' in page and "To resolve" not in page
+    assert "To resolve" not in report.render(doc, "md") and "to resolve" not in report.render(doc, "text")
+
+
+@pytest.mark.parametrize(
+    "status, reason, expect",
+    [
+        ("pass", "none", ("pass", "ok", "ok")),
+        ("fail", "none", ("fail", "bad", "failed")),
+        ("inconclusive", "kink", ("kink", "warn", "kink")),
+        ("inconclusive", "nonfinite", ("nonfinite", "warn", "non-finite")),
+        ("inconclusive", "not_measured", ("not_measured", "warn", "not measured")),
+        ("unchecked", "none", ("unchecked", "info", "unchecked")),
+    ],
+)
+def test_outcome_labels(status, reason, expect):
+    assert (
+        _views.outcome(status, reason),
+        _views.tone(status),
+        _views.outcome_text(status, reason),
+    ) == expect
+
+
+def test_schema_knows_every_outcome_label():
+    defs = report.load_schema()["$defs"]
+    assert defs["status"]["enum"] == [s.label for s in fdjax.CheckStatus]
+    assert defs["reason"]["enum"] == [r.label for r in fdjax.Reason]
+    assert defs["check"]["properties"]["schema"]["const"] == _json.CHECK_SCHEMA
+    assert set(defs["check"]["properties"]["mode"]["enum"]) == set(_check.MODES) - {"auto"}
 
 
 # ----------------------------------------------------------------------------------- gradient norms

@@ -112,6 +112,7 @@ def test_main_job_on_a_terminal(tmp_path):
     [
         (["check", "tiny_model:problem"], 0, "Gradient check PASSED"),
         (["check", "tiny_model:buggy"], 1, "Gradient check FAILED"),
+        (["check", "tiny_model:kinked"], 3, "Gradient check INCONCLUSIVE"),
         (["sweep", "tiny_model:problem"], 0, "Step sweep"),
         (["report", "tiny_model:problem", "-o", "r.json", *FAST_REPORT], 0, "wrote r.json"),
         (["report", "tiny_model:buggy", "-o", "r.md", *FAST_REPORT], 1, "wrote r.md"),
@@ -167,12 +168,14 @@ def test_quiet_prints_nothing_but_what_was_asked(command, tiny, monkeypatch, cap
     assert err == "" and json.loads(out)["schema"].startswith("fdjax.report/")
 
 
-def test_quiet_check_fails_with_exit_1_and_no_output(tiny, monkeypatch, capsys):
+@pytest.mark.parametrize("target, code", [("buggy", 1), ("kinked", 3)])
+def test_quiet_check_exits_with_its_verdict_and_no_output(target, code, tiny, monkeypatch, capsys):
+    """-q: a failed check exits 1, an inconclusive one 3, in silence; --exit-zero exits 0."""
     monkeypatch.chdir(tiny)
     monkeypatch.syspath_prepend(str(tiny))
-    assert main(["check", "tiny_model:buggy", "-q"]) == 1
+    assert main(["check", f"tiny_model:{target}", "-q"]) == code
     assert capsys.readouterr() == ("", "")
-    assert main(["check", "tiny_model:buggy", "-q", "--exit-zero"]) == 0
+    assert main(["check", f"tiny_model:{target}", "-q", "--exit-zero"]) == 0
     assert capsys.readouterr() == ("", "")
 
 
@@ -185,10 +188,12 @@ def test_report_of_a_nan_loss_is_written_and_says_why(tiny, monkeypatch, capsys)
     )
     monkeypatch.chdir(tiny)
     monkeypatch.syspath_prepend(str(tiny))
-    assert main(["report", "nan_model:loss", "--params", "nan_model:PARAMS", "-o", "nan.json"]) == 1
+    # f(x) is NaN: nothing can be verified, so the check is inconclusive (exit 3), not failed.
+    assert main(["report", "nan_model:loss", "--params", "nan_model:PARAMS", "-o", "nan.json"]) == 3
     out, err = capsys.readouterr()
     doc = json.loads((tiny / "nan.json").read_text())
     assert doc["verdict"]["passed"] is False and doc["sweep"] is None
+    assert (doc["verdict"]["status"], doc["verdict"]["reason"]) == ("inconclusive", "nonfinite")
     assert any("the loss is nan at the point itself" in n for n in doc["notes"])
     assert "non-finite" in out and "wrote nan.json" in out
 

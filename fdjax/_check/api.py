@@ -21,6 +21,7 @@ from .aggregate import _Aggregate
 from .body import _Config, _DirectionBody, _ElementBody, _LocateBody, no_elements
 from .model import DEFAULT_MARGIN, check_offsets
 from .outcomes import CheckStatus
+from .rows import measure_samples, probe_sigma
 from .result import GradCheck, GradientCheckError
 from .inputs import (
     apply_precision,
@@ -148,9 +149,9 @@ def _run(
 
         dec = _host.consistency(agg, raw, measured, cfg, rerun)
 
-        def call(body, *items):
+        def call(body, items):
             return jax.device_get(
-                call_jitted(body, args, step, key, cotangents, tangent, dec.raw["analytic"], *items)
+                call_jitted(body, args, step, key, cotangents, tangent, dec.raw["analytic"], items)
             )
 
         dec = _host.escalate(agg, dec, call)
@@ -192,6 +193,16 @@ def _auto_mode(mode: str, cfg: _Config, args, fa, opts: Options) -> tuple[str, s
     )
 
 
+def _any_direction_fails(raw, cfg: _Config, margin: float) -> bool:
+    """Whether a direction of the first batch fails (eagerly, on the host)."""
+    d = jax.device_get(raw["d"])
+    with np.errstate(all="ignore"):
+        sigma = probe_sigma(d.probes, d.centers[0], np)
+        eps = float(jnp.finfo(raw["analytic"].dtype).eps)
+        meas = measure_samples(d, sigma, cfg.stencil, margin, eps, np)
+    return bool(np.any((meas.status == CheckStatus.FAIL) & d.valid))
+
+
 @dataclasses.dataclass(frozen=True)
 class _Bodies:
     """The first batches of a check: the direction body (every mode; its configuration does
@@ -217,6 +228,9 @@ class _Bodies:
                 raw["analytic"],
                 raw["f0_ad"],
             )
+        elif mode == "locate" and not is_traced(raw) and not _any_direction_fails(raw, cfg, self.margin):
+            # nothing to bisect: the bisection body is not compiled at all
+            part = no_elements(raw["d"], int(raw["analytic"].shape[0]), raw["analytic"].dtype)
         elif mode == "locate":
             part = call_jitted(
                 _LocateBody(cfg, self.max_located, self.margin),
@@ -288,8 +302,8 @@ def check_grad(
     (ReLU nets: a long direction crosses kinks).
 
     Before deciding, concerned measurements are *escalated*: a failure within 4× its
-    tolerance, an unresolved, kinked or non-finite one, and (full and subset modes) a pass
-    with a tolerance above 1% of the values are measured again in one more batch at steps
+    tolerance, an unresolved, kinked or non-finite one, and a pass with a tolerance above
+    1% of the values are measured again in one more batch at steps
     h/512 … 256h (and, for elements, a step relative to |x_i| with no floor); the most
     precise resolved measurement decides, and a marginal failure needs a second step to
     confirm it (``result.escalated``, ``result.escalation_evaluations``).

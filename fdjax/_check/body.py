@@ -342,7 +342,7 @@ def no_elements(d: Samples, n: int, dt) -> dict:
 #: (smaller steps for kinks, non-finite points and truncation; larger ones for round-off).
 #: Elements also get one step without the floor: rel·|x_i| instead of rel·max(|x_i|, 1)
 #: (a parameter of 1e-6 near a domain boundary at 0).
-LADDER = (1 / 512, 1 / 64, 1 / 8, 1 / 2, 4.0, 32.0, 256.0)
+LADDER = (1 / 512, 1 / 64, 1 / 8, 1 / 2, 2.0, 4.0, 32.0, 256.0)
 
 
 def ladder_steps(h, x) -> np.ndarray:
@@ -356,15 +356,17 @@ def ladder_steps(h, x) -> np.ndarray:
 class _EscalateBody:
     """Escalation: the chosen elements and directions again, at other steps.
 
-    Element ``e_idx[j]`` is measured at each step ``e_h[t, j]``, direction ``d_sel[j]`` of
-    the direction layout at its own step times ``d_mult[t, j]`` (one engine batch each;
-    the rows are step-major: every item at the first step, then at the second, ...).
+    ``items`` is ``(e_idx, e_h, d_sel, d_mult)``: element ``e_idx[j]`` is measured at each
+    step ``e_h[t, j]``, direction ``d_sel[j]`` of the direction layout at its own step times
+    ``d_mult[t, j]`` (one engine batch each; the rows are step-major: every item at the
+    first step, then at the second, ...).
     """
 
     cfg: _Config
 
-    def __call__(self, args, step, key, cotangents, tangent, analytic, e_idx, e_h, d_sel, d_mult) -> dict:
+    def __call__(self, args, step, key, cotangents, tangent, analytic, items) -> dict:
         cfg = self.cfg
+        e_idx, e_h, d_sel, d_mult = items
         pb = _Problem(cfg, args, key, cotangents)
         out = {}
         if e_idx.shape[0]:

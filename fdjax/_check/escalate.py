@@ -1,20 +1,21 @@
 """Escalation: concerned measurements are taken again at other steps before a verdict.
 
 After the first batches, a measurement is *concerned* when its outcome may be the step's
-fault rather than the gradient's: a failure within ``MARGINAL`` times its tolerance, a
-non-finite point, a kink, a tolerance too wide to resolve the values (INCONCLUSIVE), or a
-pass whose tolerance is wider than ``WEAK`` of the values (full and subset modes: near the
-floating-point floor a better step may resolve a bug). Each is measured again at h·m for
-every m of ``body.LADDER`` in one more engine batch, within a budget of evaluations, the
-most concerning first. Then per measurement, among the first and the ladder's:
+fault rather than the gradient's: a failure within ``SURE`` times its tolerance (those
+within ``MARGINAL`` first), a non-finite point, a kink, a tolerance too wide to resolve
+the values (INCONCLUSIVE), or a pass whose tolerance is wider than ``WEAK`` of the values
+(near the floating-point floor a better step may resolve a bug). Each is measured again
+at h·m for every m of ``body.LADDER`` in one more engine batch, within a budget of
+evaluations, the most concerning first. Then per measurement, among the first and the
+ladder's:
 
-- none resolved (PASS or FAIL): INCONCLUSIVE, with the reason most telling of them
-  (unresolved, then kink, then non-finite);
+- none resolved (PASS or FAIL): INCONCLUSIVE, with the first step's reason when it had one
+  other than non-finite, else the most telling of the ladder's (unresolved, then kink, then
+  non-finite);
 - the resolved one with the smallest tolerance (the most precise) passes: PASS;
-- it fails and the failure is clear (|e| > ``CLEAR``·tolerance), or the next most
-  precise resolved one fails too: FAIL;
-- otherwise (one marginal failure the other steps do not confirm): INCONCLUSIVE,
-  unresolved.
+- it fails and another resolved step at least 4× larger or smaller fails too, with an FD
+  value that agrees with it within their tolerances: FAIL;
+- otherwise (a failure at one step that no other confirms): INCONCLUSIVE, unresolved.
 
 A larger step counts only where its FD value agrees with the first step's (``merge``).
 The bug term a − ∇f does not depend on the step, so a true bug fails at every step precise
@@ -30,11 +31,14 @@ from .model import Measurement
 from .outcomes import CheckStatus, Reason
 
 
-#: A failure within this many tolerances is re-measured before it counts.
+#: Failures within this many tolerances are re-measured first, then those within SURE;
+#: beyond SURE a failure stands (no artefact of the step is that large).
 MARGINAL = 4.0
-#: A failure beyond this many tolerances at the most precise step needs no confirmation.
-CLEAR = 2.0
-#: A pass whose tolerance exceeds this fraction of the values is re-measured (full, subset).
+SURE = 100.0
+#: A failure is confirmed by a step at least 2**CONFIRM_APART times larger or smaller: an
+#: artefact that grows with the step (dense kinks crossed) differs that far apart.
+CONFIRM_APART = 2.0
+#: A pass whose tolerance exceeds this fraction of the values is re-measured.
 WEAK = 1e-2
 #: Escalation may spend at most max(MIN_BUDGET, BUDGET_FACTOR × the first batches) evaluations.
 MIN_BUDGET = 4096
@@ -42,21 +46,21 @@ BUDGET_FACTOR = 1.0
 
 # Priority of a concerned measurement (lower first); NOT_CONCERNED is left alone.
 NOT_CONCERNED = 99
-_REASON_PRIORITY = {Reason.NONFINITE: 1, Reason.UNRESOLVED: 2, Reason.KINK: 3}
+_REASON_PRIORITY = {Reason.NONFINITE: 2, Reason.UNRESOLVED: 3, Reason.KINK: 4}
 
 
-def priority(meas: Measurement, valid, weak: bool) -> np.ndarray:
+def priority(meas: Measurement, valid) -> np.ndarray:
     """Per measurement: how concerning it is (0 first), ``NOT_CONCERNED`` to leave it."""
     status, reason = np.asarray(meas.status), np.asarray(meas.reason)
     err, tol = np.abs(np.asarray(meas.error)), np.asarray(meas.tolerance)
     big = np.maximum(np.abs(np.asarray(meas.analytic)), np.abs(np.asarray(meas.numeric)))
     a_ok = np.isfinite(np.asarray(meas.analytic))
     out = np.full(status.shape, NOT_CONCERNED, np.int32)
+    out[(status == CheckStatus.FAIL) & a_ok & (err <= SURE * tol)] = 1
     out[(status == CheckStatus.FAIL) & a_ok & (err <= MARGINAL * tol)] = 0
     for r, p in _REASON_PRIORITY.items():
         out[(status == CheckStatus.INCONCLUSIVE) & (reason == r)] = p
-    if weak:
-        out[(status == CheckStatus.PASS) & (tol > WEAK * big)] = 4
+    out[(status == CheckStatus.PASS) & (tol > WEAK * big)] = 5
     out[~np.asarray(valid, bool)] = NOT_CONCERNED
     return out
 
@@ -98,18 +102,25 @@ def merge(first: Measurement, ladder: Measurement, sel: np.ndarray, mults) -> Me
     # a ladder step that moved nothing (below an ulp of x) reads as "flat": no evidence
     resolved[1:] &= ~((cand["analytic"][1:] == 0) & (cand["numeric"][1:] == 0))
     tol = np.where(resolved, cand["tolerance"], np.inf)
-    order = np.argsort(tol, axis=0, kind="stable")
-    best, second = order[0], order[1]
+    best = np.argmin(tol, axis=0)
     cols = np.arange(s)
     n_res = resolved.sum(axis=0)
     best_status = status[best, cols]
-    clear = np.abs(cand["error"][best, cols]) > CLEAR * cand["tolerance"][best, cols]
-    confirmed = clear | ((n_res >= 2) & resolved[second, cols] & (status[second, cols] == CheckStatus.FAIL))
-    fail = (n_res > 0) & (best_status == CheckStatus.FAIL) & confirmed
+    # A failure counts when another step fails too with an FD value that agrees with it: a
+    # bug (a − ∇f) is the same at every step, an artefact of the step (kinks crossed, a
+    # truncation estimate fooled) moves with it.
+    numeric, tolerance = cand["numeric"], cand["tolerance"]
+    agree = np.abs(numeric - numeric[best, cols]) <= tolerance + tolerance[best, cols]
+    ratio = np.abs(cand["step"]) / np.maximum(np.abs(cand["step"][best, cols]), np.finfo(np.float64).tiny)
+    apart = np.abs(np.log2(np.where(ratio > 0, ratio, 1.0))) >= CONFIRM_APART
+    others = resolved & (status == CheckStatus.FAIL) & agree & apart
+    others[best, cols] = False
+    fail = (n_res > 0) & (best_status == CheckStatus.FAIL) & others.any(axis=0)
     passed = (n_res > 0) & (best_status == CheckStatus.PASS)
     # Unresolved everywhere: the most telling reason among the candidates.
     rank = np.where(status == CheckStatus.INCONCLUSIVE, np.vectorize(_rank)(reason), 0)
-    pick = np.where(n_res > 0, best, np.argmax(rank, axis=0))
+    first_why = (status[0] == CheckStatus.INCONCLUSIVE) & (reason[0] != Reason.NONFINITE)
+    pick = np.where(n_res > 0, best, np.where(first_why, 0, np.argmax(rank, axis=0)))
     new_reason = np.where(
         fail | passed, Reason.NONE, np.where(n_res > 0, Reason.UNRESOLVED, reason[pick, cols])
     )
@@ -123,7 +134,7 @@ def merge(first: Measurement, ladder: Measurement, sel: np.ndarray, mults) -> Me
         out[f] = arr
     out["status"][sel] = new_status.astype(np.int8)
     out["reason"][sel] = new_reason.astype(np.int8)
-    return Measurement(**out)
+    return Measurement._make(out[f] for f in fields)
 
 
 def _rank(reason) -> int:

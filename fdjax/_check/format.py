@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Any
 
 import jax
 import numpy as np
@@ -395,7 +396,7 @@ _OVERALL = (
     "escalated",
     "escalation_evaluations",
 )
-_LABELS = {"status": CheckStatus, "reason": Reason, "kind": DirectionKind}
+_LABELS: dict[str, Any] = {"status": CheckStatus, "reason": Reason, "kind": DirectionKind}
 
 
 def _columns(group, rows) -> dict:

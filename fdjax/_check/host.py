@@ -140,12 +140,10 @@ def _nondeterministic(out: Decision, what: str) -> Decision:
     return out
 
 
-def escalate(
-    agg: _Aggregate, dec: Decision, call: Callable[[_EscalateBody, Any, Any, Any], dict]
-) -> Decision:
+def escalate(agg: _Aggregate, dec: Decision, call: Callable[[_EscalateBody, tuple], dict]) -> Decision:
     """Concerned measurements again along ``LADDER`` (module ``escalate``), within budget.
 
-    ``call(body, e_idx, e_h, d_sel, d_mult)`` runs the escalation body on the check's arguments.
+    ``call(body, items)`` runs the escalation body on the check's arguments.
     """
     if dec.info.get("deterministic") is False:
         return dec
@@ -153,10 +151,9 @@ def escalate(
     steps = len(LADDER) + 1
     per_item = steps * len(check_offsets(agg.stencil))
     budget = max(_esc.MIN_BUDGET, int(_esc.BUDGET_FACTOR * int(raw["evaluations"])))
-    weak = agg.mode in ("full", "subset")
     e_keep = np.asarray(raw["e_keep"], bool)
-    e_prio = _esc.priority(emeas, e_keep, weak)
-    d_prio = _esc.priority(dmeas, np.asarray(raw["d"].valid, bool), False)
+    e_prio = _esc.priority(emeas, e_keep)
+    d_prio = _esc.priority(dmeas, np.asarray(raw["d"].valid, bool))
     prio = np.concatenate([d_prio, e_prio])
     chosen = _esc.choose(prio, budget // per_item)
     left = int(np.sum(prio < _esc.NOT_CONCERNED)) - chosen.size
@@ -164,10 +161,10 @@ def escalate(
         return dec
     nd = d_prio.size
     d_sel, e_sel = np.sort(chosen[chosen < nd]), np.sort(chosen[chosen >= nd] - nd)
-    e_idx, d_sel = _pad(np.asarray(raw["e_idx"])[e_sel].astype(np.int32)), _pad(d_sel.astype(np.int32))
+    e_idx, d_rows = _pad(np.asarray(raw["e_idx"])[e_sel].astype(np.int32)), _pad(d_sel.astype(np.int32))
     e_h = ladder_steps(_pad(np.asarray(raw["e"].h)[e_sel]), _pad(np.asarray(raw["e_x"])[e_sel]))
-    d_mult = np.repeat(np.asarray(_D_LADDER, e_h.dtype)[:, None], d_sel.size, axis=1)
-    out = call(_EscalateBody(dec.cfg), e_idx, e_h, d_sel, d_mult)
+    d_mult = np.repeat(np.asarray(_D_LADDER, e_h.dtype)[:, None], d_rows.size, axis=1)
+    out = call(_EscalateBody(dec.cfg), (e_idx, e_h, d_rows, d_mult))
     k = len(check_offsets(agg.stencil))
     eps = eps_of(raw["analytic"].dtype)
     evals = 0

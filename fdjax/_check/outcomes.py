@@ -76,13 +76,14 @@ class Reason(enum.IntEnum):
 _REASON_MESSAGES = {
     Reason.NONE: ("", ""),
     Reason.UNRESOLVED: (
-        "below finite-difference resolution: the tolerance is as large as the values compared, "
-        "at every step tried",
+        "below finite-difference resolution: at every step tried the tolerance was as large as "
+        "the values compared, or a disagreement seen at one step was not confirmed at another",
         "check in higher precision (precision='float64'), or rescale the parameters or the loss",
     ),
     Reason.KINK: (
         "f is not smooth at any step tried (the one-sided slopes differ): only a subgradient can be checked",
-        "move the point away from the kink (ReLU at 0, max ties, clip bounds) or use mode='full'",
+        "check at a point away from the kink (ReLU at 0, max ties, clip bounds); a direction that "
+        "crosses kinks is checked element by element in mode='full'",
     ),
     Reason.NONFINITE: (
         "f was NaN/inf at the perturbed points of every step tried",

@@ -339,7 +339,7 @@ class GradCheck:
     def to_dict(self, max_elements: int | None = None) -> dict:
         """A JSON-ready dict: schema, metadata, overall figures, leaves, checked elements, directions.
 
-        Non-finite numbers become ``None`` (``fdjax._json``); ``"schema"`` is ``"fdjax.check/2"``.
+        Non-finite numbers become ``None`` (``fdjax._json``); ``"schema"`` is ``"fdjax.check/3"``.
 
         Args:
             max_elements: keep only this many checked elements (the worst by

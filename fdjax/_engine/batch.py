@@ -32,6 +32,7 @@ from .plan import (
     choose_chunk_size,
     default_budget,
     estimate_row,
+    itemsize,
     measure_row,
     row_jaxpr,
     warn_if_long,
@@ -225,7 +226,7 @@ def chunk_plan(fn, x, perturb, rows, opts: Options = Options()) -> dict:
     if num_rows and (opts.chunk_size is None or num_rows >= COST_ROWS):
         row0 = jax.tree_util.tree_map(lambda a: a[0], rows)
         copy = jax.eval_shape(perturb, x, row0)
-        copy_bytes = int(np.prod(copy.shape)) * np.dtype(copy.dtype).itemsize
+        copy_bytes = int(np.prod(copy.shape)) * itemsize(copy.dtype)
         closed = row_jaxpr(lambda x, row: fn(perturb(x, row)), x, row0)
         cost = estimate_row(closed, copy_bytes)
         room = min(budget, cache_bytes() // 2) if platform == "cpu" else budget

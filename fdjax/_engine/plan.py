@@ -75,6 +75,16 @@ class RowCost:
 _COSTS: dict[str, RowCost] = {}
 
 
+def itemsize(dtype) -> int:
+    """Bytes per element; extended dtypes (PRNG keys) count their underlying uint32 words."""
+    if jax.dtypes.issubdtype(dtype, jax.dtypes.extended):
+        try:
+            return int(np.prod(jax.random.key_data(jax.random.key(0, impl=dtype._impl)).shape)) * 4
+        except Exception:  # noqa: BLE001 - other extended dtypes: a conservative guess
+            return 16
+    return int(np.dtype(dtype).itemsize)
+
+
 def _jaxpr_bytes(jaxpr) -> int:
     """Sum of the sizes of all intermediate values of a jaxpr (sub-jaxprs included)."""
     total = 0
@@ -82,7 +92,7 @@ def _jaxpr_bytes(jaxpr) -> int:
         for v in eqn.outvars:
             aval = v.aval
             if hasattr(aval, "shape") and hasattr(aval, "dtype"):
-                total += math.prod(aval.shape) * np.dtype(aval.dtype).itemsize
+                total += math.prod(aval.shape) * itemsize(aval.dtype)
         for p in eqn.params.values():
             sub = getattr(p, "jaxpr", p)
             if hasattr(sub, "eqns"):

@@ -1,9 +1,11 @@
 """The ``fdjax`` command: check, sweep, report, calc — and, with no arguments, the main job.
 
-``fdjax`` alone runs a full gradient check and an adaptive-ε sweep on the built-in CNN,
-prints a summary and writes ``fdjax-report.html``. Exit status: 0 on success, 1 when
-``fdjax check`` finds a wrong gradient, 2 on bad usage (including a bad TARGET, reported
-in one line).
+``fdjax`` alone runs a gradient check and an adaptive-ε sweep on the built-in CNN,
+prints a summary and writes ``fdjax-report.html``. Exit status of ``check`` and ``report``
+(and of ``fdjax`` alone): 0 when the check passes, 1 when it fails (a wrong gradient),
+3 when it is inconclusive (something could not be verified; ``--allow-inconclusive`` makes
+that 0), and 2 on bad usage (including a bad TARGET, reported in one line), as argparse's
+own usage errors. ``--exit-zero`` makes every verdict exit 0.
 """
 
 from __future__ import annotations
@@ -26,8 +28,12 @@ DEFAULT_REPORT = "fdjax-report.html"
 #: The stencils and modes the command offers. They are fdjax.METHODS and the check's modes,
 #: written out so that building the parser imports no JAX (tests/test_cli.py keeps them equal).
 METHODS = ("backward", "central", "central4", "central6", "complex", "forward")
-MODES = ("full", "subset", "directional", "locate")
+MODES = ("auto", "full", "subset", "directional", "locate")
 _SUFFIX_FORMAT = {".html": "html", ".htm": "html", ".md": "md", ".json": "json", ".txt": "text"}
+
+#: Exit statuses. USAGE is argparse's own; INCONCLUSIVE is distinct from it, so that a script
+#: can tell "could not verify" from "bad command line".
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INCONCLUSIVE = 0, 1, 2, 3
 
 
 class UsageError(Exception):
@@ -117,10 +123,11 @@ def _check_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("gradient check")
     g.add_argument(
         "--mode",
-        default="full",
+        default="auto",
         choices=MODES,
-        help="full: every element; subset: -k random elements per leaf; directional/locate: "
-        "random directions (default: full)",
+        help="auto: full when it is cheap (a few seconds predicted), else locate; full: every element; "
+        "subset: -k random elements per leaf; directional: random directions; locate: directions, then "
+        "bisection to the wrong elements (default: auto; the output says which mode ran and why)",
     )
     g.add_argument(
         "--step",
@@ -138,12 +145,22 @@ def _check_options(p: argparse.ArgumentParser) -> None:
         help="elements per leaf (subset mode) or random directions (directional/locate modes)",
     )
     g.add_argument(
-        "--precision", choices=("float64",), help="evaluate f in float64 even when the parameters are float32"
+        "--precision",
+        choices=("native", "float64"),
+        help="float64: evaluate f in float64 even when the parameters are float32; native: check 16-bit "
+        "leaves in their own dtype (default: bfloat16/float16 leaves are checked in float32)",
+    )
+    g.add_argument(
+        "--allow-inconclusive",
+        action="store_true",
+        help=f"exit 0 when the check is inconclusive (default: exit {EXIT_INCONCLUSIVE}); a failure still "
+        f"exits {EXIT_FAILED}",
     )
     g.add_argument(
         "--exit-zero",
         action="store_true",
-        help="exit 0 even when the check fails (default: exit 1, after writing the output)",
+        help=f"exit 0 whatever the verdict (default: {EXIT_FAILED} when the check fails, "
+        f"{EXIT_INCONCLUSIVE} when it is inconclusive, after writing the output)",
     )
 
 
@@ -180,7 +197,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "check",
         help="compare jax.grad with finite differences; exit 1 when wrong",
-        description="Gradient check of TARGET. Exit 0 when it passes, 1 when it fails, 2 on bad usage.",
+        description=f"Gradient check of TARGET. Exit {EXIT_OK} when it passes, {EXIT_FAILED} when it fails, "
+        f"{EXIT_INCONCLUSIVE} when it is inconclusive (a kink, a non-finite value, a gradient below "
+        f"finite-difference resolution: the output says which and what would resolve it), "
+        f"{EXIT_USAGE} on bad usage.",
     )
     _problem_options(p, "text")
     _check_options(p)
@@ -199,8 +219,9 @@ def build_parser() -> argparse.ArgumentParser:
         "report",
         help="check + sweep + plots as one report (HTML, Markdown or JSON)",
         description="Gradient check, step sweep, gradient norms and a loss-landscape slice "
-        f"of TARGET as one report (default -o {DEFAULT_REPORT}). Exit 0 when the check passes "
-        "or is inconclusive, 1 when it fails (the report is still written), 2 on bad usage.",
+        f"of TARGET as one report (default -o {DEFAULT_REPORT}). Exit {EXIT_OK} when the check passes, "
+        f"{EXIT_FAILED} when it fails, {EXIT_INCONCLUSIVE} when it is inconclusive (the report is "
+        f"written either way), {EXIT_USAGE} on bad usage.",
     )
     _problem_options(p, "html")
     _check_options(p)
@@ -369,7 +390,7 @@ def _run_job(ns: argparse.Namespace, argv: Sequence[str], out) -> int:
         sweep=command == "sweep" or (command == "report" and not ns.no_sweep),
         landscape=command == "report" and not ns.no_landscape,
         method=ns.method,
-        mode=getattr(ns, "mode", "full"),
+        mode=getattr(ns, "mode", "auto"),
         step=getattr(ns, "step", None),
         k=getattr(ns, "subset", None),
         key=ns.key,
@@ -408,8 +429,18 @@ def _run_job(ns: argparse.Namespace, argv: Sequence[str], out) -> int:
     elif not ns.quiet or ns.format:
         # -q leaves on stdout only a document asked for with --format
         out.write(rendered if rendered.endswith("\n") else rendered + "\n")
-    failed = job.check and doc["verdict"]["passed"] is False
-    return 1 if failed and not getattr(ns, "exit_zero", False) else 0
+    return _exit_status(doc["verdict"]["status"] if job.check else None, ns)
+
+
+def _exit_status(status: str | None, ns: argparse.Namespace) -> int:
+    """The exit status of a verdict status ("passed", "failed", "inconclusive"; None: no check)."""
+    if getattr(ns, "exit_zero", False):
+        return EXIT_OK
+    if status == "failed":
+        return EXIT_FAILED
+    if status == "inconclusive" and not getattr(ns, "allow_inconclusive", False):
+        return EXIT_INCONCLUSIVE
+    return EXIT_OK
 
 
 def _isatty(stream) -> bool:
@@ -422,7 +453,8 @@ def _isatty(stream) -> bool:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status (0 ok, 1 check failed, 2 bad usage)."""
+    """Run the command line; returns the exit status (0 ok, 1 check failed, 2 bad usage,
+    3 check inconclusive)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     job_argv = argv
     if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version")):
@@ -442,7 +474,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run_job(ns, job_argv, out)
     except UsageError as e:
         print(f"fdjax {ns.command}: error: {e}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     except KeyboardInterrupt:  # pragma: no cover
         print("fdjax: interrupted", file=sys.stderr)
         return 130

@@ -1,7 +1,7 @@
 """Diagnostic reports: run the checks once, render the document as text, Markdown, JSON or HTML.
 
 ``diagnose(fn, *args)`` runs the gradient check, the step sweep, the gradient norms and the
-loss-landscape slice and returns one JSON-ready document (schema ``fdjax.report/1``);
+loss-landscape slice and returns one JSON-ready document (schema ``fdjax.report/2``);
 ``render(doc, format)`` and ``write(doc, path)`` turn it into a terminal summary, Markdown,
 JSON or a self-contained HTML page. Plots need matplotlib (``pip install 'fdjax[report]'``).
 The names that need JAX are imported on first use, so ``fdjax.report.plots`` (the

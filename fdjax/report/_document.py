@@ -1,6 +1,6 @@
 """The report document: one JSON-ready dict with every number a report shows.
 
-Schema ``fdjax.report/1`` (``schema.json`` beside this file; described in
+Schema ``fdjax.report/2`` (``schema.json`` beside this file; described in
 ``docs/report-schema.md``). The text, Markdown and HTML renderers read only this document.
 """
 
@@ -22,7 +22,7 @@ from .._json import jsonable as jsonable
 from . import _views
 
 
-SCHEMA = "fdjax.report/1"
+SCHEMA = "fdjax.report/2"
 SCHEMA_PATH = os.path.join(os.path.dirname(__file__), "schema.json")
 
 #: A leaf's gradient is "vanishing" when its RMS is below VANISHING × the median RMS over
@@ -120,7 +120,7 @@ def build(
             check_doc, sweep_doc, sections.get("landscape"), sections.get("parameter_slice")
         )
     dtype = str(fa.x.dtype)
-    verdict = _views.verdict(
+    verdict = _views.verdict(  # its mode: the one that ran (the check's, where "auto" chose)
         check_doc, sweep_doc, dtype=dtype, mode=job.mode if job.check else None, method=job.method
     )
     doc = {

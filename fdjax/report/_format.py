@@ -59,16 +59,17 @@ def duration(seconds: Any) -> str:
 
 
 #: Headers of ``leaf_figures`` (the per-leaf columns every renderer shows).
-LEAF_COLUMNS = ("shape", "max rel error", "norm ratio", "digits", "sign agreement", "kinks")
+LEAF_COLUMNS = ("shape", "checked", "inconclusive", "max rel error", "norm ratio", "digits", "sign agreement")
 
 
 def leaf_figures(row: dict) -> list[str]:
     """The per-leaf figures of one ``_views.leaf_rows`` row, formatted as ``LEAF_COLUMNS``."""
     return [
         shape(row["shape"]),
+        num(row["checked"]),
+        num(row["inconclusive"]),
         sci(row["max_rel_error"]),
         sci(row["norm_ratio"]),
         num(row["digits"], 3),
         pct(row["sign_agreement"]),
-        num(row["kinks"]),
     ]

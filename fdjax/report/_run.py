@@ -40,7 +40,9 @@ class Job:
         check: run ``fdjax.check_grad``.
         sweep: run ``fdjax.sweep``.
         landscape: evaluate the loss-landscape slice.
-        method, mode, step, k, key, precision, chunk_size: passed to the check (and the sweep).
+        method, mode, step, k, key, precision, chunk_size: passed to the check (and the sweep);
+            ``mode="auto"`` (the default) lets the check choose, and the document records the
+            mode that ran.
         num_steps: halvings of the sweep's ladder (None: the sweep's default).
         sweep_size: at most this many parameters in the sweep, chosen at random from the
             key (None: all).
@@ -52,7 +54,7 @@ class Job:
     sweep: bool = True
     landscape: bool = True
     method: str = "central"
-    mode: str = "full"
+    mode: str = "auto"
     step: Any = None
     k: int | None = None
     key: int = 0
@@ -122,10 +124,16 @@ def diagnose(
             sweep_obj = _run_sweep(counted, args, fa.size, job, grads, notes)
         timings["sweep"] = time.perf_counter() - t
         sections["sweep"] = sweep_obj.to_dict()
-        if check_obj is not None and check_obj.passed is False:
+        status = None if check_obj is None else CheckStatus(int(check_obj.status))
+        if status == CheckStatus.FAIL:
             notes.append(
                 "the check FAILED, so the sweep's 'true error' (measured against jax.grad) "
                 "measures the distance to the wrong gradient, not the sweep's own error"
+            )
+        elif status == CheckStatus.INCONCLUSIVE:
+            notes.append(
+                "the check was INCONCLUSIVE, so the sweep's 'true error' is measured against a jax.grad "
+                "that was not verified, and is not the sweep's own error"
             )
 
     if job.landscape and finite:
@@ -209,7 +217,9 @@ def _run_sweep(fn, args, n: int, job: Job, grads, notes: list[str]):
 def _slice_parameter(check, flat_grad: np.ndarray) -> int:
     """The parameter the calculator-style chart shows: the worst failing element, else an
     element that bisection located, else the largest |∇| inside the worst failing direction's
-    support, else the element with the largest analytic gradient."""
+    support, else (an inconclusive check) its worst inconclusive element, so that the chart
+    shows the kink or the flat loss that left it open, else the element with the largest
+    analytic gradient."""
     g = np.where(np.isfinite(flat_grad), np.abs(flat_grad), -1)
     if check is None:
         return int(np.argmax(g))
@@ -228,6 +238,10 @@ def _slice_parameter(check, flat_grad: np.ndarray) -> int:
         lo, hi = int(dirs.lo[d]), int(dirs.hi[d])
         if hi > lo:
             return lo + int(np.argmax(g[lo:hi]))
+    if int(check.status) == CheckStatus.INCONCLUSIVE:
+        open_ = [i for i in element_rows(check) if status[i] == CheckStatus.INCONCLUSIVE]
+        if open_:
+            return open_[0]
     return int(np.argmax(g))
 
 

@@ -2,6 +2,12 @@
 
 The sections are ``GradCheck.to_dict()`` and ``StepSweep.to_dict()``, stored verbatim in the
 document; this module is the one place that knows their layout.
+
+Every measurement (an element, a direction), every leaf and the check itself has a
+``status`` label (``"pass"``, ``"fail"``, ``"inconclusive"``, ``"unchecked"``) and, when
+inconclusive, a ``reason`` label (``"kink"``, ``"nonfinite"``, ``"unresolved"``, ...). Rows
+here carry both, plus ``outcome``: the status, or for an inconclusive measurement its
+reason, which is what the tables colour and the plots mark.
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .._check import kinks_only
+from .._check import Reason
 
 
 def _f(v: Any) -> float:
@@ -19,15 +25,83 @@ def _f(v: Any) -> float:
     return float("nan") if v is None else float(v)
 
 
-def _ratio(diff: Any, tol: Any, status: str) -> float:
+# ---------------------------------------------------------------------------------- outcomes
+
+
+def _reason(label: Any) -> Reason | None:
+    """The ``Reason`` of a label; None for ``"none"``, a missing or an unknown label."""
+    if not isinstance(label, str) or label == "none":
+        return None
+    return Reason.__members__.get(label.upper())
+
+
+def reason_text(label: Any) -> str:
+    """A reason label as the report writes it: ``"non-finite"``, ``"not measured"``, ``"kink"``."""
+    return {"nonfinite": "non-finite", "not_measured": "not measured"}.get(str(label), str(label))
+
+
+def describe(label: Any) -> str:
+    """One sentence: what an inconclusive reason means ("" for none)."""
+    r = _reason(label)
+    return r.describe() if r is not None else ""
+
+
+def remedy(label: Any) -> str:
+    """One sentence: what would resolve an inconclusive reason ("" for none)."""
+    r = _reason(label)
+    return r.remedy() if r is not None else ""
+
+
+def outcome(status: Any, reason: Any = None) -> str:
+    """What a measurement came to: ``"pass"``, ``"fail"``, ``"unchecked"``, or for an
+    inconclusive one its reason (``"kink"``, ``"nonfinite"``, ``"unresolved"``, ...)."""
+    if status == "inconclusive":
+        return reason if isinstance(reason, str) and reason != "none" else "inconclusive"
+    return str(status)
+
+
+def tone(status: Any) -> str:
+    """The colour class of a status label: ``"ok"``, ``"bad"``, ``"warn"`` or ``"info"``."""
+    return {"pass": "ok", "fail": "bad", "inconclusive": "warn"}.get(str(status), "info")
+
+
+def outcome_text(status: Any, reason: Any = None) -> str:
+    """A measurement's status in a table cell: ``"ok"``, ``"failed"``, ``"kink"``,
+    ``"non-finite"``, ``"unresolved"``, ``"not measured"``, ``"unchecked"``."""
+    out = outcome(status, reason)
+    return {"pass": "ok", "fail": "failed"}.get(out, reason_text(out))
+
+
+def _check_status(check: dict) -> str:
+    """The check's status label (a document from before ``fdjax.check/3`` has only ``passed``)."""
+    status = check.get("status")
+    if status in ("pass", "fail", "inconclusive"):
+        return status
+    return "pass" if check.get("passed") else "fail"
+
+
+def _ratio(diff: Any, tol: Any, nonfinite: bool) -> float:
     """|a − n| / tolerance of one measurement: nan where a value was not finite, inf for a
     difference against a zero tolerance."""
     d, t = _f(diff), _f(tol)
-    if status == "nonfinite" or not (math.isfinite(d) and math.isfinite(t)):
+    if nonfinite or not (math.isfinite(d) and math.isfinite(t)):
         return math.nan
     if t > 0:
         return d / t
     return math.inf if d > 0 else 0.0
+
+
+def _nonfinite(out: str, analytic: Any, numeric: Any) -> bool:
+    """A measurement that met a NaN/inf: inconclusive for that reason, or judged (a FAIL:
+    the analytic value is not finite where f is) with a value the document writes as null."""
+    return out == "nonfinite" or (out in ("pass", "fail") and (analytic is None or numeric is None))
+
+
+def _measure(group: dict, i: int) -> tuple[str, bool]:
+    """(outcome, nonfinite) of row ``i`` of the elements or directions of a check."""
+    reasons = group.get("reason") or []
+    out = outcome(group["status"][i], reasons[i] if i < len(reasons) else None)
+    return out, _nonfinite(out, group["analytic"][i], group["numeric"][i])
 
 
 def _nonfinite_spans(check: dict) -> list[tuple[int, int]]:
@@ -39,14 +113,14 @@ def _nonfinite_spans(check: dict) -> list[tuple[int, int]]:
         return [(0, total)]
     spans = []
     el = check.get("elements") or {}
-    for flat, st in zip(el.get("index", []), el.get("status", []), strict=False):
-        if st == "nonfinite":
+    for r, flat in enumerate(el.get("index", [])):
+        if _measure(el, r)[1]:
             spans.append((int(flat), int(flat) + 1))
     d = check.get("directions") or {}
-    for st, leaf, lo, hi in zip(
-        d.get("status", []), d.get("leaf", []), d.get("lo", []), d.get("hi", []), strict=False
+    for i, (leaf, lo, hi) in enumerate(
+        zip(d.get("leaf", []), d.get("lo", []), d.get("hi", []), strict=False)
     ):
-        if st == "nonfinite" and leaf is not None and int(leaf) >= 0:  # whole-vector ones: overall only
+        if leaf is not None and int(leaf) >= 0 and _measure(d, i)[1]:  # whole-vector ones: overall only
             spans.append((int(lo), int(hi)))
     return spans
 
@@ -57,46 +131,64 @@ _SUMMARY = ("max_rel_error", "norm_ratio", "digits", "sign_agreement")
 
 
 def leaf_rows(check: dict | None) -> list[dict[str, Any]]:
-    """One row per leaf: path, shape, checked, max_rel_error, norm_ratio, digits,
-    sign_agreement, kinks, failed, passed, nonfinite, verdict ("ok", "FAILED", "non-finite"
-    where a value in the leaf was NaN/inf, or "kinks only" where every measurement of the leaf
-    was a kink, so nothing in it was verified). The summary figures are None where the leaf
-    met a non-finite value or nothing in it was judged."""
+    """One row per leaf: path, shape, start, checked (measurements decided), inconclusive,
+    max_rel_error, norm_ratio, digits, sign_agreement, kinks, failed, status (``"pass"``,
+    ``"fail"``, ``"inconclusive"``, ``"unchecked"``), reason (the label when inconclusive,
+    else None), passed (status is pass), nonfinite (a value in the leaf was NaN/inf),
+    verdict (``"ok"``, ``"FAILED"``, ``"FAILED (non-finite)"``, ``"inconclusive (kink)"``,
+    ``"inconclusive (non-finite)"``, ... — nothing in an inconclusive leaf was verified),
+    remedy (what would resolve an inconclusive leaf). The summary figures are None where
+    the leaf met a non-finite value or nothing in it was judged."""
     if not check:
         return []
     spans = _nonfinite_spans(check)
-    rows = [
-        {
-            "path": leaf["name"],
-            "shape": leaf["shape"],
-            "start": leaf["start"],
-            "checked": leaf.get("checked"),
-            "max_rel_error": leaf.get("max_rel_error"),
-            "norm_ratio": leaf.get("norm_ratio"),
-            "digits": leaf.get("digits"),
-            "sign_agreement": leaf.get("sign_agreement"),
-            "kinks": leaf.get("kinks"),
-            "failed": leaf.get("failed"),
-            "passed": leaf.get("passed"),
-        }
-        for leaf in check.get("leaves", [])
-    ]
+    rows = []
+    for leaf in check.get("leaves", []):
+        status = leaf.get("status") or ("pass" if leaf.get("passed") else "fail")
+        reason = leaf.get("reason") if status == "inconclusive" and _reason(leaf.get("reason")) else None
+        rows.append(
+            {
+                "path": leaf["name"],
+                "shape": leaf["shape"],
+                "start": leaf["start"],
+                "checked": leaf.get("checked"),
+                "inconclusive": leaf.get("inconclusive"),
+                "max_rel_error": leaf.get("max_rel_error"),
+                "norm_ratio": leaf.get("norm_ratio"),
+                "digits": leaf.get("digits"),
+                "sign_agreement": leaf.get("sign_agreement"),
+                "kinks": leaf.get("kinks"),
+                "failed": leaf.get("failed"),
+                "status": status,
+                "reason": reason,
+                "passed": status == "pass",
+                "remedy": remedy(reason) or None,
+            }
+        )
     for r in rows:
         lo, hi = r["start"], r["start"] + math.prod(r["shape"])
         r["nonfinite"] = any(a < hi and b > lo for a, b in spans)
         if r["nonfinite"] or not r["checked"]:
             r.update(dict.fromkeys(_SUMMARY))
-        blind = kinks_only(r["checked"] or 0, r["kinks"] or 0)
-        r["verdict"] = (
-            "non-finite"
-            if r["nonfinite"]
-            else "FAILED"
-            if r["passed"] is False
-            else "kinks only"
-            if blind
-            else "ok"
-        )
+        if r["status"] == "fail":
+            r["verdict"] = "FAILED (non-finite)" if r["nonfinite"] else "FAILED"
+        elif r["status"] == "inconclusive":
+            r["verdict"] = f"inconclusive ({reason_text(r['reason'])})" if r["reason"] else "inconclusive"
+        elif r["status"] == "pass":
+            r["verdict"] = "ok"
+        else:
+            r["verdict"] = "not checked"
     return rows
+
+
+def open_reasons(rows: list[dict[str, Any]]) -> list[tuple[str, list[str], str, str]]:
+    """The reasons of the inconclusive leaves of ``leaf_rows``, each once: (reason label,
+    the leaves' paths, what it means, what would resolve it)."""
+    out: dict[str, list[str]] = {}
+    for r in rows:
+        if r["status"] == "inconclusive":
+            out.setdefault(r["reason"] or "", []).append(r["path"])
+    return [(why, paths, describe(why), remedy(why)) for why, paths in out.items()]
 
 
 def _leaf_of(check: dict, flat: int) -> tuple[dict, int]:
@@ -107,15 +199,11 @@ def _leaf_of(check: dict, flat: int) -> tuple[dict, int]:
     return leaves[0], flat  # pragma: no cover - indices are never negative
 
 
-def _rel(el: dict, r: int) -> float:
-    """An element's relative error; nan (never the 0 the check stores) where it is non-finite."""
-    return math.nan if el["status"][r] == "nonfinite" else _f(el["rel_error"][r])
-
-
 def elements(check: dict | None) -> list[dict[str, Any]]:
     """Per leaf, the checked elements' arrays: flat, local (index within the leaf), names,
-    analytic, numeric, rel_error, ratio (|a − n| / tolerance), failed, kink, nonfinite.
-    Non-finite measurements have rel_error and ratio nan."""
+    analytic, numeric, rel_error, ratio (|a − n| / tolerance), outcome (see ``outcome``),
+    failed, kink, nonfinite, inconclusive (any reason). Non-finite measurements have
+    rel_error and ratio nan."""
     if not check or not check.get("elements", {}).get("index"):
         return []
     el = check["elements"]
@@ -132,7 +220,9 @@ def elements(check: dict | None) -> list[dict[str, Any]]:
         def col(name, rows=rows):
             return np.asarray([_f(el[name][r]) for r in rows], dtype=np.float64)
 
-        status = [el["status"][r] for r in rows]
+        measured = [_measure(el, r) for r in rows]
+        outcomes = [o for o, _ in measured]
+        nonfinite = np.asarray([nf for _, nf in measured], dtype=bool)
         flat = np.asarray([int(el["index"][r]) for r in rows], dtype=np.int64)
         out.append(
             {
@@ -145,47 +235,67 @@ def elements(check: dict | None) -> list[dict[str, Any]]:
                 "names": [el["name"][r] for r in rows],
                 "analytic": col("analytic"),
                 "numeric": col("numeric"),
-                "rel_error": np.asarray([_rel(el, r) for r in rows], dtype=np.float64),
+                "rel_error": np.where(nonfinite, np.nan, col("rel_error")),
                 "ratio": np.asarray(
-                    [_ratio(el["abs_error"][r], el["tolerance"][r], el["status"][r]) for r in rows],
+                    [
+                        _ratio(el["abs_error"][r], el["tolerance"][r], nf)
+                        for r, nf in zip(rows, nonfinite, strict=True)
+                    ],
                     dtype=np.float64,
                 ),
-                "failed": np.asarray([s in ("fail", "nonfinite") for s in status]),
-                "kink": np.asarray([s == "kink" for s in status]),
-                "nonfinite": np.asarray([s == "nonfinite" for s in status]),
+                "outcome": outcomes,
+                "failed": np.asarray([o == "fail" for o in outcomes]),
+                "kink": np.asarray([o == "kink" for o in outcomes]),
+                "nonfinite": nonfinite,
+                "inconclusive": np.asarray([o not in ("pass", "fail", "unchecked") for o in outcomes]),
             }
         )
     return out
 
 
-def _nonfinite_reason(check: dict, analytic: Any, numeric: Any) -> str:
+def _nonfinite_why(check: dict, analytic: Any, numeric: Any) -> str:
     a, n = _f(analytic), _f(numeric)
     if check.get("value") is None:
         return "f(x) itself is not finite"
     if not math.isfinite(a):
         return f"analytic value is {a:g}"
     if not math.isfinite(n):
-        return "f is NaN/inf at a perturbed point"
+        return "f is NaN/inf at a perturbed point, at every step tried"
     return "a non-finite value was met"
 
 
-def _reason(check: dict, el: dict, r: int) -> str:
-    status = el["status"][r]
-    times = _ratio(el["abs_error"][r], el["tolerance"][r], status)
-    if status == "fail":
-        return f"|a − n| = {times:.3g} × tolerance"
-    if status == "kink":
-        sub = "" if el["subgradient"][r] else "; analytic NOT between them"
-        return f"kink: D+ = {_f(el['slope_plus'][r]):.4g}, D− = {_f(el['slope_minus'][r]):.4g}{sub}"
-    if status == "nonfinite":
-        return "non-finite: " + _nonfinite_reason(check, el["analytic"][r], el["numeric"][r])
-    return f"{times:.2g} × tolerance"
+def _why(check: dict, group: dict, i: int, out: str, nonfinite: bool, ratio: float, along: str = "") -> str:
+    """Why one measurement came out as it did, in a few words."""
+    if nonfinite:
+        return "non-finite: " + _nonfinite_why(check, group["analytic"][i], group["numeric"][i])
+    if out == "fail":
+        return f"|a − n| = {ratio:.3g} × tolerance"
+    if out == "pass":
+        return f"{ratio:.2g} × tolerance"
+    if out == "kink":
+        if along:
+            sub = "a valid" if group["subgradient"][i] else "NOT a valid"
+            return (
+                f"kink: D+ = {_f(group['slope_plus'][i]):.4g}, D− = {_f(group['slope_minus'][i]):.4g}, "
+                f"{sub} subgradient"
+            )
+        sub = "" if group["subgradient"][i] else "; analytic NOT between them"
+        return f"kink: D+ = {_f(group['slope_plus'][i]):.4g}, D− = {_f(group['slope_minus'][i]):.4g}{sub}"
+    if out == "unresolved":
+        return f"unresolved: tolerance {_f(group['tolerance'][i]):.2g} not below the values compared"
+    if out == "nondeterministic":
+        return "not judged: f is not deterministic"
+    if out == "unchecked":
+        return "not measured"
+    return reason_text(out)
 
 
 def worst_elements(check: dict | None, n: int = 10, failed_only: bool = False) -> list[dict[str, Any]]:
-    """The worst checked elements (failures first, then by difference/tolerance): leaf,
-    index, flat, name, analytic, numeric, abs_error, rel_error, tolerance, ratio, step,
-    status, reason. A non-finite element has rel_error None, never the check's stored 0."""
+    """The worst checked elements, in the check's order (failures, non-finite, unresolved,
+    kinks, then by difference/tolerance): leaf, index, flat, name, analytic, numeric,
+    abs_error, rel_error, tolerance, ratio, step, status, reason (the label when
+    inconclusive, else None), outcome, why (a few words). A non-finite element has
+    rel_error None, never a stored 0."""
     if not check or not check.get("elements", {}).get("index"):
         return []
     el = check["elements"]
@@ -197,6 +307,8 @@ def worst_elements(check: dict | None, n: int = 10, failed_only: bool = False) -
         shape = leaf["shape"]
         index = [int(i) for i in np.unravel_index(local, shape)] if shape else []
         status = el["status"][r]
+        result, nonfinite = _measure(el, r)
+        ratio = _ratio(el["abs_error"][r], el["tolerance"][r], nonfinite)
         out.append(
             {
                 "leaf": leaf["name"],
@@ -206,12 +318,14 @@ def worst_elements(check: dict | None, n: int = 10, failed_only: bool = False) -
                 "analytic": el["analytic"][r],
                 "numeric": el["numeric"][r],
                 "abs_error": el["abs_error"][r],
-                "rel_error": None if status == "nonfinite" else el["rel_error"][r],
+                "rel_error": None if nonfinite else el["rel_error"][r],
                 "tolerance": el["tolerance"][r],
-                "ratio": _ratio(el["abs_error"][r], el["tolerance"][r], status),
+                "ratio": ratio,
                 "step": el["step"][r],
                 "status": status,
-                "reason": _reason(check, el, r),
+                "reason": result if status == "inconclusive" else None,
+                "outcome": result,
+                "why": _why(check, el, r, result, nonfinite, ratio),
             }
         )
         if len(out) >= n:
@@ -219,15 +333,17 @@ def worst_elements(check: dict | None, n: int = 10, failed_only: bool = False) -
     return out
 
 
-_RANK = {"fail": 0, "nonfinite": 1, "kink": 2, "pass": 3}
+#: Worst first: failures, non-finite, unresolved, kinks, other inconclusive, passes.
+_RANK = {"fail": 0, "nonfinite": 1, "unresolved": 2, "kink": 3, "pass": 5, "unchecked": 6}
 
 
 def direction_rows(check: dict | None, n: int | None = None) -> list[dict[str, Any]]:
-    """The check's random directions, worst first (failures, non-finite, kinks, then by
-    |a − n| / tolerance): direction (its number), kind, leaf (key path, or "all"), lo, hi
-    (the flat support), analytic (AD directional derivative), numeric (FD), difference
-    (a − n), abs_error, tolerance, ratio, step, status, reason. Non-finite values are None
-    (difference, ratio: nan)."""
+    """The check's directions, worst first (failures, non-finite, unresolved, kinks, other
+    inconclusive, then by |a − n| / tolerance): direction (its number), kind, leaf (key
+    path, or "all"), lo, hi (the flat support), analytic (AD directional derivative),
+    numeric (FD), difference (a − n), abs_error, tolerance, ratio, step, status, reason
+    (the label when inconclusive), outcome, nonfinite, why. Non-finite values are None (difference,
+    ratio: nan)."""
     if not check:
         return []
     d = check.get("directions") or {}
@@ -240,22 +356,9 @@ def direction_rows(check: dict | None, n: int | None = None) -> list[dict[str, A
         a, nu = d["analytic"][i], d["numeric"][i]
         leaf = d["leaf"][i]
         leaf = int(leaf) if leaf is not None else -1
-        if st == "kink":
-            sub = "a valid" if d["subgradient"][i] else "NOT a valid"
-            reason = (
-                f"kink: D+ = {_f(d['slope_plus'][i]):.4g}, D− = {_f(d['slope_minus'][i]):.4g}, "
-                f"{sub} subgradient"
-            )
-        elif st == "nonfinite":
-            reason = "non-finite: " + _nonfinite_reason(check, a, nu)
-        else:
-            reason = "not measured" if st == "unchecked" else ""
-        ratio = _ratio(d["abs_error"][i], d["tolerance"][i], st)
-        if st == "fail":
-            reason = f"|a − n| = {ratio:.3g} × tolerance"
-        elif st == "pass":
-            reason = f"{ratio:.2g} × tolerance"
-        diff = _f(a) - _f(nu) if st != "nonfinite" else math.nan
+        result, nonfinite = _measure(d, i)
+        ratio = _ratio(d["abs_error"][i], d["tolerance"][i], nonfinite)
+        diff = _f(a) - _f(nu) if not nonfinite else math.nan
         rows.append(
             {
                 "direction": i,
@@ -271,14 +374,25 @@ def direction_rows(check: dict | None, n: int | None = None) -> list[dict[str, A
                 "ratio": ratio,
                 "step": d["step"][i],
                 "status": st,
-                "reason": reason,
+                "reason": result if st == "inconclusive" else None,
+                "outcome": result,
+                "nonfinite": nonfinite,
+                "why": _why(check, d, i, result, nonfinite, ratio, along="v"),
             }
         )
     key = [
-        (_RANK.get(r["status"], 4), -(r["ratio"] if not math.isnan(r["ratio"]) else math.inf)) for r in rows
+        (_RANK.get(r["outcome"], 4), -(r["ratio"] if not math.isnan(r["ratio"]) else math.inf)) for r in rows
     ]
     rows = [r for _, r in sorted(zip(key, rows, strict=True), key=lambda kr: kr[0])]
     return rows if n is None else rows[:n]
+
+
+def _plot_status(out: str, nonfinite: bool) -> str:
+    """The marker of a measurement in the disagreement plot: pass, fail, kink, nonfinite,
+    inconclusive (any other reason)."""
+    if nonfinite:
+        return "nonfinite"
+    return out if out in ("pass", "fail", "kink") else "inconclusive"
 
 
 def disagreement(check: dict | None) -> dict[str, Any] | None:
@@ -287,13 +401,15 @@ def disagreement(check: dict | None) -> dict[str, Any] | None:
     Elements in full and subset modes (``x``: the leaf's slot plus the element's place in
     the leaf, so that every leaf gets an equal band however small), the directions in
     directional and locate modes (``x``: the direction's number); either when the other is
-    empty. Returns x, ratio (nan where non-finite), status, names, groups ((name, x0, x1)
-    bands), what ("elements" or "directions"); None when there is nothing to show.
+    empty. Unmeasured directions are left out. Returns x, ratio (nan where non-finite),
+    status (``"pass"``, ``"fail"``, ``"kink"``, ``"nonfinite"``, ``"inconclusive"``), names,
+    groups ((name, x0, x1) bands), what ("elements" or "directions"); None when there is
+    nothing to show.
     """
     if not check:
         return None
     el = elements(check)
-    dirs = direction_rows(check)
+    dirs = [r for r in direction_rows(check) if r["outcome"] != "unchecked"]
     use_dirs = bool(dirs) and (check.get("mode") in ("directional", "locate") or not el)
     if use_dirs:
         dirs = sorted(dirs, key=lambda r: r["direction"])
@@ -301,7 +417,7 @@ def disagreement(check: dict | None) -> dict[str, Any] | None:
             "what": "directions",
             "x": np.asarray([r["direction"] for r in dirs], dtype=np.float64),
             "ratio": np.asarray([r["ratio"] for r in dirs], dtype=np.float64),
-            "status": [r["status"] for r in dirs],
+            "status": [_plot_status(r["outcome"], r["nonfinite"]) for r in dirs],
             "names": [
                 f"#{r['direction']} {r['kind']}" + ("" if r["leaf"] == "all" else f" {r['leaf']}")
                 for r in dirs
@@ -318,17 +434,12 @@ def disagreement(check: dict | None) -> dict[str, Any] | None:
         "what": "elements",
         "x": np.concatenate(xs),
         "ratio": np.concatenate([e["ratio"] for e in el]),
-        "status": [s for e in el for s in _statuses(e)],
+        "status": [
+            _plot_status(o, bool(nf)) for e in el for o, nf in zip(e["outcome"], e["nonfinite"], strict=True)
+        ],
         "names": [name for e in el for name in e["names"]],
         "groups": groups,
     }
-
-
-def _statuses(e: dict) -> list[str]:
-    return [
-        "nonfinite" if nf else "kink" if k else "fail" if f else "pass"
-        for nf, k, f in zip(e["nonfinite"], e["kink"], e["failed"], strict=True)
-    ]
 
 
 def slice_view(ps: dict | None) -> dict[str, Any] | None:
@@ -365,26 +476,52 @@ def slice_view(ps: dict | None) -> dict[str, Any] | None:
 
 
 def reference_trusted(check: dict | None) -> bool:
-    """Whether jax.grad, the sweep's reference, passed the check: only then is the sweep's
+    """Whether jax.grad, the sweep's reference, PASSED the check: only then is the sweep's
     "true error" (measured against it) the error of the FD estimate."""
-    return bool(check and check.get("passed") is True)
+    return check is not None and bool(check) and _check_status(check) == "pass"
+
+
+def reference_doubt(check: dict | None) -> str:
+    """Why jax.grad is not a trusted reference, as "jax.grad {this}": "FAILED the check",
+    "was not verified (the check was INCONCLUSIVE)", "was not checked"; "" when trusted."""
+    if not check:
+        return "was not checked"
+    return {
+        "pass": "",
+        "fail": "FAILED the check",
+        "inconclusive": "was not verified (the check was INCONCLUSIVE)",
+    }[_check_status(check)]
+
+
+_HEADLINE_STATUS = {"pass": "passed", "fail": "failed", "inconclusive": "inconclusive"}
+_REMEDY_MARK = " To resolve: "
 
 
 def verdict(
     check: dict | None, sweep: dict | None, *, dtype: str, mode: str | None, method: str
 ) -> dict[str, Any]:
-    """Headline numbers: passed/failed, elements and directions judged, kinks, non-finite
-    measurements, failing leaves. The overall figures are None where the check met a
-    non-finite value or judged nothing."""
+    """Headline numbers: the check's status (passed, failed, inconclusive) and, when
+    inconclusive, its reason and remedy; elements and directions judged, inconclusive
+    measurements, kinks, non-finite measurements, failing and inconclusive leaves,
+    escalation, the check's notes. ``mode`` is the mode that ran (the check's own when it
+    ran). The overall figures are None where the check met a non-finite value or judged
+    nothing."""
     out: dict[str, Any] = {
         "passed": None,
         "status": "not checked",
+        "reason": None,
+        "remedy": None,
         "headline": "",
         "elements_checked": None,
         "directions_checked": None,
+        "inconclusive": None,
         "kinks": None,
         "nonfinite": None,
         "failing_leaves": [],
+        "inconclusive_leaves": [],
+        "escalated": None,
+        "escalation_evaluations": None,
+        "check_notes": [],
         "mode": mode,
         "method": method,
         "dtype": dtype,
@@ -394,21 +531,35 @@ def verdict(
         "sweep_status": sweep_counts(sweep) if sweep else None,
     }
     if check:
-        passed = check.get("passed")
-        out["passed"] = None if passed is None else bool(passed)
-        out["status"] = "passed" if passed else "failed"
-        el_status = (check.get("elements") or {}).get("status") or []
-        dir_status = (check.get("directions") or {}).get("status") or []
-        out["elements_checked"] = sum(s in ("pass", "fail") for s in el_status)
-        out["directions_checked"] = sum(s in ("pass", "fail") for s in dir_status)
-        out["nonfinite"] = sum(s == "nonfinite" for s in el_status + dir_status)
-        out["kinks"] = None if check.get("kinks") is None else int(check["kinks"])
+        status = _check_status(check)
+        out["passed"] = status == "pass"
+        out["status"] = _HEADLINE_STATUS[status]
+        if status == "inconclusive":
+            out["reason"] = check.get("reason") if _reason(check.get("reason")) else None
+            out["remedy"] = remedy(out["reason"]) or None
+        out["mode"] = check.get("mode", mode)
+        el = check.get("elements") or {}
+        dirs = check.get("directions") or {}
+        out["elements_checked"] = sum(s in ("pass", "fail") for s in el.get("status") or [])
+        out["directions_checked"] = sum(s in ("pass", "fail") for s in dirs.get("status") or [])
+        out["nonfinite"] = sum(
+            _measure(group, i)[1] for group in (el, dirs) for i in range(len(group.get("status") or []))
+        )
+        for k in ("inconclusive", "kinks", "escalated", "escalation_evaluations"):
+            out[k] = None if check.get(k) is None else int(check[k])
+        out["check_notes"] = [str(n) for n in check.get("notes") or []]
         if not check.get("nonfinite") and check.get("checked"):
             for k in ("max_rel_error", "norm_ratio", "digits"):
                 v = check.get(k)
                 out[k] = v if isinstance(v, (int, float)) else None
-        out["failing_leaves"] = [r["path"] for r in leaf_rows(check) if r["passed"] is False]
-        out["headline"] = "Gradient check " + str(check.get("verdict", "PASSED" if passed else "FAILED"))
+        rows = leaf_rows(check)
+        out["failing_leaves"] = [r["path"] for r in rows if r["status"] == "fail"]
+        out["inconclusive_leaves"] = [
+            {"path": r["path"], "reason": r["reason"]} for r in rows if r["status"] == "inconclusive"
+        ]
+        line = str(check.get("verdict") or status.upper())
+        line = line.split(_REMEDY_MARK)[0]  # the remedy has its own field
+        out["headline"] = "Gradient check " + line
         if out["failing_leaves"]:
             out["headline"] += f" (in {', '.join(out['failing_leaves'])})"
     elif sweep:

@@ -13,7 +13,7 @@ from collections.abc import Set
 from typing import Any
 
 from . import _views, plots
-from ._format import duration, num, pct, sci, shape
+from ._format import LEAF_COLUMNS, duration, leaf_figures, num, sci, shape
 
 __all__ = ["render_html", "figures"]
 
@@ -37,10 +37,15 @@ h2 { font-size:16px; margin:0 0 10px; }
 .verdict { border-left:6px solid var(--muted); }
 .verdict.pass { border-left-color:var(--green); }
 .verdict.fail { border-left-color:var(--red); }
+.verdict.inconclusive { border-left-color:var(--amber); }
 .badge { display:inline-block; font-weight:700; font-size:13px; letter-spacing:.04em; padding:3px 10px;
   border-radius:999px; margin-right:10px; vertical-align:2px; }
 .pass .badge { background:var(--green-bg); color:var(--green); }
 .fail .badge { background:var(--red-bg); color:var(--red); }
+.inconclusive .badge { background:var(--amber-bg); color:var(--amber); }
+p.remedy { margin:10px 0 0; }
+ul.check-notes { margin:10px 0 0; padding-left:18px; color:var(--muted); font-size:12.5px; }
+ul.reasons { margin:10px 0 0; padding-left:18px; font-size:12.5px; }
 .info .badge { background:#e0e7ff; color:#3730a3; }
 .headline { font-size:17px; font-weight:600; }
 .facts { display:grid; grid-template-columns:repeat(auto-fill, minmax(210px, 1fr)); gap:10px 22px;
@@ -119,12 +124,14 @@ def _table(
     return f'<div class="table"><table><thead><tr>{head}</tr></thead><tbody>{rows_html}</tbody></table></div>'
 
 
-def _status_pill(status: str) -> str:
-    kind = {"pass": "ok", "ok": "ok", "kink": "warn", "kinks only": "warn", "unchecked": "info"}.get(
-        status, "bad"
-    )
-    text = {"pass": "ok", "fail": "failed", "FAILED": "failed", "nonfinite": "non-finite"}.get(status, status)
-    return _pill(text or "—", kind)
+def _status_pill(status: str, reason: str | None = None, text: str | None = None) -> str:
+    """A status label as a pill: green pass, red fail, amber inconclusive (its reason as the
+    text), grey unchecked."""
+    return _pill(text or _views.outcome_text(status, reason) or "—", _views.tone(status))
+
+
+#: Row classes by ``_views.tone``.
+_ROW = {"bad": "bad", "warn": "warn"}
 
 
 def _make_figures(doc: dict[str, Any]) -> dict[str, tuple[Any, str]]:
@@ -141,11 +148,11 @@ def _make_figures(doc: dict[str, Any]) -> dict[str, tuple[Any, str]]:
                 "better)."
             )
         else:
-            why = "failed the check" if check else "was not checked"
             how = (
-                f"jax.grad {why}, so the curves show the sweep's own {curves[0]['error_label']} (a distance "
-                "to jax.grad would measure the distance to an unverified gradient, not the FD error). "
-                "The star is the step the sweep chose and its error estimate."
+                f"jax.grad {_views.reference_doubt(check)}, so the curves show the sweep's own "
+                f"{curves[0]['error_label']} (a distance to jax.grad would measure the distance to an "
+                "unverified gradient, not the FD error). The star is the step the sweep chose and its "
+                "error estimate."
             )
         out["error_vs_step"] = (
             plots.error_vs_step_figure(curves),
@@ -176,6 +183,7 @@ def _make_figures(doc: dict[str, Any]) -> dict[str, tuple[Any, str]]:
         what = dis["what"]
         failed = sum(s == "fail" for s in dis["status"])
         nonfinite = sum(s == "nonfinite" for s in dis["status"])
+        open_ = sum(s in ("kink", "inconclusive") for s in dis["status"])
         caption = (
             f"Disagreement per {what[:-1]}: |a − n| (analytic vs finite difference) divided by the check's "
             "tolerance (its error model: truncation + round-off + AD rounding, times the margin), log scale. "
@@ -184,6 +192,11 @@ def _make_figures(doc: dict[str, Any]) -> dict[str, tuple[Any, str]]:
         caption += f"; {failed} do, the worst numbered and named below." if failed else "; none does."
         if nonfinite:
             caption += f" {nonfinite} non-finite value(s) sit in the top band."
+        if open_:
+            caption += (
+                f" {open_} inconclusive measurement(s) (kinks, or a tolerance as large as the values "
+                "compared) are marked apart: they neither pass nor fail."
+            )
         out["disagreement"] = (
             plots.disagreement_figure(
                 dis["x"], dis["ratio"], dis["status"], dis["names"], dis["groups"], what=what
@@ -202,6 +215,8 @@ def _make_figures(doc: dict[str, Any]) -> dict[str, tuple[Any, str]]:
             "to the median RMS over leaves), hatched: not finite."
             + (
                 " jax.grad failed the check: these are norms of the wrong gradient."
+                if check and _views.reference_doubt(check) == "FAILED the check"
+                else " The check did not verify jax.grad (INCONCLUSIVE)."
                 if check and not trusted
                 else ""
             ),
@@ -232,8 +247,10 @@ def _figure(fig: tuple[str, str] | None, alt: str, card: bool = True) -> str:
 
 def _verdict(doc: dict[str, Any]) -> str:
     meta, problem, v, opts = doc["meta"], doc["problem"], doc["verdict"], doc["options"]
-    cls = {True: "pass", False: "fail"}.get(v["passed"], "info")
-    badge = {True: "PASSED", False: "FAILED"}.get(v["passed"], "REPORT")
+    cls = {"passed": "pass", "failed": "fail", "inconclusive": "inconclusive"}.get(v["status"], "info")
+    badge = {"passed": "PASSED", "failed": "FAILED", "inconclusive": "INCONCLUSIVE"}.get(
+        v["status"], "REPORT"
+    )
     steps = opts.get("step") or "default (cbrt eps)"
     facts = [
         ("elements checked", num(v["elements_checked"])),
@@ -245,10 +262,15 @@ def _verdict(doc: dict[str, Any]) -> str:
         ("step", steps),
         ("max rel error", sci(v.get("max_rel_error"))),
         ("norm ratio", sci(v.get("norm_ratio"))),
+        ("inconclusive", num(v.get("inconclusive"))),
         ("kinks", num(v["kinks"])),
     ]
     if v.get("nonfinite"):
         facts.append(("non-finite", f"{v['nonfinite']} measurement(s)"))
+    if v.get("escalated"):
+        facts.append(
+            ("re-measured", f"{v['escalated']} ({num(v.get('escalation_evaluations'))} evaluations)")
+        )
     facts += [
         ("evaluations", num(meta["evaluations"])),
         ("time", duration(meta["wall_time_s"])),
@@ -260,9 +282,15 @@ def _verdict(doc: dict[str, Any]) -> str:
         facts.append(("sweep", ", ".join(f"{k} {c}" for k, c in sorted(v["sweep_status"].items()))))
     dl = "".join(f"<div><dt>{_e(k)}</dt><dd>{_e(val)}</dd></div>" for k, val in facts)
     cmd = f'<pre class="cmd">$ {_e(meta["command"])}</pre>' if meta.get("command") else ""
+    remedy = (
+        f'<p class="remedy"><strong>To resolve:</strong> {_e(v["remedy"])}</p>' if v.get("remedy") else ""
+    )
+    notes = "".join(f"<li>{_e(n)}</li>" for n in v.get("check_notes") or [])
+    notes = f'<ul class="check-notes">{notes}</ul>' if notes else ""
     return (
         f'<section class="card verdict {cls}" id="verdict"><div class="headline"><span class="badge">{badge}'
-        f'</span>{_e(v["headline"] or "fdjax report")}</div><dl class="facts">{dl}</dl>{cmd}</section>'
+        f'</span>{_e(v["headline"] or "fdjax report")}</div>{remedy}<dl class="facts">{dl}</dl>{notes}{cmd}'
+        "</section>"
     )
 
 
@@ -273,27 +301,25 @@ def _leaf_table(doc: dict[str, Any]) -> str:
     body = [
         (
             [
-                _status_pill(r["verdict"]),
+                _status_pill(r["status"], text=r["verdict"].replace("FAILED", "failed")),
                 f'<span class="path">{_e(r["path"])}</span>',
-                _e(shape(r["shape"])),
-                _e(sci(r["max_rel_error"])),
-                _e(sci(r["norm_ratio"])),
-                _e(num(r["digits"], 3)),
-                _e(pct(r["sign_agreement"])),
-                _e(num(r["kinks"])),
+                *(_e(cell) for cell in leaf_figures(r)),
             ],
-            "" if r["verdict"] in ("ok", "kinks only") else "bad",
+            _ROW.get(_views.tone(r["status"]), ""),
         )
         for r in rows
     ]
-    table = _table(
-        ["status", "leaf", "shape", "max rel error", "norm ratio", "digits", "sign agreement", "kinks"],
-        body,
-        numeric={3, 4, 5, 6, 7},
+    table = _table(["status", "leaf", *LEAF_COLUMNS], body, numeric=set(range(3, 3 + len(LEAF_COLUMNS))))
+    reasons = "".join(
+        f"<li><strong>inconclusive ({_e(_views.reason_text(why))})</strong> in "
+        + ", ".join(f'<span class="path">{_e(p)}</span>' for p in paths)
+        + f": {_e(meaning)}. <em>To resolve:</em> {_e(fix)}.</li>"
+        for why, paths, meaning, fix in _views.open_reasons(rows)
+        if why
     )
-    note = ""
+    note = f'<ul class="reasons">{reasons}</ul>' if reasons else ""
     if any(r["nonfinite"] for r in rows):
-        note = (
+        note += (
             '<p class="note">A leaf that met a NaN or inf has no max rel error, norm ratio or digits (—).</p>'
         )
     return f'<section class="card" id="leaves"><h2>Per-leaf results</h2>{table}{note}</section>'
@@ -309,16 +335,16 @@ def _worst_table(doc: dict[str, Any]) -> str:
         body.append(
             (
                 [
-                    _status_pill(st),
+                    _status_pill(st, w["reason"]),
                     f"<code>{_e(w.get('name', ''))}</code>",
-                    _e(w.get("reason", "")),
+                    _e(w.get("why", "")),
                     _e(num(w.get("analytic"), 8)),
                     _e(num(w.get("numeric"), 8)),
                     _e(sci(w.get("abs_error"))),
                     _e(sci(w.get("rel_error"))),
                     _e(sci(w.get("tolerance"))),
                 ],
-                "bad" if st in ("fail", "nonfinite") else "",
+                _ROW.get(_views.tone(st), ""),
             )
         )
     table = _table(
@@ -338,7 +364,7 @@ def _directions_table(doc: dict[str, Any]) -> str:
     # The directions are the check itself in directional and locate modes; beside the
     # elements of a full or subset check, the worst few (and every failure) are enough.
     primary = check.get("mode") in ("directional", "locate")
-    bad = sum(r["status"] in ("fail", "nonfinite") for r in rows)
+    bad = sum(r["status"] != "pass" for r in rows)
     n = 32 if primary else max(5, min(bad, 16))
     body = []
     for r in rows[:n]:
@@ -347,17 +373,17 @@ def _directions_table(doc: dict[str, Any]) -> str:
         body.append(
             (
                 [
-                    _status_pill(st),
+                    _status_pill(st, r["reason"]),
                     _e(f"#{r['direction']} {r['kind']}"),
                     f'<span class="path">{_e(support)}</span>',
-                    _e(r["reason"]),
+                    _e(r["why"]),
                     _e(num(r["analytic"], 8)),
                     _e(num(r["numeric"], 8)),
                     _e(sci(r["difference"])),
                     _e(sci(r["tolerance"])),
                     _e(sci(r["step"])),
                 ],
-                "bad" if st in ("fail", "nonfinite") else "",
+                _ROW.get(_views.tone(st), ""),
             )
         )
     table = _table(
@@ -423,11 +449,12 @@ def _sweep_table(doc: dict[str, Any]) -> str:
         )
     else:
         column = "|FD − AD| ⚠" if check else "|FD − jax.grad|"
-        why = "FAILED the check" if check else "was not checked in this report"
+        why = _views.reference_doubt(check) if check else "was not checked in this report"
         note = (
             f"{column.rstrip(' ⚠')} is measured against jax.grad, which {why}: it is meaningless as an "
-            "error of the FD estimate where the check fails (it measures the distance to the wrong "
-            "gradient). The error estimate column is the sweep's own."
+            "error of the FD estimate where jax.grad is wrong (it measures the distance to the wrong "
+            "gradient) and unverified where the check was inconclusive. The error estimate column is "
+            "the sweep's own."
         )
     table = _table(
         ["status", "parameter", "chosen h", "estimate", "error estimate", column, "observed order"],

@@ -19,21 +19,28 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return out
 
 
-def _status(status: str) -> str:
-    text = {"pass": "ok", "fail": "failed", "nonfinite": "non-finite"}.get(status, status)
-    return f"**{text}**" if status in ("fail", "nonfinite") else text
+def _status(status: str, reason: str | None = None) -> str:
+    """A measurement's status cell: failures in bold, inconclusive ones in italics."""
+    text = _views.outcome_text(status, reason)
+    return {"bad": f"**{text}**", "warn": f"_{text}_"}.get(_views.tone(status), text)
+
+
+#: The headline's mark by verdict status.
+_MARK = {"passed": "✅", "failed": "❌", "inconclusive": "⚠️"}
 
 
 def render_markdown(doc: dict[str, Any]) -> str:
     """The report as GitHub-flavoured Markdown."""
     meta, problem, v = doc["meta"], doc["problem"], doc["verdict"]
-    mark = {True: "✅", False: "❌"}.get(v["passed"], "ℹ️")
+    mark = _MARK.get(v["status"], "ℹ️")
     lines = [
         f"# fdjax report: {meta.get('target') or 'custom function'}",
         "",
         f"**{mark} {v['headline'] or 'Report'}**",
         "",
     ]
+    if v.get("remedy"):
+        lines += [f"To resolve: {v['remedy']}", ""]
     facts = [
         ("parameters", f"{problem['num_parameters']} in {len(problem['leaves'])} leaves"),
         ("dtype", problem["dtype"]),
@@ -45,8 +52,10 @@ def render_markdown(doc: dict[str, Any]) -> str:
         ("directions checked", num(v.get("directions_checked"))),
         ("max rel error", sci(v.get("max_rel_error"))),
         ("norm ratio", sci(v.get("norm_ratio"))),
+        ("inconclusive measurements", num(v.get("inconclusive"))),
         ("kinks", num(v["kinks"])),
         ("non-finite measurements", num(v.get("nonfinite"))),
+        ("re-measured at other steps", num(v.get("escalated"))),
         ("evaluations", num(meta["evaluations"])),
         ("time", duration(meta["wall_time_s"])),
         ("devices", ", ".join(meta["devices"])),
@@ -57,6 +66,8 @@ def render_markdown(doc: dict[str, Any]) -> str:
         ("created", meta["created"]),
     ]
     lines += _table(["", ""], [[f"**{k}**", val] for k, val in facts])
+    for note in v.get("check_notes") or []:
+        lines += ["", f"> check note: {note}"]
     if meta.get("command"):
         lines += ["", "Reproduce:", "", "```sh", meta["command"], "```"]
 
@@ -68,13 +79,23 @@ def render_markdown(doc: dict[str, Any]) -> str:
             ["status", "leaf", *LEAF_COLUMNS],
             [
                 [
-                    f"**{r['verdict']}**" if r["verdict"] in ("FAILED", "non-finite") else r["verdict"],
+                    {"bad": f"**{r['verdict']}**", "warn": f"_{r['verdict']}_"}.get(
+                        _views.tone(r["status"]), r["verdict"]
+                    ),
                     f"`{r['path']}`",
                     *leaf_figures(r),
                 ]
                 for r in rows
             ],
         )
+        for why, paths, meaning, fix in _views.open_reasons(rows):
+            if not why:
+                continue
+            where = ", ".join(f"`{p}`" for p in paths)
+            lines += [
+                "",
+                f"- **inconclusive ({_views.reason_text(why)})** in {where}: {meaning}. To resolve: {fix}.",
+            ]
         if any(r["nonfinite"] for r in rows):
             lines += ["", "A leaf that met a NaN or inf has no max rel error, norm ratio or digits (—)."]
     worst = _views.worst_elements(check, 10)
@@ -93,9 +114,9 @@ def render_markdown(doc: dict[str, Any]) -> str:
             ],
             [
                 [
-                    _status(w.get("status", "")),
+                    _status(w["status"], w["reason"]),
                     f"`{w.get('name', '')}`",
-                    str(w.get("reason", "")),
+                    str(w.get("why", "")),
                     num(w.get("analytic"), 8),
                     num(w.get("numeric"), 8),
                     sci(w.get("abs_error")),
@@ -108,7 +129,7 @@ def render_markdown(doc: dict[str, Any]) -> str:
     dirs = _views.direction_rows(check)
     if check and dirs:
         primary = check.get("mode") in ("directional", "locate")
-        bad = sum(r["status"] in ("fail", "nonfinite") for r in dirs)
+        bad = sum(r["status"] != "pass" for r in dirs)
         n = len(dirs) if primary else max(5, min(bad, 16))
         lines += [
             "",
@@ -123,10 +144,10 @@ def render_markdown(doc: dict[str, Any]) -> str:
             ["status", "direction", "support", "why", "AD ∇f·v", "FD", "AD − FD", "tolerance", "step h"],
             [
                 [
-                    _status(r["status"]),
+                    _status(r["status"], r["reason"]),
                     f"#{r['direction']} {r['kind']}",
                     f"`{r['leaf']}`" if r["leaf"] != "all" else f"all [{r['lo']}, {r['hi']})",
-                    r["reason"],
+                    r["why"],
                     num(r["analytic"], 8),
                     num(r["numeric"], 8),
                     sci(r["difference"]),
@@ -144,11 +165,11 @@ def render_markdown(doc: dict[str, Any]) -> str:
         if trusted:
             note = "jax.grad passed the check, so \\|FD − jax.grad\\| is the true error of the FD estimate."
         else:
-            why = "FAILED the check" if check else "was not checked"
+            why = _views.reference_doubt(check)
             note = (
                 f"⚠ {column} is measured against jax.grad, which {why}: meaningless as an error of the FD "
-                "estimate where the check fails (it is the distance to the wrong gradient). The error "
-                "estimate column is the sweep's own."
+                "estimate where jax.grad is wrong (it is the distance to the wrong gradient) and unverified "
+                "where the check was inconclusive. The error estimate column is the sweep's own."
             )
         lines += [
             "",

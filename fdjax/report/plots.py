@@ -240,13 +240,15 @@ def disagreement_figure(
 
     A measurement fails above the line. Failures are red crosses, the worst ``max_labels``
     numbered and named in the legend; non-finite measurements (``ratio`` nan, or status
-    "nonfinite") are purple triangles in a band at the top; kinks (left out of the check)
-    orange diamonds; exact agreement (ratio 0) is a hollow circle on the bottom edge.
+    "nonfinite") are purple triangles in a band at the top; kinks orange diamonds and other
+    inconclusive measurements (a tolerance as large as the values compared) grey hollow
+    squares: neither passes nor fails; exact agreement (ratio 0) is a hollow circle on the
+    bottom edge.
 
     Args:
         x: positions (element slots grouped by leaf, or direction numbers).
         ratio: |a − n| / tolerance per measurement.
-        status: "pass", "fail", "kink" or "nonfinite" per measurement.
+        status: "pass", "fail", "kink", "nonfinite" or "inconclusive" per measurement.
         names: what each measurement is (the element's or direction's name).
         groups: (name, x0, x1) bands (one per leaf), shaded alternately and named on the x axis.
         what: "elements" or "directions" (the axis label).
@@ -261,7 +263,8 @@ def disagreement_figure(
     nonfinite = (st == "nonfinite") | np.isnan(r)
     kink = (st == "kink") & ~nonfinite
     fail = (st == "fail") & ~nonfinite
-    ok = ~(nonfinite | kink | fail)
+    unsure = (st == "inconclusive") & ~nonfinite
+    ok = ~(nonfinite | kink | fail | unsure)
     exact = ok & (r == 0)
     ok &= ~exact
     pos = r[np.isfinite(r) & (r > 0)]
@@ -312,7 +315,24 @@ def disagreement_figure(
         )
     if kink.any():
         ax.scatter(
-            xs[kink], y[kink], s=20, marker="D", color=PALETTE["orange"], label="kink (left out)", zorder=3
+            xs[kink],
+            y[kink],
+            s=20,
+            marker="D",
+            color=PALETTE["orange"],
+            label="kink (inconclusive)",
+            zorder=3,
+        )
+    if unsure.any():
+        ax.scatter(
+            xs[unsure],
+            y[unsure],
+            s=22,
+            marker="s",
+            facecolors="none",
+            edgecolors=PALETTE["muted"],
+            label="inconclusive",
+            zorder=3,
         )
     if fail.any():
         ax.scatter(xs[fail], y[fail], s=30, marker="x", color=PALETTE["red"], label="failed", zorder=4)

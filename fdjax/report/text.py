@@ -21,11 +21,8 @@ def _sections(doc: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]
             (
                 "Per leaf",
                 ["leaf", *LEAF_COLUMNS, "status"],
-                [
-                    [r["path"], *leaf_figures(r), "FAIL" if r["verdict"] == "FAILED" else r["verdict"]]
-                    for r in rows
-                ],
-                ["" if r["passed"] else "bold red" for r in rows],
+                [[r["path"], *leaf_figures(r), _leaf_status(r)] for r in rows],
+                [_STYLE[_views.tone(r["status"])] for r in rows],
             )
         )
     worst = _views.worst_elements(check, 5)
@@ -40,12 +37,12 @@ def _sections(doc: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]
                         num(w.get("analytic"), 6),
                         num(w.get("numeric"), 6),
                         sci(w.get("rel_error")),
-                        str(w.get("status", "")),
-                        str(w.get("reason", "")),
+                        _views.outcome_text(w["status"], w["reason"]),
+                        str(w.get("why", "")),
                     ]
                     for w in worst
                 ],
-                ["bold red" if w.get("status") == "fail" else "" for w in worst],
+                [_STYLE[_views.tone(w["status"])] for w in worst],
             )
         )
     sweep = doc.get("sweep")
@@ -85,6 +82,27 @@ def _sections(doc: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]
     return out
 
 
+#: Row and headline styles by ``_views.tone``.
+_STYLE = {"ok": "", "bad": "bold red", "warn": "yellow", "info": ""}
+_HEADLINE_STYLE = {"passed": "bold green", "failed": "bold red", "inconclusive": "bold yellow"}
+
+
+def _explanations(doc: dict[str, Any]) -> list[str]:
+    """Lines under the facts: what an inconclusive verdict means and what would resolve it
+    (the check's and each inconclusive leaf's reason), and the check's own notes."""
+    v = doc["verdict"]
+    lines = []
+    if v.get("remedy"):
+        lines.append(f"to resolve: {v['remedy']}")
+    for why, paths, meaning, fix in _views.open_reasons(_views.leaf_rows(doc.get("check"))):
+        if why:
+            lines.append(f"inconclusive ({_views.reason_text(why)}) in {', '.join(paths)}: {meaning}")
+        if fix and fix != v.get("remedy"):
+            lines.append(f"  to resolve: {fix}")
+    lines += [f"check note: {n}" for n in v.get("check_notes") or []]
+    return lines
+
+
 def _status_text(s: Any) -> str:
     if isinstance(s, list):
         return ",".join(str(v) for v in s)
@@ -106,8 +124,14 @@ def _facts(doc: dict[str, Any]) -> list[tuple[str, str]]:
             parts.append(f"{v['directions_checked']} directions")
         checked = " and ".join(parts)
         facts.append(("checked", f"{checked}, mode {v['mode']}, method {v['method']}"))
+    if v.get("inconclusive"):
+        kinks = f", {v['kinks']} of them kinks" if v.get("kinks") else ""
+        facts.append(("inconclusive", f"{v['inconclusive']} measurements{kinks}"))
     if v.get("nonfinite"):
         facts.append(("non-finite", f"{v['nonfinite']} measurements met NaN/inf"))
+    if v.get("escalated"):
+        cost = f"{v['escalation_evaluations']} evaluations"
+        facts.append(("re-measured", f"{v['escalated']} at other steps before deciding ({cost})"))
     if v.get("max_rel_error") is not None:
         facts.append(("max rel error", f"{sci(v['max_rel_error'])}   norm ratio {sci(v['norm_ratio'])}"))
     if v.get("sweep_status"):
@@ -125,6 +149,7 @@ def _plain(doc: dict[str, Any]) -> str:
     lines = [v["headline"] or "fdjax report", ""]
     for k, val in _facts(doc):
         lines.append(f"  {k:<14}{val}")
+    lines += ["  " + line for line in _explanations(doc)]
     for title, header, rows, _ in _sections(doc):
         widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
         lines += ["", title, "  " + "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=False))]
@@ -146,7 +171,7 @@ def render_text(doc: dict[str, Any], color: bool = False, width: int = 110) -> s
     buf = io.StringIO()
     console = Console(file=buf, force_terminal=color, no_color=not color, width=width, highlight=False)
     v = doc["verdict"]
-    style = "bold green" if v["passed"] else "bold red" if v["passed"] is False else "bold"
+    style = _HEADLINE_STYLE.get(v["status"], "bold")
     console.print(Text(v["headline"] or "fdjax report", style=style))
     facts = Table.grid(padding=(0, 2))
     facts.add_column(style="dim")
@@ -154,6 +179,8 @@ def render_text(doc: dict[str, Any], color: bool = False, width: int = 110) -> s
     for k, val in _facts(doc):
         facts.add_row(k, val)
     console.print(facts)
+    for line in _explanations(doc):
+        console.print(Text(line, style="yellow" if not line.startswith("check note") else "dim"))
     for title, header, rows, styles in _sections(doc):
         t = Table(
             title=title,
@@ -175,4 +202,4 @@ def render_text(doc: dict[str, Any], color: bool = False, width: int = 110) -> s
 
 
 def _leaf_status(row: dict) -> str:
-    return "FAIL" if row["verdict"] == "FAILED" else row["verdict"]
+    return row["verdict"].replace("FAILED", "FAIL")
