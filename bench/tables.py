@@ -552,6 +552,8 @@ def false_alarms_table(d: dict) -> str:
         else "escalation: not measured"
     )
     skipped = f"; {s['skipped']} checks skipped by `--max-seconds`" if s["skipped"] else ""
+    if not d.get("complete", True):
+        skipped += "; **the run was stopped before its end** (these are the checks it finished)"
     total = (
         f"{s['checks']:,} checks: {s['pass']} pass, {s['inconclusive']} inconclusive, {s['errors']} errors, "
         f"**{s['false_alarms']} false alarms** (FAIL on a correct gradient){skipped}; {esc}; "

@@ -103,11 +103,17 @@ def test_merge_decides_by_the_most_precise_step():
     out = escalate.merge(first, ladder, np.arange(1), (0.5, 0.25))
     assert out.status.tolist() == [I] and out.reason.tolist() == [Reason.KINK]
     # a larger step counts only where its FD value agrees with the first one's
+    P = CheckStatus.PASS
     first = _meas(status=[I], reason=[Reason.UNRESOLVED], numeric=[1.0], tolerance=[3.0], step=[1.0])
     far = _meas(status=[F, F], numeric=[-9.0, -9.0], error=[5.0, 5.0], tolerance=[0.1, 0.1], step=[32, 256])
     assert escalate.merge(first, far, np.arange(1), (32.0, 256.0)).status.tolist() == [I]
     near = _meas(status=[F, F], numeric=[-1.0, -1.0], error=[5.0, 5.0], tolerance=[0.1, 0.1], step=[32, 256])
     assert escalate.merge(first, near, np.arange(1), (32.0, 256.0)).status.tolist() == [F]
+    # ... a pass at a step that could have seen the error (tolerance below it) contradicts it
+    first = _meas(status=[P], numeric=[-1.1], error=[0.1], tolerance=[0.3], step=[1.0])
+    moved = _meas(status=[F, F], numeric=[-1.0, -1.0], error=[5.0, 5.0], tolerance=[0.1, 0.1], step=[4, 16])
+    out = escalate.merge(first, moved, np.arange(1), (4.0, 16.0))
+    assert out.status.tolist() == [I] and out.reason.tolist() == [Reason.KINK]
     # ... and a failure is confirmed only by a step at least 4x away (2x is too close)
     close = _meas(status=[F, F], numeric=[-1.0, -1.0], error=[5.0, 5.0], tolerance=[0.1, 0.1], step=[32, 64])
     assert escalate.merge(first, close, np.arange(1), (32.0, 64.0)).status.tolist() == [I]

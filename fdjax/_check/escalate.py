@@ -13,9 +13,12 @@ ladder's:
   other than non-finite, else the most telling of the ladder's (unresolved, then kink, then
   non-finite);
 - the resolved one with the smallest tolerance (the most precise) passes: PASS;
-- it fails and another resolved step at least 4× larger or smaller fails too, with an FD
-  value that agrees with it within their tolerances: FAIL;
-- otherwise (a failure at one step that no other confirms): INCONCLUSIVE, unresolved.
+- it fails, another resolved step at least 4× larger or smaller fails too with an FD value
+  that agrees with it within their tolerances, and no step whose tolerance is below the
+  error passed: FAIL;
+- a failure that such a pass contradicts: INCONCLUSIVE, kink (the FD value moves with the
+  step: f is not smooth at these scales); any other unconfirmed failure: INCONCLUSIVE,
+  unresolved.
 
 A larger step counts only where its FD value agrees with the first step's (``merge``).
 The bug term a − ∇f does not depend on the step, so a true bug fails at every step precise
@@ -115,14 +118,20 @@ def merge(first: Measurement, ladder: Measurement, sel: np.ndarray, mults) -> Me
     apart = np.abs(np.log2(np.where(ratio > 0, ratio, 1.0))) >= CONFIRM_APART
     others = resolved & (status == CheckStatus.FAIL) & agree & apart
     others[best, cols] = False
-    fail = (n_res > 0) & (best_status == CheckStatus.FAIL) & others.any(axis=0)
+    # ... and when no step that could have seen an error that large passed: a pass with a
+    # tolerance below |e| contradicts the failure (the error moves with the step).
+    big_e = np.abs(cand["error"][best, cols])
+    contradicted = (resolved & (status == CheckStatus.PASS) & (tolerance < big_e)).any(axis=0)
+    fail = (n_res > 0) & (best_status == CheckStatus.FAIL) & others.any(axis=0) & ~contradicted
     passed = (n_res > 0) & (best_status == CheckStatus.PASS)
     # Unresolved everywhere: the most telling reason among the candidates.
     rank = np.where(status == CheckStatus.INCONCLUSIVE, np.vectorize(_rank)(reason), 0)
     first_why = (status[0] == CheckStatus.INCONCLUSIVE) & (reason[0] != Reason.NONFINITE)
     pick = np.where(n_res > 0, best, np.where(first_why, 0, np.argmax(rank, axis=0)))
     new_reason = np.where(
-        fail | passed, Reason.NONE, np.where(n_res > 0, Reason.UNRESOLVED, reason[pick, cols])
+        fail | passed,
+        Reason.NONE,
+        np.where(contradicted, Reason.KINK, np.where(n_res > 0, Reason.UNRESOLVED, reason[pick, cols])),
     )
     new_status = np.where(
         fail, CheckStatus.FAIL, np.where(passed, CheckStatus.PASS, CheckStatus.INCONCLUSIVE)
