@@ -199,10 +199,9 @@ def test_kinks_are_reported_not_judged():
     r = check(case, jnp.float64, "full")
     status = np.asarray(r.elements.status)
     kinks = np.flatnonzero(np.asarray(r.elements.reason) == Reason.KINK)
-    # 0, 0.3, ±0.5 exactly and 1e-9 from 0.3: within ±2h of a kink at every step tried. 1e-9
-    # from 0 is smooth at the step relative to |x| (6e-15) that escalation tries: verified.
-    assert set(kinks.tolist()) == {0, 1, 2, 3, 5}, r
-    assert int(r.elements.status[4]) == CheckStatus.PASS and float(r.elements.step[4]) < 1e-9
+    # 0, 0.3, ±0.5 exactly and 1e-9 from 0 and from 0.3: within ±2h of a kink at every step
+    # that resolves f (steps relative to |x| = 1e-9 are below its round-off: unresolved there).
+    assert set(kinks.tolist()) == {0, 1, 2, 3, 4, 5}, r
     assert np.all(np.asarray(r.elements.subgradient)[kinks])
     sp, sm = np.asarray(r.elements.slope_plus), np.asarray(r.elements.slope_minus)
     np.testing.assert_allclose([sp[0], sm[0]], [1.0, -1.0], atol=1e-4)  # |x| at 0

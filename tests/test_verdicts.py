@@ -49,8 +49,23 @@ def run(case: VerdictCase, dtype: str, mode: str):
 # and dtype.
 PARAMS = [(c, d, m) for c in CASES for d in c.tested for m in MODES]
 
+#: Known wrong verdicts, kept failing on purpose (strict: the test breaks when one is fixed).
+KNOWN = {
+    ("temperature_per_class", "float32"): (
+        "a known false alarm: in float32, t ↦ mean over 2000 rows of max_j L_ij/t_j has kinks so dense "
+        "that at every step that resolves f the FD values agree with each other and differ from "
+        "jax.grad by ~1%, beyond the error model (float64 passes)"
+    ),
+}
 
-@pytest.mark.parametrize("case,dtype,mode", PARAMS, ids=[f"{c.name}-{d}-{m}" for c, d, m in PARAMS])
+
+def _param(case, dtype, mode):
+    known = KNOWN.get((case.name, dtype))
+    marks = [pytest.mark.xfail(strict=True, reason=known)] if known else []
+    return pytest.param(case, dtype, mode, marks=marks, id=f"{case.name}-{dtype}-{mode}")
+
+
+@pytest.mark.parametrize("case,dtype,mode", [_param(*p) for p in PARAMS])
 def test_verdict(case, dtype, mode):
     if mode == "auto" and not has_mode("auto"):
         pytest.skip("mode auto not available yet")

@@ -345,11 +345,17 @@ def no_elements(d: Samples, n: int, dt) -> dict:
 LADDER = (1 / 512, 1 / 64, 1 / 8, 1 / 2, 2.0, 4.0, 32.0, 256.0)
 
 
+#: Floorless steps, as fractions of rel·|x_i| (two, 8× apart, so that one can confirm the other).
+FLOORLESS = (1.0, 1 / 8)
+
+
 def ladder_steps(h, x) -> np.ndarray:
-    """[len(LADDER) + 1, M] element steps: h·m for m in ``LADDER``, then the floorless step."""
+    """[len(LADDER) + len(FLOORLESS), M] element steps: h·m for m in ``LADDER``, then the
+    floorless ones rel·|x_i|·m (h/4096·m where x_i = 0)."""
     h, ax = np.asarray(h), np.abs(np.asarray(x, h.dtype))
     floorless = np.where(ax > 0, h * ax / np.maximum(ax, 1), h / 4096)
-    return np.concatenate([np.asarray(LADDER, h.dtype)[:, None] * h[None, :], floorless[None, :]])
+    base = np.concatenate([np.repeat(h[None], len(LADDER), 0), np.repeat(floorless[None], len(FLOORLESS), 0)])
+    return np.asarray(LADDER + FLOORLESS, h.dtype)[:, None] * base
 
 
 @dataclasses.dataclass(frozen=True)

@@ -27,7 +27,7 @@ import numpy as np
 
 from . import escalate as _esc
 from .aggregate import Measured, _Aggregate, per_element
-from .body import LADDER, _Config, _EscalateBody, ladder_steps
+from .body import FLOORLESS, LADDER, _Config, _EscalateBody, ladder_steps
 from .model import check_offsets
 from .rows import measure_samples
 from .._fd import eps_of
@@ -148,7 +148,7 @@ def escalate(agg: _Aggregate, dec: Decision, call: Callable[[_EscalateBody, tupl
     if dec.info.get("deterministic") is False:
         return dec
     raw, (dmeas, emeas, sigma) = dec.raw, dec.measured
-    steps = len(LADDER) + 1
+    steps = len(LADDER) + len(FLOORLESS)
     per_item = steps * len(check_offsets(agg.stencil))
     budget = max(_esc.MIN_BUDGET, int(_esc.BUDGET_FACTOR * int(raw["evaluations"])))
     e_keep = np.asarray(raw["e_keep"], bool)
@@ -171,7 +171,7 @@ def escalate(agg: _Aggregate, dec: Decision, call: Callable[[_EscalateBody, tupl
     if e_sel.size:
         s = out["e"]
         lad = per_element(measure_samples(s, sigma, agg.stencil, agg.margin, eps, np), s.q, np)
-        emeas = _esc.merge(emeas, _unpad(lad, steps, e_sel.size), e_sel, LADDER + (0.0,))
+        emeas = _esc.merge(emeas, _unpad(lad, steps, e_sel.size), e_sel, LADDER + (0.0,) * len(FLOORLESS))
         evals += k * int(s.h.shape[0]) + 2
     if d_sel.size:
         s = out["d"]
@@ -189,8 +189,8 @@ def escalate(agg: _Aggregate, dec: Decision, call: Callable[[_EscalateBody, tupl
     return Decision(raw, Measured(dmeas, emeas, sigma), dec.cfg, info)
 
 
-#: Directions have no floorless step: one more small step instead.
-_D_LADDER = LADDER + (LADDER[0] / 8,)
+#: Directions have no floorless steps: smaller ones instead.
+_D_LADDER = LADDER + (LADDER[0] / 8, LADDER[0] / 64)
 
 
 def _bucket(n: int) -> int:

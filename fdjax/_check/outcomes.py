@@ -82,8 +82,7 @@ _REASON_MESSAGES = {
     ),
     Reason.KINK: (
         "f is not smooth at any step tried (the one-sided slopes differ): only a subgradient can be checked",
-        "check at a point away from the kink (ReLU at 0, max ties, clip bounds); a direction that "
-        "crosses kinks is checked element by element in mode='full'",
+        "check at a point away from the kink (ReLU at 0, max ties, clip bounds)",
     ),
     Reason.NONFINITE: (
         "f was NaN/inf at the perturbed points of every step tried",
