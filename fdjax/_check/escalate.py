@@ -102,8 +102,11 @@ def merge(first: Measurement, ladder: Measurement, sel: np.ndarray, mults) -> Me
     )
     near = np.abs(cand["numeric"] - cand["numeric"][0]) <= cand["tolerance"] + cand["tolerance"][0]
     resolved &= ~larger | (smooth[None, :] & near)
-    # a ladder step that moved nothing (below an ulp of x) reads as "flat": no evidence
-    resolved[1:] &= ~((cand["analytic"][1:] == 0) & (cand["numeric"][1:] == 0))
+    # A ladder step at which f did not change at all is no evidence: the step was below an
+    # ulp of x, or below the resolution f computes in (bfloat16 activations inside f).
+    smaller = (np.asarray(mults) < 1)[:, None]
+    still = cand["numeric"][1:] == 0
+    resolved[1:] &= ~(still & (smaller | (cand["analytic"][1:] == 0)))
     tol = np.where(resolved, cand["tolerance"], np.inf)
     best = np.argmin(tol, axis=0)
     cols = np.arange(s)
