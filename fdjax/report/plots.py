@@ -303,49 +303,20 @@ def disagreement_figure(
     ax.scatter(
         xs[ok], y[ok], s=12, color=PALETTE["blue"], alpha=0.7, label="passed", rasterized=raster, zorder=3
     )
-    if exact.any():
-        ax.scatter(
-            xs[exact],
-            y[exact],
-            s=14,
-            facecolors="none",
-            edgecolors=PALETTE["blue"],
-            label="exactly equal (at 0)",
-            zorder=3,
-        )
-    if kink.any():
-        ax.scatter(
-            xs[kink],
-            y[kink],
-            s=20,
-            marker="D",
-            color=PALETTE["orange"],
-            label="kink (inconclusive)",
-            zorder=3,
-        )
-    if unsure.any():
-        ax.scatter(
-            xs[unsure],
-            y[unsure],
-            s=22,
-            marker="s",
-            facecolors="none",
-            edgecolors=PALETTE["muted"],
-            label="inconclusive",
-            zorder=3,
-        )
-    if fail.any():
-        ax.scatter(xs[fail], y[fail], s=30, marker="x", color=PALETTE["red"], label="failed", zorder=4)
-    if nonfinite.any():
-        ax.scatter(
-            xs[nonfinite],
-            y[nonfinite],
-            s=34,
-            marker="^",
-            color=PALETTE["purple"],
-            label="non-finite",
-            zorder=4,
-        )
+    markers: tuple[tuple[Any, str, dict[str, Any]], ...] = (  # mask, label, style per outcome
+        (exact, "exactly equal (at 0)", dict(s=14, facecolors="none", edgecolors=PALETTE["blue"], zorder=3)),
+        (kink, "kink (inconclusive)", dict(s=20, marker="D", color=PALETTE["orange"], zorder=3)),
+        (
+            unsure,
+            "inconclusive",
+            dict(s=22, marker="s", facecolors="none", edgecolors=PALETTE["muted"], zorder=3),
+        ),
+        (fail, "failed", dict(s=30, marker="x", color=PALETTE["red"], zorder=4)),
+        (nonfinite, "non-finite", dict(s=34, marker="^", color=PALETTE["purple"], zorder=4)),
+    )
+    for mask, label, style in markers:
+        if mask.any():
+            ax.scatter(xs[mask], y[mask], label=label, **style)
     ax.set_yscale("log")
     if (y >= top).any():
         ax.set_ylim(lo / 1.5, top * 3)
