@@ -9,6 +9,8 @@ private module (``fdjax._*``) is public.
 The names are imported on first use (PEP 562), so that ``fdjax --help`` and ``fdjax calc``
 start without importing JAX; ``import fdjax`` followed by any public name behaves exactly
 as an eager import.
+
+PYTEST_DONT_REWRITE: pytest loads fdjax's plugin early; its asserts are not rewritten.
 """
 
 from typing import TYPE_CHECKING
@@ -45,6 +47,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; _LAZY below says the same 
     from ._calculator import EpsilonTable as EpsilonTable
     from ._errors import NonFiniteError as NonFiniteError
     from ._engine import LargePlanWarning as LargePlanWarning
+    from ._cache import enable_compilation_cache as enable_compilation_cache
 
 #: public name -> the private subsystem that defines it
 _LAZY: dict[str, str] = {
@@ -76,6 +79,7 @@ _LAZY: dict[str, str] = {
     "EpsilonTable": "._calculator",
     "NonFiniteError": "._errors",
     "LargePlanWarning": "._engine",
+    "enable_compilation_cache": "._cache",
 }
 
 __all__ = list(_LAZY)

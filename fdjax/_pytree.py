@@ -51,7 +51,7 @@ def normalize_argnums(argnums: int | Sequence[int], nargs: int, caller: str) -> 
 
 
 def _is_float(leaf) -> bool:
-    return jnp.issubdtype(jnp.result_type(leaf), jnp.floating)
+    return is_array(leaf) and jnp.issubdtype(jnp.result_type(leaf), jnp.floating)
 
 
 def _check_leaf_dtype(leaf, path, caller):
@@ -63,6 +63,31 @@ def _check_leaf_dtype(leaf, path, caller):
         )
 
 
+def _in_plain_containers(path) -> bool:
+    """The key path goes through dicts, lists and tuples only (no object attribute)."""
+    return all(isinstance(k, (jax.tree_util.DictKey, jax.tree_util.SequenceKey)) for k in path)
+
+
+def as_parameter(path, leaf) -> Any:
+    """A leaf of a differentiated argument as fdjax holds it.
+
+    - Arrays (JAX, NumPy, NumPy scalars) become JAX arrays: differentiated when their dtype
+      is floating; integer, boolean and PRNG key arrays are held fixed (traced, gradient a
+      float0 zero, as ``jax.grad(..., allow_int=True)``).
+    - A Python float given as an argument or inside dicts, lists and tuples becomes an array
+      and is differentiated, as ``jax.grad`` does.
+    - Everything else is held fixed and never traced, with gradient ``None`` as
+      ``equinox.filter_grad`` gives: functions, strings, Python ints and bools, and Python
+      floats stored as an object's attribute (an equinox module's hyperparameters, e.g.
+      ``Dropout.p``, which equinox itself never differentiates).
+    """
+    if is_array(leaf):
+        return jnp.asarray(leaf)
+    if type(leaf) is float and _in_plain_containers(path):
+        return jnp.asarray(leaf)
+    return leaf
+
+
 @dataclasses.dataclass(frozen=True)
 class FlatArgs:
     """Differentiated float leaves of ``args`` as one flat vector ``x``.
@@ -70,11 +95,12 @@ class FlatArgs:
     Attributes:
         x: the flat vector (working dtype: the promoted dtype of the float leaves).
         unravel: flat vector -> tuple of the differentiated float leaves.
-        args: the original (array-converted) positional arguments.
+        args: the positional arguments, with the differentiated ones' array leaves as JAX arrays.
         argnums: normalized argnums.
+        is_float: per leaf of the differentiated arguments, whether it is differentiated.
+        leaves: the leaves of the differentiated arguments (arrays and held-fixed objects).
         float_paths: key path of each float leaf, in ravel order, prefixed by the argument.
         float_shapes: shape of each float leaf.
-        int_paths: key paths of integer/bool leaves that are held fixed.
     """
 
     args: tuple
@@ -168,42 +194,67 @@ class FlatArgs:
     def unflatten(self, flat: jax.Array, int_fill: str = "float0") -> Any:
         """A flat vector (e.g. a gradient) back to the differentiated argument(s)' structure.
 
-        Integer/bool leaves become float0 zeros (``int_fill="float0"``) or zeros of the
-        working dtype (``int_fill="zeros"``).
+        Integer, boolean and key array leaves become float0 zeros (``int_fill="float0"``)
+        or zeros of the working dtype (``int_fill="zeros"``); leaves that are not arrays
+        (functions, strings, Python ints) become None, as in ``equinox.filter_grad``.
         """
         floats = iter(self.unravel(flat))
+        return self.rebuild(lambda leaf: next(floats), int_fill)
+
+    def rebuild(self, float_leaf: Callable, int_fill: str = "float0", shape: tuple = ()) -> Any:
+        """The differentiated argument(s)' structure with ``float_leaf(leaf)`` at the float
+        leaves and, at the other leaves, zeros of shape ``shape + leaf.shape`` or None."""
         leaves = []
         for f, leaf in zip(self.is_float, self.leaves):
             if f:
-                leaves.append(next(floats))
+                leaves.append(float_leaf(leaf))
+            elif not is_array(leaf):
+                leaves.append(None)
             elif int_fill == "float0":
-                leaves.append(np.zeros(np.shape(leaf), dtype=jax.dtypes.float0))
+                leaves.append(np.zeros(shape + np.shape(leaf), dtype=jax.dtypes.float0))
             else:
-                leaves.append(jnp.zeros(np.shape(leaf), self.x.dtype))
+                leaves.append(jnp.zeros(shape + np.shape(leaf), self.x.dtype))
         tree = jax.tree_util.tree_unflatten(self.treedef, leaves)
         return tree[0] if len(self.argnums) == 1 and self._single else tree
 
     _single: bool = True
 
 
+def _describe_leaf(leaf) -> str:
+    return str(jnp.result_type(leaf)) if is_array(leaf) else type(leaf).__name__
+
+
 def flatten_args(args: Sequence[Any], argnums: int | Sequence[int], caller: str) -> FlatArgs:
-    """Build the flat view. Validates emptiness, dtypes (not finiteness: values may be traced)."""
+    """Build the flat view. Validates emptiness, dtypes (not finiteness: values may be traced).
+
+    Leaves of the differentiated arguments are taken as ``as_parameter`` says: float arrays
+    (and Python floats in plain containers) are differentiated, other arrays are held fixed
+    and traced, anything else is held fixed and never traced.
+    """
     argnums_t = normalize_argnums(argnums, len(args), caller)
     args = tuple(args)
-    args = tuple(jax.tree_util.tree_map(jnp.asarray, a) if i in argnums_t else a for i, a in enumerate(args))
     diff = tuple(args[i] for i in argnums_t)
     path_leaves, treedef = jax.tree_util.tree_flatten_with_path(diff)
     if not path_leaves:
         raise ValueError(f"{caller}: the differentiated argument(s) {argnums_t} form an empty pytree")
-    paths, leaves = zip(*path_leaves)
+    paths = tuple(p for p, _ in path_leaves)
+    leaves = tuple(as_parameter(p[1:], leaf) for p, leaf in path_leaves)
     for p, leaf in zip(paths, leaves):
-        _check_leaf_dtype(leaf, p, caller)
+        if is_array(leaf):
+            _check_leaf_dtype(leaf, p, caller)
     is_float = tuple(_is_float(leaf) for leaf in leaves)
     if not any(is_float):
         raise TypeError(
             f"{caller}: the differentiated argument(s) {argnums_t} have no floating-point leaves "
-            f"(dtypes {sorted({str(jnp.result_type(leaf)) for leaf in leaves})}); nothing to differentiate"
+            f"(leaves: {sorted({_describe_leaf(leaf) for leaf in leaves})}); nothing to differentiate. "
+            "fdjax differentiates float arrays (and Python floats in dicts, lists and tuples); "
+            "other leaves are held fixed"
         )
+    converted = jax.tree_util.tree_unflatten(treedef, leaves)
+    args_l = list(args)
+    for i, a in zip(argnums_t, converted):
+        args_l[i] = a
+    args = tuple(args_l)
     floats = [leaf for f, leaf in zip(is_float, leaves) if f]
 
     def name(p):
@@ -216,13 +267,28 @@ def flatten_args(args: Sequence[Any], argnums: int | Sequence[int], caller: str)
         argnums=argnums_t,
         treedef=treedef,
         is_float=is_float,
-        leaves=tuple(leaves),
+        leaves=leaves,
         float_paths=tuple(name(p) for f, p in zip(is_float, paths) if f),
         float_shapes=tuple(tuple(np.shape(leaf)) for leaf in floats),
         float_dtypes=tuple(jnp.result_type(leaf) for leaf in floats),
         _single=single,
     )
     return fa
+
+
+def eval_shape(fun: Callable, *trees: Any) -> Any:
+    """``jax.eval_shape(fun, *trees)`` where only array leaves are abstract: every other
+    leaf (functions, strings, Python numbers and flags) is passed as it is, as fdjax's jit
+    passes them (static)."""
+    leaves, treedef = jax.tree_util.tree_flatten(trees)
+    dynamic = [leaf for leaf in leaves if is_array(leaf)]
+
+    def call(dyn):
+        it = iter(dyn)
+        full = [next(it) if is_array(leaf) else leaf for leaf in leaves]
+        return fun(*jax.tree_util.tree_unflatten(treedef, full))
+
+    return jax.eval_shape(call, dynamic)
 
 
 #: The values of ``precision=`` (check_grad/vjp/jvp, sweep) and what each does.

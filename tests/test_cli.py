@@ -6,9 +6,11 @@ import subprocess
 import sys
 import textwrap
 
+import jax
 import pytest
 
 from fdjax.cli import main
+from tests.subprocess_json import run_json
 
 TINY = textwrap.dedent(
     """
@@ -62,6 +64,13 @@ TINY = textwrap.dedent(
     NOT_CALLABLE = 42
     """
 )
+
+
+@pytest.fixture(autouse=True)
+def no_compilation_cache(monkeypatch):
+    """The command's compilation cache is on by default; here only the tests of the cache turn
+    it on (in a temporary folder), so that the suite does not write the user's cache."""
+    monkeypatch.setenv("FDJAX_CACHE", "0")
 
 
 @pytest.fixture
@@ -458,3 +467,131 @@ def test_command_offers_the_library_methods_and_modes():
     for command in ("check", "report"):
         ns = parser.parse_args([command])
         assert ns.mode == "auto" and not ns.allow_inconclusive and not ns.exit_zero
+
+
+# ------------------------------------------------------------------------ dtype and 64-bit JAX
+
+
+def test_a_float32_model_is_checked_in_float32_and_jax_is_left_as_it_was(target_file):
+    """With 64-bit JAX off (a fresh process, as a user runs the command), a float32 model is
+    checked in float32; --dtype float64 turns 64-bit mode on for the job only, before TARGET
+    is imported (its arrays are created in float64). Not quiet: the progress counter's host
+    callbacks, which run in another thread, see 64-bit mode too."""
+    code = textwrap.dedent(
+        f"""
+        import contextlib, io, json
+        import jax
+        from fdjax.cli import main
+
+        def check(*extra):
+            out = io.StringIO()
+            with contextlib.redirect_stdout(out):
+                status = main(["check", {target_file + ":problem"!r}, "--format", "json", *extra])
+            doc = json.loads(out.getvalue())
+            return [status, doc["problem"]["dtype"], doc["check"]["dtype"], doc["meta"]["x64"],
+                    bool(jax.config.jax_enable_x64)]
+
+        print(json.dumps([check(), check("--dtype", "float64"), check("--precision", "float64")]))
+        """
+    )
+    got = run_json(code, env={"JAX_ENABLE_X64": "0", "JAX_PLATFORMS": "cpu", "FDJAX_CACHE": "0"}, timeout=300)
+    assert got == [
+        [0, "float32", "float32", False, False],
+        [0, "float64", "float64", True, False],
+        [0, "float64", "float64", True, False],
+    ]
+
+
+@pytest.mark.parametrize(
+    "argv, x64",
+    [
+        (["check", "m.py:f"], False),
+        (["check", "m.py:f", "--dtype", "float32"], False),
+        (["check", "m.py:f", "--dtype", "float64"], True),
+        (["report", "m.py:f", "--precision", "float64"], True),
+        (["sweep", "m.py:f", "--dtype", "float64"], True),
+        (["report"], True),  # the built-in CNN is a float64 model
+        (["check", "fdjax.examples:mlp"], True),
+        (["check", "fdjax.examples:mlp", "--dtype", "float32"], False),
+    ],
+)
+def test_64_bit_jax_only_when_float64_is_asked_for_or_built_in(argv, x64):
+    from fdjax.cli.command import _wants_x64, build_parser
+
+    assert _wants_x64(build_parser().parse_args(argv)) is x64
+
+
+# ------------------------------------------------------------------------ compilation cache
+
+
+def test_the_cache_is_on_by_default_off_with_no_cache_or_fdjax_cache_0(monkeypatch, tmp_path):
+    from fdjax.cli.command import _cache_folder, build_parser
+
+    parse = build_parser().parse_args
+    monkeypatch.delenv("FDJAX_CACHE")
+    monkeypatch.delenv("FDJAX_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert _cache_folder(parse(["check"])) == str(tmp_path / "xdg" / "fdjax" / "jax")
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/is/ignored")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert _cache_folder(parse(["sweep"])) == str(tmp_path / ".cache" / "fdjax" / "jax")
+    monkeypatch.setenv("FDJAX_CACHE_DIR", str(tmp_path / "moved"))
+    assert _cache_folder(parse(["report"])) == str(tmp_path / "moved")
+    assert _cache_folder(parse(["check", "--no-cache"])) is None
+    for off in ("0", "false", "OFF", "no"):
+        monkeypatch.setenv("FDJAX_CACHE", off)
+        assert _cache_folder(parse(["check"])) is None
+    monkeypatch.setenv("FDJAX_CACHE", "1")
+    assert _cache_folder(parse(["check"])) == str(tmp_path / "moved")
+
+
+def test_bad_fdjax_cache_is_a_usage_error(monkeypatch, capsys):
+    monkeypatch.setenv("FDJAX_CACHE", "sometimes")
+    code, out, err = run(["check", "fdjax.examples:mlp", "-q"], capsys)
+    assert code == 2 and out == ""
+    assert err.startswith("fdjax check: error: the environment variable FDJAX_CACHE must be one of ['0', ")
+    assert "got 'sometimes'" in err
+
+
+def test_the_job_writes_the_cache_and_restores_jax(target_file, tmp_path, monkeypatch, capsys):
+    where = tmp_path / "cache"
+    monkeypatch.setenv("FDJAX_CACHE", "1")
+    monkeypatch.setenv("FDJAX_CACHE_DIR", str(where))
+    before = jax.config.jax_compilation_cache_dir
+    code, out, err = run(["check", f"{target_file}:problem", "-q", "--mode", "directional"], capsys)
+    assert code == 0, err
+    assert any(p.name.endswith("-cache") for p in where.iterdir())
+    assert jax.config.jax_compilation_cache_dir == before
+
+
+def test_an_unusable_cache_folder_is_a_note_not_an_error(target_file, tmp_path, monkeypatch, capsys):
+    (tmp_path / "file").write_text("not a folder")
+    monkeypatch.setenv("FDJAX_CACHE", "1")
+    monkeypatch.setenv("FDJAX_CACHE_DIR", str(tmp_path / "file"))
+    monkeypatch.setattr("fdjax.report._progress.default_style", lambda stream, quiet: "lines")
+    before = jax.config.jax_compilation_cache_dir
+    code, out, err = run(["check", f"{target_file}:problem", "--mode", "directional"], capsys)
+    assert code == 0 and "PASSED" in out
+    assert "fdjax: compilation cache off: the compilation cache folder must be a folder that can be " in err
+    assert jax.config.jax_compilation_cache_dir == before
+
+
+@pytest.mark.slow
+def test_a_second_process_compiles_nothing_new(target_file, tmp_path):
+    """The second `fdjax check` of the same model finds every program in the cache: it writes
+    no new entry (a program it compiled again would be written)."""
+    env = {"FDJAX_CACHE_DIR": str(tmp_path / "cache"), "JAX_PLATFORMS": "cpu", "JAX_ENABLE_X64": "0"}
+    env.pop("FDJAX_CACHE", None)
+    full = {k: v for k, v in os.environ.items() if k not in ("FDJAX_CACHE", "XLA_FLAGS")}
+    entries = []
+    for _ in range(2):
+        r = subprocess.run(
+            [sys.executable, "-m", "fdjax", "check", f"{target_file}:problem", "-q"],
+            capture_output=True,
+            text=True,
+            env={**full, **env},
+            timeout=300,
+        )
+        assert r.returncode == 0, r.stderr
+        entries.append(sorted(p.name for p in (tmp_path / "cache").iterdir()))
+    assert entries[0] and entries[1] == entries[0]

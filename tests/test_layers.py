@@ -27,6 +27,8 @@ LAYERS = {
     "_version": 0,
     "_json": 0,
     "_lazy": 0,
+    "_calls": 0,
+    "_cache": 0,
     "examples": 0,
     "_engine": 1,
     "_fd": 2,
@@ -36,6 +38,7 @@ LAYERS = {
     "report": 4,
     "cli": 5,
     "__main__": 5,
+    "pytest_plugin": 5,
 }
 
 

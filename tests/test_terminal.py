@@ -28,8 +28,14 @@ STAGE = re.compile(r"^fdjax: (check|sweep|landscape|slice)\s+([\d,]+) evaluation
 def _env() -> dict[str, str]:
     env = dict(os.environ)
     env.pop("XLA_FLAGS", None)
-    env.update(JAX_PLATFORMS="cpu", COLUMNS="120", TERM="xterm-256color")
+    env.update(JAX_PLATFORMS="cpu", COLUMNS="120", TERM="xterm-256color", FDJAX_CACHE="0")
     return env
+
+
+@pytest.fixture(autouse=True)
+def _no_compilation_cache(monkeypatch):
+    """The CLI's persistent compilation cache stays off: tests write nothing to ~/.cache."""
+    monkeypatch.setenv("FDJAX_CACHE", "0")
 
 
 def run_in_pty(argv: list[str], cwd, timeout: float = 300) -> tuple[int, str]:

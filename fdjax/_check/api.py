@@ -9,7 +9,8 @@ bisection in ``locate``) run under cached jits, then the error model and the ver
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Literal
+import inspect
+from typing import Any, Literal, TypedDict, Unpack, cast, overload
 from collections.abc import Callable, Sequence
 
 import jax
@@ -34,6 +35,8 @@ from .inputs import (
     subset_sizes,
     validate_common,
 )
+from .. import _validate
+from .._calls import bind, check_collisions
 from .._errors import check_x_finite
 from .._engine import Options
 from .._engine import call_jitted, predicted_seconds
@@ -43,6 +46,27 @@ from .._fd import Stencil
 
 
 Mode = Literal["auto", "full", "subset", "directional", "locate"]
+Precision = Literal["native", "float64"] | None
+
+
+class CheckGradOptions(TypedDict, total=False):
+    """The keyword options of ``check_grad`` and ``assert_grad`` (for type checkers)."""
+
+    argnums: int | Sequence[int]
+    has_aux: bool
+    mode: Mode
+    method: str | Stencil
+    step: Any
+    key: Any
+    k: int | None
+    num_directions: int
+    max_located: int
+    order: int
+    precision: Precision
+    margin: float
+    chunk_size: int | None
+    memory_budget: int | None
+    devices: Any
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -83,10 +107,14 @@ def _run(
     *,
     step: Any,
     key: Any,
+    has_aux: Any = False,
+    kwargs: dict[str, Any] | None = None,
     cotangents: Any = None,
     tangents: Any = None,
 ) -> GradCheck:
     o = options
+    _validate.function(fun, caller)
+    fun, args, argnums = bind(fun, args, kwargs or {}, argnums, has_aux, caller)
     mode, k, order, precision = o.mode, o.k, o.order, o.precision
     stencil, margin, num_directions, max_located = validate_common(caller, fun, o)
     if isinstance(order, bool) or order not in (1, 2):
@@ -249,10 +277,72 @@ class _Bodies:
         return raw
 
 
+@dataclasses.dataclass(frozen=True, eq=False)
+class GradChecker:
+    """``fdjax.check_grad(fun, **options)``: a function of f's arguments that checks
+    ``jax.grad(fun)`` there. Positional arguments are f's (``argnums`` picks the
+    differentiated ones); keyword arguments go to f untouched, never differentiated, so
+    they may share a name with fdjax's options (``key=``, ``mode=``)."""
+
+    caller: str
+    fun: Callable
+    argnums: Any
+    has_aux: bool
+    options: CheckOptions
+    step: Any
+    key: Any
+    raise_unless_passed: bool = False
+    allow_inconclusive: bool = False
+
+    def __call__(self, *args: Any, **kwargs: Any) -> GradCheck:
+        __tracebackhide__ = True  # pytest: show the caller's line, not fdjax's
+        if not args:
+            raise TypeError(
+                f"{self.caller}(fun, **options)(*args, **kwargs) needs f's positional arguments "
+                f"(at least the differentiated one), got none"
+            )
+        result = _run(
+            self.caller,
+            "grad",
+            self.fun,
+            args,
+            self.argnums,
+            self.options,
+            step=self.step,
+            key=self.key,
+            has_aux=self.has_aux,
+            kwargs=kwargs,
+        )
+        if self.raise_unless_passed:
+            _raise_unless_passed(result, self.allow_inconclusive)
+        return result
+
+    def __repr__(self) -> str:
+        name = getattr(self.fun, "__name__", type(self.fun).__name__)
+        return f"{self.caller}({name}, mode={self.options.mode!r}, argnums={self.argnums!r}, ...)"
+
+
+#: How to pass f's own arguments when one of them shares a name with an option.
+_CALL_FORM = "fdjax.check_grad(f, **options)(*args, {name}=...)"
+
+
+def _given(values: dict[str, Any]) -> dict[str, Any]:
+    """The options of ``check_grad`` among ``values`` (its ``locals()``) not at their default."""
+    defaults = _CHECK_GRAD_DEFAULTS
+    return {n: v for n, v in values.items() if n in defaults and v is not defaults[n]}
+
+
+@overload
+def check_grad(fun: Callable[..., Any], /, **options: Unpack[CheckGradOptions]) -> GradChecker: ...
+@overload
+def check_grad(
+    fun: Callable[..., Any], arg0: Any, /, *args: Any, **options: Unpack[CheckGradOptions]
+) -> GradCheck: ...
 def check_grad(
     fun: Callable,
     *args: Any,
     argnums: int | Sequence[int] = 0,
+    has_aux: bool = False,
     mode: Mode = "auto",
     method: str | Stencil = "central",
     step: Any = None,
@@ -261,12 +351,12 @@ def check_grad(
     num_directions: int = 8,
     max_located: int = 2,
     order: int = 1,
-    precision: str | None = None,
+    precision: Precision = None,
     margin: float = DEFAULT_MARGIN,
     chunk_size: int | None = None,
     memory_budget: int | None = None,
     devices: Any = None,
-) -> GradCheck:
+) -> GradCheck | GradChecker:
     """Check ``jax.grad(f, argnums)(*args)`` against finite differences, with an error model.
 
     Every f evaluation runs in a jit-compiled, vmapped, chunked engine batch; the call works
@@ -316,10 +406,26 @@ def check_grad(
     values, an unfaithful batch is replaced (``result.notes``). Inside ``jax.jit`` the
     verdict is the first batches' (no escalation, no second look).
 
+    Two call forms: ``check_grad(f, *args, **options)`` checks at ``args`` now;
+    ``check_grad(f, **options)`` returns a function that checks at its arguments, keyword
+    arguments included: ``check_grad(loss, mode="full")(params, batch, key=k)`` passes
+    ``key=k`` to ``loss`` (never differentiated), where the first form would take it as
+    fdjax's ``key`` (and says so: an option that is also an unbound parameter of f raises).
+
     Args:
-        fun: scalar-valued function; ``fun(*args)`` must return a real scalar.
-        *args: its positional arguments (pytrees of arrays).
-        argnums: which argument(s) to differentiate; integer leaves are held fixed.
+        fun: scalar-valued function; ``fun(*args)`` must return a real scalar (or, with
+            ``has_aux``, a pair ``(scalar, aux)``).
+        *args: its positional arguments: pytrees, e.g. dicts of arrays, an ``equinox``
+            module or a flax ``nnx.State``. In the differentiated ones, float arrays are
+            checked (and Python floats in dicts, lists and tuples, as ``jax.grad`` does);
+            integer, boolean and key arrays are held fixed; everything else (functions,
+            strings, Python ints and bools, floats stored as a module's attribute such as
+            ``eqx.nn.Dropout.p``) is held fixed and never traced, as ``eqx.filter_grad``
+            does. Arguments not differentiated may be anything: their arrays are traced,
+            the rest passed as is (a Python ``train=True`` flag stays a Python bool).
+        argnums: which argument(s) to differentiate.
+        has_aux: ``fun`` returns ``(output, aux)``, as for ``jax.grad(has_aux=True)``; the
+            output is checked and aux ignored.
         mode: ``"auto"`` (default), ``"full"``, ``"subset"``, ``"directional"`` or ``"locate"``.
         method: FD stencil: ``"central"`` (default), ``"central4"``, ``"central6"``,
             ``"forward"``, ``"backward"`` or a first-derivative ``fdjax.Stencil``.
@@ -367,23 +473,58 @@ def check_grad(
         True
     """
     options = _options(locals())
-    return _run("fdjax.check_grad", "grad", fun, args, argnums, options, step=step, key=key)
+    checker = GradChecker("fdjax.check_grad", fun, argnums, has_aux, options, step, key)
+    if not args:
+        return checker  # the transform form: see the overloads
+    check_collisions(fun, len(args), {}, _given(locals()), "fdjax.check_grad", _CALL_FORM)
+    return checker(*args)
 
 
-def assert_grad(fun: Callable, *args: Any, allow_inconclusive: bool = False, **kwargs: Any) -> GradCheck:
+@overload
+def assert_grad(
+    fun: Callable[..., Any], /, *, allow_inconclusive: bool = ..., **options: Unpack[CheckGradOptions]
+) -> GradChecker: ...
+@overload
+def assert_grad(
+    fun: Callable[..., Any],
+    arg0: Any,
+    /,
+    *args: Any,
+    allow_inconclusive: bool = ...,
+    **options: Unpack[CheckGradOptions],
+) -> GradCheck: ...
+def assert_grad(
+    fun: Callable, *args: Any, allow_inconclusive: bool = False, **kwargs: Any
+) -> GradCheck | GradChecker:
     """``check_grad`` that raises ``GradientCheckError`` (an AssertionError) unless it passes.
 
     It raises on FAIL and, unless ``allow_inconclusive=True``, on INCONCLUSIVE (something
     could not be verified: the message says what and what would resolve it). Call it outside
     ``jax.jit`` (e.g. in pytest). Takes the arguments of ``fdjax.check_grad`` and returns
-    its result when it does not raise.
+    its result when it does not raise; like it, ``assert_grad(fun, **options)`` with no
+    positional argument returns a function of f's arguments (keyword ones included).
 
     Examples:
         >>> import jax.numpy as jnp, fdjax
         >>> _ = fdjax.assert_grad(lambda x: jnp.sum(jnp.exp(x)), jnp.ones(3))
     """
     __tracebackhide__ = True  # pytest: show the caller's line, not fdjax's
-    result = check_grad(fun, *args, **kwargs)
+    if not isinstance(allow_inconclusive, bool):
+        raise TypeError(
+            f"fdjax.assert_grad(allow_inconclusive=...) must be True or False, got {allow_inconclusive!r}"
+        )
+    checker = cast(GradChecker, check_grad(fun, **kwargs))
+    checker = dataclasses.replace(
+        checker, caller="fdjax.assert_grad", raise_unless_passed=True, allow_inconclusive=allow_inconclusive
+    )
+    if not args:
+        return checker
+    check_collisions(fun, len(args), {}, _given(kwargs), "fdjax.assert_grad", _CALL_FORM)
+    return checker(*args)
+
+
+def _raise_unless_passed(result: GradCheck, allow_inconclusive: bool) -> None:
+    __tracebackhide__ = True
     if is_traced(result.passed):
         raise TypeError(
             "fdjax.assert_grad cannot raise inside jax.jit (the verdict is traced); call "
@@ -392,7 +533,6 @@ def assert_grad(fun: Callable, *args: Any, allow_inconclusive: bool = False, **k
     status = CheckStatus(int(result.status))
     if status == CheckStatus.FAIL or (status == CheckStatus.INCONCLUSIVE and not allow_inconclusive):
         raise GradientCheckError(result)
-    return result
 
 
 def check_vjp(
@@ -400,6 +540,7 @@ def check_vjp(
     primals: Sequence[Any],
     cotangents: Any = None,
     *,
+    has_aux: bool = False,
     mode: Mode = "auto",
     method: str | Stencil = "central",
     step: Any = None,
@@ -407,7 +548,7 @@ def check_vjp(
     k: int | None = None,
     num_directions: int = 8,
     max_located: int = 2,
-    precision: str | None = None,
+    precision: Precision = None,
     margin: float = DEFAULT_MARGIN,
     chunk_size: int | None = None,
     memory_budget: int | None = None,
@@ -425,6 +566,7 @@ def check_vjp(
         fun: function of the primals returning an array or a pytree of real arrays.
         primals: tuple of positional arguments; all are differentiated.
         cotangents: pytree matching f's output (structure and shapes), or None for random.
+        has_aux: ``fun`` returns ``(output, aux)``; the output is checked, aux ignored.
 
     Examples:
         >>> import jax.numpy as jnp, fdjax
@@ -435,7 +577,16 @@ def check_vjp(
     options = _options(locals())
     argnums = tuple(range(len(primals)))
     return _run(
-        "fdjax.check_vjp", "vjp", fun, primals, argnums, options, step=step, key=key, cotangents=cotangents
+        "fdjax.check_vjp",
+        "vjp",
+        fun,
+        primals,
+        argnums,
+        options,
+        step=step,
+        key=key,
+        has_aux=has_aux,
+        cotangents=cotangents,
     )
 
 
@@ -445,6 +596,7 @@ def check_jvp(
     tangents: Sequence[Any] | None = None,
     *,
     cotangents: Any = None,
+    has_aux: bool = False,
     mode: Mode = "auto",
     method: str | Stencil = "central",
     step: Any = None,
@@ -452,7 +604,7 @@ def check_jvp(
     k: int | None = None,
     num_directions: int = 8,
     max_located: int = 2,
-    precision: str | None = None,
+    precision: Precision = None,
     margin: float = DEFAULT_MARGIN,
     chunk_size: int | None = None,
     memory_budget: int | None = None,
@@ -464,8 +616,9 @@ def check_jvp(
     input element i, ⟨c, J·e_i⟩ from ``jax.jvp`` (``"full"``: N batched JVPs; ``"subset"``:
     k per leaf) is compared with the FD derivative of ⟨c, f(x)⟩; in directional modes
     ⟨c, J·u⟩ from ``jax.jvp`` along each direction u. ``tangents`` (one pytree like the
-    primals), when given, is checked as one more direction. Error model, modes and result:
-    as ``fdjax.check_grad``.
+    primals), when given, is checked as one more direction. With ``has_aux=True`` f returns
+    ``(output, aux)`` and aux is ignored. Error model, modes and result: as
+    ``fdjax.check_grad``.
 
     Examples:
         >>> import jax.numpy as jnp, fdjax
@@ -484,6 +637,15 @@ def check_jvp(
         options,
         step=step,
         key=key,
+        has_aux=has_aux,
         cotangents=cotangents,
         tangents=tangents,
     )
+
+
+#: The defaults of ``check_grad``'s options (``_given`` compares against them).
+_CHECK_GRAD_DEFAULTS: dict[str, Any] = {
+    name: p.default
+    for name, p in inspect.signature(check_grad).parameters.items()
+    if p.kind == p.KEYWORD_ONLY
+}

@@ -39,6 +39,7 @@ from .rows import (
     probe_sigma,
 )
 from .._engine import Options
+from .._engine.devices import varying
 from .._pytree import flatten_args
 from .._fd import Stencil
 from .._fd import eps_of, relative_step_vector, taken_step
@@ -79,7 +80,7 @@ class _Problem:
     def __init__(self, cfg: _Config, args, key, cotangents):
         fa = flatten_args(args, cfg.argnums, cfg.caller)
         self.cfg, self.fa = cfg, fa
-        self.x, self.n, self.dt = fa.x, fa.size, fa.x.dtype
+        self.x, self.n, self.dt = varying(fa.x), fa.size, fa.x.dtype
         self.eps = eps_of(self.dt)
         self.s_dir, self.s_sub, s_ord, s_cot = (seed_of(key, i) for i in (1, 2, 3, 4))
         self.starts = np.cumsum([0] + [int(np.prod(s, dtype=np.int64)) for s in fa.float_shapes])

@@ -249,6 +249,21 @@ def _digits_of(rel, dtype):
     return min(top, max(0.0, -math.log10(max(rel, 10.0 ** (-top)))))
 
 
+def batch_summary(r) -> str:
+    """One line per check of a batched result (from ``jax.vmap``): its index and verdict."""
+    statuses = np.asarray(host(r, r.status))
+    counts = {
+        s: int(np.sum(statuses == s)) for s in (CheckStatus.PASS, CheckStatus.FAIL, CheckStatus.INCONCLUSIVE)
+    }
+    tally = ", ".join(f"{n} {s.name}" for s, n in counts.items() if n)
+    lines = [f"{_what(r)}: a batch of {statuses.size} checks of shape {statuses.shape} ({tally})"]
+    for index in np.ndindex(statuses.shape):
+        one = r[index]
+        lines.append(f"  [{', '.join(map(str, index))}] {verdict_line(one)}")
+    lines.append("Pick one with result[i], or result.summary(index=i) for its table.")
+    return "\n".join(lines)
+
+
 def summary(r, max_rows: int = 10) -> str:
     """The table printed by ``str(GradCheck)``."""
     r = host(r)

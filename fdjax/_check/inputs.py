@@ -13,7 +13,7 @@ import numpy as np
 
 from .. import _validate
 from .._pytree import apply_precision as apply_precision  # the one precision rule (sweep too)
-from .._pytree import check_precision
+from .._pytree import check_precision, eval_shape
 from .._fd import get_stencil
 from .._fd import check_step_static, check_step_values
 
@@ -96,7 +96,7 @@ def step_kind(step, mode, caller) -> str:
 
 
 def check_output(fun, args, caller, scalar):
-    out = jax.eval_shape(lambda a: fun(*a), args)
+    out = eval_shape(fun, *args)
     leaves = jax.tree_util.tree_leaves(out)
     if scalar and not (len(leaves) == 1 and hasattr(out, "shape") and out.shape == ()):
         shape = getattr(out, "shape", type(out).__name__)

@@ -310,6 +310,7 @@ class GradCheck:
             >>> r.by_leaf("analytic")["['w']"].tolist()
             [[2.0, 2.0], [2.0, 2.0]]
         """
+        self._one("by_leaf()")
         if field not in _ELEMENT_FIELDS:
             raise ValueError(
                 f"GradCheck.by_leaf(field=...) must be one of {list(_ELEMENT_FIELDS)}, got {field!r}"
@@ -321,6 +322,40 @@ class GradCheck:
         }
 
     # ----------------------------------------------------------------------------------
+    # Batches of checks (a check under ``jax.vmap``)
+
+    @property
+    def batch_shape(self) -> tuple[int, ...]:
+        """The batch axes of a result returned from ``jax.vmap`` (``()`` for one check)."""
+        return tuple(int(d) for d in np.shape(self.status))
+
+    def __getitem__(self, index: Any) -> GradCheck:
+        """One check (or a sub-batch) of a batched result: ``result[i]``, like an array.
+
+        Examples:
+            >>> import jax, jax.numpy as jnp, fdjax
+            >>> f = lambda w, s: jnp.sum(jnp.sin(s * w))
+            >>> r = jax.vmap(lambda s: fdjax.check_grad(f, jnp.ones(2), s))(jnp.arange(1.0, 4.0))
+            >>> r.batch_shape, bool(r[2].passed)
+            ((3,), True)
+        """
+        if not self.batch_shape:
+            raise TypeError(
+                f"{self.caller}: GradCheck[{index!r}]: this result is one check, not a batch "
+                "(only a result returned from jax.vmap can be indexed)"
+            )
+        return jax.tree_util.tree_map(lambda a: a[index], self)
+
+    def _one(self, what: str) -> None:
+        """Raise unless the result is one check (``what`` names the method called)."""
+        if self.batch_shape and not _format.traced(self):
+            raise ValueError(
+                f"{self.caller}: GradCheck.{what} needs one check, but this result holds a batch of "
+                f"shape {self.batch_shape} (from jax.vmap); pick one with result[i] or "
+                f"result.summary(index=i)"
+            )
+
+    # ----------------------------------------------------------------------------------
     # Formatting (outside jit)
 
     def __str__(self) -> str:
@@ -328,12 +363,20 @@ class GradCheck:
             return f"GradCheck(<traced>, mode={self.mode!r}, leaves={len(self.leaf_names)})"
         return self.summary()
 
-    def summary(self, max_rows: int = 10) -> str:
+    def summary(self, max_rows: int = 10, index: Any = None) -> str:
         """A readable table: header, one line per leaf, the worst elements and directions.
+
+        A batched result (from ``jax.vmap``) gives one verdict line per check, or the table
+        of the check ``index``.
 
         Args:
             max_rows: how many elements (and directions) to list, worst first.
+            index: for a batched result, the check to show (an int or a tuple of ints).
         """
+        if index is not None:
+            return self[index].summary(max_rows)
+        if self.batch_shape and not _format.traced(self):
+            return _format.batch_summary(self)
         return _format.summary(self, max_rows)
 
     def to_dict(self, max_elements: int | None = None) -> dict:
@@ -345,6 +388,7 @@ class GradCheck:
             max_elements: keep only this many checked elements (the worst by
                 difference/tolerance); None keeps all of them.
         """
+        self._one("to_dict()")
         return _format.to_dict(self, max_elements)
 
 

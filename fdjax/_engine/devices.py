@@ -73,10 +73,29 @@ def row_mesh(devices: int | tuple | None) -> Mesh | None:
     resolves to one device; an explicit sequence always gets a mesh, even of one device,
     so that the rows run where the caller asked.
     """
+    ambient = ambient_mesh()
+    if ambient is not None:
+        if devices is None:  # the user's mesh decides placement: rows are not sharded again
+            return None
+        raise ValueError(
+            f"devices={devices!r} cannot shard the rows inside a computation that already has a mesh "
+            f"({ambient}: inside jax.pmap, jax.shard_map or jax.set_mesh); pass devices=None there "
+            "(the default: the engine then evaluates rows where the surrounding computation runs)"
+        )
     devs = resolve_devices(devices)
     if len(devs) <= 1 and not isinstance(devices, tuple):
         return None
     return Mesh(np.asarray(devs, dtype=object), (ROW_AXIS,))
+
+
+def ambient_mesh() -> Any:
+    """The mesh of the computation being traced (inside ``jax.pmap``, ``jax.shard_map`` or
+    ``jax.set_mesh``), or None outside any."""
+    get = getattr(jax.sharding, "get_abstract_mesh", None)
+    mesh = get() if get is not None else None
+    if mesh is None or getattr(mesh, "empty", True):
+        return None
+    return mesh
 
 
 def replicate(leaves: list, devices: int | tuple | None) -> list:
@@ -92,3 +111,24 @@ def replicate(leaves: list, devices: int | tuple | None) -> list:
         return leaves
     sharding = NamedSharding(mesh, P())
     return [jax.device_put(leaf, sharding) if isinstance(leaf, jax.Array) else leaf for leaf in leaves]
+
+
+def varying(x: Any) -> Any:
+    """``x`` marked as varying over every manual axis of the surrounding computation.
+
+    Inside ``jax.shard_map`` (with its default ``check_vma=True``) a value that does not vary
+    over an axis, such as parameters closed over, has a gradient summed over that axis:
+    ``jax.grad`` of each device's f returns the total over devices, while finite differences
+    measure this device's f. Marked as varying, both sides measure this device's f. Outside
+    shard_map, or where the value already varies, ``x`` is returned unchanged.
+    """
+    mesh = ambient_mesh()
+    manual = tuple(getattr(mesh, "manual_axes", ()) or ()) if mesh is not None else ()
+    if not manual:
+        return x
+    aval_type = getattr(jax.typeof(x), "manual_axis_type", None)
+    already = getattr(aval_type, "varying", None)
+    if already is None:  # a JAX without varying-axis types: nothing is summed implicitly
+        return x
+    missing = tuple(a for a in manual if a not in already)
+    return jax.lax.pcast(x, missing, to="varying") if missing else x

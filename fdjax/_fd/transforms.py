@@ -20,7 +20,7 @@ from .._engine import call_jitted
 from .._errors import NonFiniteError, check_x_finite, raise_nonfinite
 from .._pytree import is_traced
 from .basis import _row_finite, all_finite, basis_values, combine
-from .._pytree import FlatArgs, flatten_args
+from .._pytree import FlatArgs, eval_shape, flatten_args
 from .stencils import Stencil, get_stencil
 from .steps import check_step_static, check_step_values, eps_of, relative_step_vector, taken_step
 
@@ -119,23 +119,14 @@ def _to_jacobian(fa: FlatArgs, d):
         out_shape = a.shape[1:]
         moved = jnp.moveaxis(a, 0, -1) if a.ndim > 1 else a
         flat_in = moved.reshape((-1, a.shape[0]))  # [prod(out), N]
-        pieces = jax.vmap(fa.unravel)(flat_in)  # tuple of leaves with leading prod(out)
-        leaves, pieces_it = [], iter(pieces)
-        for is_f, leaf in zip(fa.is_float, fa.leaves):
-            shape = out_shape + tuple(np.shape(leaf))
-            if is_f:
-                leaves.append(next(pieces_it).reshape(shape))
-            else:
-                leaves.append(np.zeros(shape, dtype=jax.dtypes.float0))
-        tree = jax.tree_util.tree_unflatten(fa.treedef, leaves)
-        return tree[0] if fa._single else tree
+        pieces = iter(jax.vmap(fa.unravel)(flat_in))  # the float leaves with leading prod(out)
+        return fa.rebuild(lambda leaf: next(pieces).reshape(out_shape + np.shape(leaf)), "float0", out_shape)
 
     return jax.tree_util.tree_map(per_output, d)
 
 
 def check_output(fun, args, kwargs, has_aux, scalar, caller):
-    fa_shapes = jax.eval_shape(lambda a, k: fun(*a, **k), args, kwargs)
-    out = fa_shapes
+    out = eval_shape(lambda a, k: fun(*a, **k), args, kwargs)
     if has_aux:
         if not (isinstance(out, (tuple, list)) and len(out) == 2):
             raise TypeError(f"{caller}(has_aux=True) requires the function to return a pair (output, aux)")
@@ -392,8 +383,8 @@ def _jvp_impl(
             f"{caller}(step=...) must be a positive float (one step per direction), got {type(step).__name__}"
         )
     opts = Options(chunk_size, memory_budget, devices).validate(caller)
-    primals = tuple(jax.tree_util.tree_map(jnp.asarray, tuple(primals)))
-    fa = flatten_args(primals, tuple(range(len(primals))), caller)
+    fa = flatten_args(tuple(primals), tuple(range(len(primals))), caller)
+    primals = fa.args
     check_x_finite(fa, caller)
     v = _flatten_tangents(primals, tangents, caller, batched)
     f0, d, diag = call_jitted(_JvpBody(fun, stencil, opts, caller), primals, v, step)

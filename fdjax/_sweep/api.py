@@ -22,6 +22,7 @@ from .._errors import NonFiniteError, check_x_finite
 from .._fd import check_output
 from .._engine import Options
 from .. import _validate
+from .._calls import bind
 from .._engine import call_jitted
 from .._pytree import is_traced
 from .._fd import DEFAULT_LEVELS
@@ -217,6 +218,7 @@ def sweep(
     fun: Callable,
     *args: Any,
     argnums: int | Sequence[int] = 0,
+    has_aux: bool = False,
     method: str | Stencil = "central",
     steps: Sequence[float] | None = None,
     num_steps: int | None = None,
@@ -246,6 +248,7 @@ def sweep(
         fun: scalar function ``fun(*args)``.
         *args: its arguments (pytrees of arrays).
         argnums: which positional argument(s) to sweep.
+        has_aux: f returns a pair ``(output, aux)``; the output is swept, aux ignored.
         method: a first-derivative stencil: ``"central"`` (default), ``"forward"``,
             ``"backward"``, ``"central4"``, ``"central6"``, ``"complex"``, or a ``Stencil``.
         steps: explicit relative steps, strictly decreasing (e.g. ``[1e-1, ..., 1e-7]``);
@@ -296,6 +299,7 @@ def sweep(
     """
     caller = "fdjax.sweep"
     _validate.function(fun, caller)
+    fun, args, argnums = bind(fun, args, {}, argnums, has_aux, caller)
     stencil = get_stencil(method, caller, first_derivative=True)
     rel = _check_steps(steps, num_steps, caller)
     scale = _validate.positive_finite(scale, "scale", caller)

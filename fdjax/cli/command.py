@@ -6,24 +6,31 @@ prints a summary and writes ``fdjax-report.html``. Exit status of ``check`` and 
 3 when it is inconclusive (something could not be verified; ``--allow-inconclusive`` makes
 that 0), and 2 on bad usage (including a bad TARGET, reported in one line), as argparse's
 own usage errors. ``--exit-zero`` makes every verdict exit 0.
+
+A model is checked in its own dtype: 64-bit JAX is turned on only when float64 is asked for
+(``--dtype float64``, ``--precision float64``) or for the built-in float64 examples, and only
+for the job. JAX's persistent compilation cache is on (``~/.cache/fdjax/jax``; ``--no-cache``
+or ``FDJAX_CACHE=0`` turn it off), so that the next run does not compile again.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
 import shlex
 import sys
 from typing import Any
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from .._calculator import FORMULAS
 from ..report import FORMATS
 
 
-DEFAULT_TARGET = "fdjax.examples:cnn"
+BUILTIN_MODULE = "fdjax.examples"
+DEFAULT_TARGET = f"{BUILTIN_MODULE}:cnn"
 DEFAULT_REPORT = "fdjax-report.html"
 #: The stencils and modes the command offers. They are fdjax.METHODS and the check's modes,
 #: written out so that building the parser imports no JAX (tests/test_cli.py keeps them equal).
@@ -89,7 +96,8 @@ def _problem_options(p: argparse.ArgumentParser, default_format: str) -> None:
     p.add_argument(
         "--dtype",
         choices=("float32", "float64"),
-        help="cast the floating-point parameters and arguments to this dtype",
+        help="cast the floating-point parameters and arguments to this dtype (default: the model's "
+        "own; float64 turns 64-bit JAX on for this run, before TARGET is imported)",
     )
     p.add_argument(
         "--method",
@@ -116,6 +124,12 @@ def _problem_options(p: argparse.ArgumentParser, default_format: str) -> None:
         "--quiet",
         action="store_true",
         help="no progress and no summary: stdout carries only a document asked for with --format",
+    )
+    p.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="do not use JAX's persistent compilation cache (default: on, in $FDJAX_CACHE_DIR or "
+        "~/.cache/fdjax/jax, so that the next run does not compile again; FDJAX_CACHE=0 turns it off too)",
     )
 
 
@@ -147,8 +161,9 @@ def _check_options(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--precision",
         choices=("native", "float64"),
-        help="float64: evaluate f in float64 even when the parameters are float32; native: check 16-bit "
-        "leaves in their own dtype (default: bfloat16/float16 leaves are checked in float32)",
+        help="float64: evaluate f in float64 even when the parameters are float32 (turns 64-bit JAX on for "
+        "this run); native: check 16-bit leaves in their own dtype (default: bfloat16/float16 leaves are "
+        "checked in float32)",
     )
     g.add_argument(
         "--allow-inconclusive",
@@ -367,15 +382,71 @@ def _run_job(ns: argparse.Namespace, argv: Sequence[str], out) -> int:
     if ns.output and not os.path.isdir(os.path.dirname(os.path.abspath(ns.output))):
         raise UsageError(f"-o {ns.output!r}: No such file or directory: {os.path.dirname(ns.output)!r}")
     destination = f", writing {ns.output}" if ns.output else ""
+    cache = _cache_folder(ns)
     progress.line(f"{command} {ns.target}{destination}")
 
-    with progress.step("import JAX"):
+    with progress.step("import JAX"):  # and the modules that need it
         import jax
 
-        jax.config.update("jax_enable_x64", True)
-        from .target import TargetError, cast_floats, load_problem
-        from ..report import _run, render
+        from . import target  # noqa: F401
+        from ..report import _run  # noqa: F401
 
+    # What the command sets in JAX lasts for this job only: 64-bit mode (when float64 is asked
+    # for, or for the float64 built-in examples) and the compilation cache. A Python caller of
+    # main() finds JAX as it left it; TARGET is imported with 64-bit mode as the job runs it.
+    with contextlib.ExitStack() as scope:
+        if _wants_x64(ns) and not jax.config.jax_enable_x64:  # type: ignore[attr-defined]
+            # the global flag, not the thread-local `jax.enable_x64` context: the progress
+            # counter's host callbacks run in other threads, and must see 64-bit mode too
+            jax.config.update("jax_enable_x64", True)
+            scope.callback(jax.config.update, "jax_enable_x64", False)
+        if cache is not None:
+            scope.callback(_activate_cache(cache, progress))
+        return _check_problem(ns, argv, out, progress, fmt)
+
+
+def _wants_x64(ns: argparse.Namespace) -> bool:
+    """64-bit JAX for this job: float64 asked for (``--dtype``/``--precision float64``), or a
+    built-in example (``fdjax.examples``: float64 models) without ``--dtype float32``. Otherwise
+    TARGET runs as JAX is configured (``JAX_ENABLE_X64``): a float32 model is checked in float32."""
+    if ns.dtype == "float64" or getattr(ns, "precision", None) == "float64":
+        return True
+    return ns.dtype is None and ns.target.rpartition(":")[0] == BUILTIN_MODULE
+
+
+def _cache_folder(ns: argparse.Namespace) -> str | None:
+    """The compilation cache's folder for this job; None when it is off (``--no-cache``,
+    ``FDJAX_CACHE=0``)."""
+    from .. import _cache
+
+    try:
+        on = _cache.switched_on()
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    return _cache.default_dir() if on and not ns.no_cache else None
+
+
+def _activate_cache(where: str, progress) -> Callable[[], None]:
+    """Turn the cache on in ``where`` (a folder set in JAX already, e.g. by
+    ``JAX_COMPILATION_CACHE_DIR``, is kept); returns what undoes it. A folder that cannot be
+    created leaves the cache off, with a note: the check does not need it."""
+    from .. import _cache
+
+    if _cache.configured_dir() is not None:
+        return lambda: None
+    try:
+        where = _cache.folder(where, "the compilation cache folder")
+    except ValueError as e:
+        progress.line(f"compilation cache off: {e} (set {_cache.ENV_DIR}, or --no-cache)")
+        return lambda: None
+    return _cache.activate(where)
+
+
+def _check_problem(ns: argparse.Namespace, argv: Sequence[str], out, progress, fmt: str) -> int:
+    from .target import TargetError, cast_floats, load_problem
+    from ..report import _run, render
+
+    command = ns.command
     with progress.step(f"load {ns.target}"):
         try:
             problem = load_problem(ns.target, ns.params, ns.args)
