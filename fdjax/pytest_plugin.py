@@ -26,12 +26,13 @@ import re
 import sys
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
 if TYPE_CHECKING:
     from ._check import GradCheck
+    from ._check.result import GradientCheckError
 
 MARKER = "fdjax"
 _SESSION = "fdjax-session"
@@ -95,7 +96,7 @@ def pytest_configure(config: pytest.Config) -> None:
         # (an ini filter added last wins over the user's "error").
         config.addinivalue_line("filterwarnings", _CACHE_WARNINGS)
     config.pluginmanager.register(
-        _Session(report_dir, config.getoption("fdjax_report_all"), cache_dir), _SESSION
+        _Session(report_dir, bool(config.getoption("fdjax_report_all")), cache_dir), _SESSION
     )
 
 
@@ -277,7 +278,7 @@ def _raised_check(exc: BaseException | None) -> GradCheck | None:
     module = sys.modules.get("fdjax._check.result")  # not imported: no check can have raised
     if module is None or not isinstance(exc, module.GradientCheckError):
         return None
-    return exc.result
+    return cast("GradientCheckError", exc).result
 
 
 def _status(check: GradCheck) -> str:

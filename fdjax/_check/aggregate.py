@@ -84,6 +84,10 @@ def _seg_metrics(xp, a, n, tol, mask, seg, nseg: int, eps: float, *, void):
     return tuple(xp.where(void, np.nan, m).astype(a.dtype) for m in (ratio, maxrel, digits, sign))
 
 
+def _index_dtype(n: int):
+    return np.int32 if n < 2**31 else np.int64
+
+
 def _first(xp, flags):
     """Index of the first True, -1 if none (also for an empty array)."""
     if flags.shape[0] == 0:
@@ -202,7 +206,8 @@ class _Aggregate:
         return Measured(dmeas, emeas, sigma)
 
     def _elements(self, xp, raw, emeas: Measurement, n: int, dt, fdt):
-        """Per-element fields [N]: the measured elements written at their indices."""
+        """Per-element fields of the measured elements, with their flat ``index`` ([N] in
+        full mode, in order; [M] for the M elements of subset and locate; [0] directional)."""
         vals = {
             "numeric": emeas.numeric,
             "analytic": emeas.analytic,
@@ -223,17 +228,18 @@ class _Aggregate:
         if self.mode == "full":  # every element, in order
             out = dict(vals)
             out["analytic"] = raw["e_analytic"]
+            out["index"] = xp.arange(n, dtype=_index_dtype(n))
             return out
-        tgt = xp.where(raw["e_keep"], idx, n)  # out of range: dropped
-        fl = xp.stack([vals[k].astype(fdt) for k in _FLOAT], 1)
-        fl = _scatter(xp, xp.full((n, len(_FLOAT)), np.nan, fdt), tgt, fl)
-        codes = xp.stack([vals[k].astype(np.int8) for k in _CODE], 1)
-        codes = _scatter(xp, xp.zeros((n, len(_CODE)), np.int8), tgt, codes)
-        out = {k: fl[:, j] for j, k in enumerate(_FLOAT)}
-        out["kink"], out["subgradient"] = codes[:, 0] > 0, codes[:, 1] > 0
-        out["status"], out["reason"] = codes[:, 2], codes[:, 3]
+        # Only the elements measured are kept (memory O(measured), not O(N)); slots that
+        # measured nothing (locate's unused ones) are UNCHECKED with index -1.
+        keep = raw["e_keep"]
+        out = {k: xp.where(keep, vals[k].astype(fdt), np.nan) for k in _FLOAT}
+        out["kink"], out["subgradient"] = keep & vals["kink"], keep & vals["subgradient"]
+        out["status"] = xp.where(keep, vals["status"], CheckStatus.UNCHECKED).astype(np.int8)
+        out["reason"] = xp.where(keep, vals["reason"], Reason.NONE).astype(np.int8)
         out["step"] = out["step"].astype(dt)
-        out["analytic"] = _scatter(xp, raw["analytic"], tgt, raw["e_analytic"])
+        out["analytic"] = xp.where(keep, raw["e_analytic"], np.nan).astype(dt)
+        out["index"] = xp.where(keep, idx, -1).astype(_index_dtype(n))
         return out
 
     def __call__(self, raw, xp=jnp, measured: Measured | None = None, host: dict | None = None) -> GradCheck:
@@ -308,14 +314,18 @@ class _Aggregate:
             elem_bad = elem_bad | ~xp.isfinite(analytic)
         dir_bad = d_valid & (~xp.isfinite(dmeas.numeric) | ~xp.isfinite(dmeas.analytic))
         nonfinite = ~f0_finite | xp.any(elem_bad) | xp.any(dir_bad)
-        nf_index = _first(xp, elem_bad)
+        nf_pos = _first(xp, elem_bad)  # a position among the stored elements
+        stored = el["index"]
+        nf_index = (
+            xp.where(nf_pos >= 0, stored[xp.maximum(nf_pos, 0)], -1) if stored.shape[0] else xp.asarray(-1)
+        ).astype(np.int32)
         nf_dir = _first(xp, dir_bad)
         nf_offset = xp.where(
             ~f0_finite,
             xp.zeros((), fdt),
             xp.where(
-                nf_index >= 0,
-                el["bad_offset"][xp.maximum(nf_index, 0)],
+                nf_pos >= 0,
+                _at(xp, el["bad_offset"], nf_pos),
                 xp.where(nf_dir >= 0, _at(xp, dmeas.first_bad_offset, nf_dir), np.nan),
             ),
         ).astype(fdt)
@@ -323,7 +333,10 @@ class _Aggregate:
         # ---- per-leaf and overall outcomes and metrics
         starts = np.cumsum([0] + sizes)
         leaf_of: jax.Array | np.ndarray
-        if xp is jnp:
+        if self.mode != "full":
+            ends = xp.asarray(starts[1:], dtype=el["index"].dtype)
+            leaf_of = xp.searchsorted(ends, xp.maximum(el["index"], 0), side="right").astype(np.int32)
+        elif xp is jnp:
             leaf_of = jnp.repeat(jnp.arange(nleaf, dtype=np.int32), np.diff(starts), total_repeat_length=n)
         else:
             leaf_of = np.repeat(np.arange(nleaf, dtype=np.int32), np.diff(starts))
@@ -360,7 +373,7 @@ class _Aggregate:
         all_void = xp.reshape(nonfinite, (1,))
         if self.mode in ("full", "subset"):
             leaf_m = _seg_metrics(xp, a_f, numeric, tol_e, checked_e, leaf_of, nleaf, deps, void=leaf_void)
-            zeros = xp.zeros((n,), np.int32)
+            zeros = xp.zeros(el["index"].shape, np.int32)
             all_m = _seg_metrics(xp, a_f, numeric, tol_e, checked_e, zeros, 1, deps, void=all_void)
         else:
             leaf_m = _seg_metrics(xp, da, dn, dtol, dchecked & on_leaf, dleaf_s, nleaf, deps, void=leaf_void)
@@ -410,6 +423,7 @@ class _Aggregate:
                 subgradient=el["subgradient"],
                 status=status,
                 reason=reason,
+                index=el["index"],
             ),
             directions=DirectionChecks(
                 analytic=da,

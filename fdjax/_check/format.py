@@ -7,6 +7,7 @@ import math
 from typing import Any
 
 import jax
+import jax.core
 import numpy as np
 
 from .._json import CHECK_SCHEMA, jsonable
@@ -164,8 +165,9 @@ def _rank(status, reason):
 
 
 def element_rows(r, max_rows: int | None = None) -> list[int]:
-    """Flat indices of the checked elements, worst first (failures, non-finite, unresolved,
-    kinks, then by difference/tolerance)."""
+    """Positions in ``r.elements`` of the checked elements, worst first (failures,
+    non-finite, unresolved, kinks, then by difference/tolerance); ``r.elements.index``
+    maps a position to its flat element."""
     el = host(r).elements
     status = el.status
     idx = np.flatnonzero(status != CheckStatus.UNCHECKED)
@@ -208,7 +210,7 @@ def _why(r, i) -> str:
     if s == CheckStatus.PASS:
         return f"ok: |diff| <= tolerance {tol:.2g} ({parts})"
     if s == CheckStatus.INCONCLUSIVE and why == Reason.NONFINITE:
-        if i == int(r.nonfinite_index):
+        if int(el.index[i]) == int(r.nonfinite_index):
             return "non-finite: " + _offset_text(float(r.nonfinite_offset))
         return "non-finite value at one of this element's offsets, at every step tried"
     if s == CheckStatus.INCONCLUSIVE:
@@ -229,7 +231,7 @@ def failing_parts(r, max_elements: int = 3) -> str:
     worst = [i for i in element_rows(r) if status[i] == CheckStatus.FAIL]
     by_leaf: dict[str, list[str]] = {}
     for i in worst:
-        name = r.element_name(i)
+        name = r.element_name(int(r.elements.index[i]))
         leaf = next((n for n in r.leaf_names if name.startswith(n)), name)
         by_leaf.setdefault(leaf, []).append(name[len(leaf) :] or name)
     for name, st in zip(r.leaf_names, r.leaves.status, strict=True):
@@ -316,7 +318,8 @@ def summary(r, max_rows: int = 10) -> str:
         total = int(np.sum(el.status != CheckStatus.UNCHECKED))
         lines.append("")
         lines.append(f"  worst elements ({len(rows)} of {total} checked, worst first):")
-        ew = min(max([len("element")] + [len(r.element_name(i)) for i in rows]), 48)
+        names = {i: r.element_name(int(el.index[i])) for i in rows}
+        ew = min(max([len("element")] + [len(name) for name in names.values()]), 48)
         lines.append(
             f"  {'element':<{ew}} {'analytic':>11} {'numeric':>11} {'difference':>11} {'rel err':>9} "
             f"{'digits':>6} {'sign':>4}  why"
@@ -326,7 +329,7 @@ def summary(r, max_rows: int = 10) -> str:
             rel = float(el.rel_error[i])
             sign = _sign(a) + "/" + _sign(n)
             lines.append(
-                f"  {r.element_name(i)[:ew]:<{ew}} {_g(a, 11, 4)} {_g(n, 11, 4)} {_g(a - n, 11)} "
+                f"  {names[i][:ew]:<{ew}} {_g(a, 11, 4)} {_g(n, 11, 4)} {_g(a - n, 11)} "
                 f"{_g(rel, 9, 2)} {_fixed(_digits_of(rel, r.dtype))} {sign:>4}  {_why(r, i)}"
             )
     # Directions.
@@ -343,13 +346,16 @@ def summary(r, max_rows: int = 10) -> str:
             lines.append("  " + _direction_line(r, d))
     if r.mode == "locate":
         found = sorted({int(i) for i in r.located if i >= 0})
-        bad = [i for i in found if el.status[i] == CheckStatus.FAIL]
+        failed_at = {int(i) for i, st in zip(el.index, el.status, strict=True) if st == CheckStatus.FAIL}
+        bad = [i for i in found if i in failed_at]
         lines.append("")
         if not found:
             lines.append("  locate: no failing direction, nothing to bisect")
         else:
-            names = ", ".join(r.element_name(i) for i in bad) or "none confirmed"
-            lines.append(f"  locate: bisection ended at {len(found)} element(s); confirmed wrong: {names}")
+            confirmed = ", ".join(r.element_name(i) for i in bad) or "none confirmed"
+            lines.append(
+                f"  locate: bisection ended at {len(found)} element(s); confirmed wrong: {confirmed}"
+            )
     return "\n".join(lines)
 
 
@@ -458,7 +464,9 @@ def to_dict(r, max_elements: int | None = None) -> dict:
         )
     ]
     rows = element_rows(r, max_elements)
-    out["elements"] = {"index": rows, "name": [r.element_name(i) for i in rows]}
+    flat = [int(r.elements.index[i]) for i in rows]
+    out["elements"] = {"name": [r.element_name(i) for i in flat]}
     out["elements"].update(_columns(r.elements, np.asarray(rows, np.int64)))
+    out["elements"]["index"] = flat
     out["directions"] = _columns(r.directions, slice(None))
     return jsonable(out)

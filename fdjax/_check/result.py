@@ -38,11 +38,16 @@ class GradientCheckError(AssertionError):
 @jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True)
 class ElementChecks:
-    """Per element of the flat differentiated vector: ``GradCheck.elements``.
+    """Per element measured: ``GradCheck.elements``.
 
-    Every field is an array of length N (the leaves in ``GradCheck.leaf_names`` order, each
-    row-major; ``GradCheck.by_leaf(field)`` splits one into leaves). An unchecked element
-    holds NaN (False for the flags).
+    Every field is an array with one entry per element stored: all N elements of the flat
+    differentiated vector in ``"full"`` mode (in order: the leaves in
+    ``GradCheck.leaf_names`` order, each row-major), only the elements measured in
+    ``"subset"`` and ``"locate"`` mode, none in ``"directional"`` mode, so that a check of
+    10⁷ parameters does not hold 15 arrays of 10⁷. ``index`` gives each entry's flat
+    element; ``GradCheck.by_leaf(field)`` scatters a field into the leaves' shapes (NaN,
+    or False for the flags, where nothing was measured). An entry that measured nothing
+    (index -1) holds NaN and UNCHECKED.
 
     Attributes:
         analytic: the AD value (jax.grad, the VJP/JVP contracted with the cotangent, or the
@@ -62,6 +67,8 @@ class ElementChecks:
         status: int8 ``fdjax.CheckStatus`` codes: 0 unchecked, 1 pass, 2 fail,
             3 inconclusive.
         reason: int8 ``fdjax.Reason`` codes: why an element is inconclusive (0 otherwise).
+        index: the flat index of each entry (``GradCheck.element_name(index)`` names it),
+            -1 for an entry that measured nothing.
 
     An element that was escalated (re-measured at other steps before its verdict) reports
     the measurement its verdict came from: ``step`` says which.
@@ -82,6 +89,7 @@ class ElementChecks:
     subgradient: Any
     status: Any
     reason: Any
+    index: Any
 
 
 @jax.tree_util.register_dataclass
@@ -178,9 +186,10 @@ class GradCheck:
     (reports and the CLI read them).
 
     Attributes:
-        elements: ``ElementChecks``, per element of the flat differentiated vector (length
-            N): analytic, numeric, abs_error, rel_error, tolerance, truncation, roundoff,
-            ad_rounding, step, slope_plus, slope_minus, kink, subgradient, status.
+        elements: ``ElementChecks``, per element measured (all N in ``"full"`` mode, the
+            measured ones in ``"subset"``/``"locate"``, none in ``"directional"``): analytic,
+            numeric, abs_error, rel_error, tolerance, truncation, roundoff, ad_rounding,
+            step, slope_plus, slope_minus, kink, subgradient, status, reason, index.
         directions: ``DirectionChecks``, per direction (length D): analytic, numeric,
             abs_error, rel_error, tolerance, step, slope_plus, slope_minus, subgradient,
             status, kind, leaf, lo, hi.
@@ -315,7 +324,23 @@ class GradCheck:
             raise ValueError(
                 f"GradCheck.by_leaf(field=...) must be one of {list(_ELEMENT_FIELDS)}, got {field!r}"
             )
-        arr = _format.host(self, getattr(self.elements, field))
+        el = _format.host(self, self.elements)
+        values = np.asarray(getattr(el, field))
+        if self.mode == "full":  # every element, in order
+            arr = values
+        else:  # the elements measured, scattered over all of them
+            fill = (
+                False
+                if values.dtype == bool
+                else -1
+                if field == "index"
+                else 0
+                if values.dtype.kind in "iu"
+                else np.nan
+            )
+            arr = np.full(self.size, fill, values.dtype)
+            stored = el.index >= 0
+            arr[el.index[stored]] = values[stored]
         return {
             name: arr[start : start + math.prod(shape)].reshape(shape)
             for name, shape, start in zip(self.leaf_names, self.leaf_shapes, self.leaf_starts, strict=False)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 from collections.abc import Callable
 
 import jax
@@ -23,6 +23,9 @@ from .random import rademacher
 from .model import Measurement, check_offsets, measure, rounding_bound
 from .._engine import Options
 from .._fd import Stencil
+
+if TYPE_CHECKING:
+    from .._pytree import FlatArgs
 
 
 class VectorSource(enum.IntEnum):
@@ -62,6 +65,7 @@ class Linear:
             # outside the direction's support a is not looked at: an inf there is not inf·0 = NaN
             a = jnp.where(d != 0, self.vector, jnp.zeros_like(self.vector))
             return jnp.vdot(a, d), jnp.vdot(jnp.abs(a), jnp.abs(d))
+        assert self.jvp is not None  # a Linear has a vector or a jvp
         val = self.jvp(d)
         return val, jnp.abs(val)
 
@@ -69,10 +73,11 @@ class Linear:
         """a_i for the flat indices ``idx`` (via batched JVPs when there is no vector)."""
         if self.vector is not None:
             return self.vector[idx]
-        n = self._n
+        n, jvp = self._n, self.jvp
+        assert jvp is not None  # a Linear has a vector or a jvp
 
         def one(i):
-            return self.jvp(jax.nn.one_hot(i, n, dtype=self._dtype))
+            return jvp(jax.nn.one_hot(i, n, dtype=self._dtype))
 
         batch = int(max(1, min(idx.shape[0], (1 << 22) // max(n, 1))))
         return jax.lax.map(one, idx, batch_size=batch)
@@ -219,7 +224,7 @@ def direction_samples(
     opts: Options,
     probes: bool = False,
     fine: bool = False,
-    fa=None,
+    fa: FlatArgs | None = None,
 ) -> Samples:
     """f along M directions (and, with ``probes``, the noise probes) in one engine call.
 
@@ -270,7 +275,7 @@ def direction_samples(
     eps_w = None if ratio is None else 1 + (ratio - 1) / 4
 
     def one(xp):
-        if eps_w is None:
+        if fa is None or eps_w is None:  # eps_w is None whenever fa is
             lv, lb = lin(xp - x)
             return fn(xp), lv, lb
         d = fa.quantize(xp) - x
@@ -293,7 +298,9 @@ def direction_samples(
     )
 
 
-def basis_samples(fn, x, a_e, idx, h_e, stencil: Stencil, opts: Options, *, fa=None) -> Samples:
+def basis_samples(
+    fn, x, a_e, idx, h_e, stencil: Stencil, opts: Options, *, fa: FlatArgs | None = None
+) -> Samples:
     """f at x + s·h_i·e_i for the coordinates ``idx`` (steps ``h_e``) in one engine call.
 
     ``q`` = h_eff/h with h_eff = Σ_k w_k·δ_k the step the stencil actually took: the
@@ -314,7 +321,7 @@ def basis_samples(fn, x, a_e, idx, h_e, stencil: Stencil, opts: Options, *, fa=N
     moved = xe[None, :] + offs[:, None] * h_e[None, :]
     ratio = None if fa is None else fa.eps_ratio()
     eps_w = None if ratio is None else 1 + (ratio - 1) / 4  # as in direction_samples
-    delta = (moved if eps_w is None else fa.quantize(moved, idx)) - xe[None, :]
+    delta = (moved if fa is None or eps_w is None else fa.quantize(moved, idx)) - xe[None, :]
     a_e = a_e.astype(x.dtype)
     bound = jnp.abs(a_e)[None, :] * jnp.abs(delta)
     if eps_w is not None:

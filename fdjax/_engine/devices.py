@@ -123,7 +123,7 @@ def varying(x: Any) -> Any:
     shard_map, or where the value already varies, ``x`` is returned unchanged.
     """
     mesh = ambient_mesh()
-    manual = tuple(getattr(mesh, "manual_axes", ()) or ()) if mesh is not None else ()
+    manual: tuple[Any, ...] = tuple(getattr(mesh, "manual_axes", ()) or ()) if mesh is not None else ()
     if not manual:
         return x
     aval_type = getattr(jax.typeof(x), "manual_axis_type", None)

@@ -34,6 +34,7 @@ from typing import Any
 from collections.abc import Callable
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jax.extend.core import ClosedJaxpr, jaxpr_as_fun
 
@@ -77,7 +78,7 @@ _COSTS: dict[str, RowCost] = {}
 
 def itemsize(dtype) -> int:
     """Bytes per element; extended dtypes (PRNG keys) count their underlying uint32 words."""
-    if jax.dtypes.issubdtype(dtype, jax.dtypes.extended):
+    if jnp.issubdtype(dtype, jax.dtypes.extended):
         try:
             return int(np.prod(jax.random.key_data(jax.random.key(0, impl=dtype._impl)).shape)) * 4
         except Exception:  # noqa: BLE001 - other extended dtypes: a conservative guess

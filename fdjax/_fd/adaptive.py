@@ -171,6 +171,7 @@ def read_ladder(raw, stencil: Stencil, levels: int):
     hc = jnp.broadcast_to(hb, D.shape)
     flat = lambda a: a.reshape((K, M * n_out))  # noqa: E731
     gap = None
+    vp = vm = None  # V at the offsets +1 and -1 when the stencil has both (the kink test)
     sided = _one_sided_offsets(stencil)
     if sided is not None:
         vp, vm = V[sided[0]], V[sided[1]]
@@ -183,7 +184,7 @@ def read_ladder(raw, stencil: Stencil, levels: int):
         k: out[k].reshape(M, n_out)
         for k in ("estimate", "error", "step", "status", "level", "order", "noise")
     }
-    if sided is not None:
+    if vp is not None and vm is not None:  # sided is not None
         k_at = out["kink_index"].reshape(M, n_out)
         pick = lambda a: jnp.take_along_axis(a, k_at[None], 0)[0]  # noqa: E731
         hk = pick(hc)

@@ -59,13 +59,15 @@ def fornberg_weights(offsets: Sequence[Number], derivative: int = 1) -> tuple[Fr
     return tuple(c[m])
 
 
-def _error_terms(offsets, weights, derivative) -> tuple[int, Fraction]:
+def _error_terms(
+    offsets: Sequence[Fraction], weights: Sequence[Fraction], derivative: int
+) -> tuple[int, Fraction]:
     """First nonzero term of the Taylor remainder: (accuracy order p, constant C).
 
     Σ w_k f(x + s_k h)/h^d − f^(d)(x) = C h^p f^(d+p)(x) + O(h^(p+1)).
     """
     for m in range(derivative + 1, derivative + 40):
-        moment = sum(w * s**m for s, w in zip(offsets, weights)) / math.factorial(m)
+        moment = sum((w * s**m for s, w in zip(offsets, weights)), Fraction(0)) / math.factorial(m)
         if moment != 0:
             return m - derivative, moment
     raise ValueError("stencil is exact for all polynomials tried")  # pragma: no cover

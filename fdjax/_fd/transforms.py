@@ -31,6 +31,10 @@ from .steps import check_step_static, check_step_values, eps_of, relative_step_v
 #: The wrapped function's parameters: grad(f) and jacobian(f) take the same arguments as f.
 P = ParamSpec("P")
 
+# ``jax.Device`` in the signatures below carries ``# pyright: ignore[reportInvalidTypeForm]``:
+# jax defines it as ``Device = xla_client.Device``, a class of the compiled ``jaxlib._jax``,
+# which ships no stub, so pyright sees a variable of unknown type (mypy accepts it as Any).
+
 
 @dataclasses.dataclass(frozen=True)
 class _JacobianBody:
@@ -184,7 +188,7 @@ def jacobian(
     chunk_size: int | None = None,
     memory_budget: int | None = None,
     has_aux: bool = False,
-    devices: int | Sequence[jax.Device] | None = None,
+    devices: int | Sequence[jax.Device] | None = None,  # pyright: ignore[reportInvalidTypeForm]
 ) -> Callable[P, Any]:
     """FD Jacobian of ``fun`` with respect to ``argnums``, laid out as ``jax.jacfwd``.
 
@@ -251,7 +255,7 @@ def grad(
     chunk_size: int | None = None,
     memory_budget: int | None = None,
     has_aux: bool = False,
-    devices: int | Sequence[jax.Device] | None = None,
+    devices: int | Sequence[jax.Device] | None = None,  # pyright: ignore[reportInvalidTypeForm]
 ) -> Callable[P, Any]:
     """FD gradient of a scalar function, with the structure of the differentiated argument(s).
 
@@ -417,7 +421,7 @@ def jvp(
     step: float | None = None,
     chunk_size: int | None = None,
     memory_budget: int | None = None,
-    devices: int | Sequence[jax.Device] | None = None,
+    devices: int | Sequence[jax.Device] | None = None,  # pyright: ignore[reportInvalidTypeForm]
 ) -> tuple[Any, Any]:
     """FD directional derivative: ``(fun(*primals), J·tangents)``, like ``jax.jvp``.
 
@@ -454,7 +458,7 @@ def batched_jvp(
     step: float | None = None,
     chunk_size: int | None = None,
     memory_budget: int | None = None,
-    devices: int | Sequence[jax.Device] | None = None,
+    devices: int | Sequence[jax.Device] | None = None,  # pyright: ignore[reportInvalidTypeForm]
 ) -> tuple[Any, Any]:
     """Many FD directional derivatives in one engine call.
 

@@ -135,7 +135,7 @@ def _check_steps(steps, num_steps, caller):
     except (TypeError, ValueError):
         s = None
     ok = s is not None and s.ndim == 1 and s.size >= 3 and bool(np.all(np.isfinite(s)) and np.all(s > 0))
-    if not ok or not np.all(np.diff(s) < 0):
+    if s is None or not ok or not np.all(np.diff(s) < 0):
         raise ValueError(
             f"{caller}(steps=...) must be a strictly decreasing sequence of at least 3 positive, finite "
             f"relative steps (e.g. [1e-1, 1e-2, ..., 1e-7]), got {steps!r}"

@@ -111,7 +111,7 @@ def build(
 ) -> dict[str, Any]:
     """Assemble the document from the computed sections."""
     from .._version import __version__
-    import jaxlib
+    import jaxlib.version
 
     check_doc = sections.get("check")
     sweep_doc = sections.get("sweep")
@@ -128,7 +128,7 @@ def build(
         "meta": {
             "fdjax_version": __version__,
             "jax_version": jax.__version__,
-            "jaxlib_version": jaxlib.__version__,
+            "jaxlib_version": jaxlib.version.__version__,
             "numpy_version": np.__version__,
             "python_version": platform.python_version(),
             "platform": f"{platform.system()} {platform.machine()}",

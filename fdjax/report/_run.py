@@ -226,7 +226,7 @@ def _slice_parameter(check, flat_grad: np.ndarray) -> int:
     status = np.asarray(check.elements.status)
     worst = [i for i in element_rows(check) if status[i] == CheckStatus.FAIL]
     if worst:
-        return worst[0]
+        return int(np.asarray(check.elements.index)[worst[0]])
     located = [int(i) for i in np.asarray(check.located).ravel() if i >= 0]
     if located:
         return located[0]
@@ -241,7 +241,7 @@ def _slice_parameter(check, flat_grad: np.ndarray) -> int:
     if int(check.status) == CheckStatus.INCONCLUSIVE:
         open_ = [i for i in element_rows(check) if status[i] == CheckStatus.INCONCLUSIVE]
         if open_:
-            return open_[0]
+            return int(np.asarray(check.elements.index)[open_[0]])
     return int(np.argmax(g))
 
 

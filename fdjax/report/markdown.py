@@ -10,8 +10,8 @@ from ._format import LEAF_COLUMNS, duration, leaf_figures, num, sci, shape
 __all__ = ["render_markdown"]
 
 
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    def cell(s: str) -> str:
+def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
+    def cell(s: Any) -> str:
         return str(s).replace("|", "\\|").replace("\n", " ")
 
     out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]

@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import io
 import math
-from typing import Any
+from typing import Any, cast
 from collections.abc import Sequence
 
 import numpy as np
@@ -360,7 +360,8 @@ def disagreement_figure(
     more = int((fail | nonfinite).sum()) - len(worst)
     if more > 0:
         handles.append(Line2D([], [], ls="", label=f"… {more} more failing"))
-    wide = max(len(h.get_label()) for h in handles) > 30
+    # Artist.get_label() is typed ``object``: the labels of legend handles are str
+    wide = max(len(cast(str, h.get_label())) for h in handles) > 30
     fig.legend(
         handles=handles,
         fontsize=FONT["legend"],
