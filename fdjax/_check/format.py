@@ -258,7 +258,7 @@ def batch_summary(r) -> str:
         s: int(np.sum(statuses == s)) for s in (CheckStatus.PASS, CheckStatus.FAIL, CheckStatus.INCONCLUSIVE)
     }
     tally = ", ".join(f"{n} {s.name}" for s, n in counts.items() if n)
-    lines = [f"{_what(r)}: a batch of {statuses.size} checks of shape {statuses.shape} ({tally})"]
+    lines = [f"{r.caller}: a batch of {statuses.size} checks of shape {statuses.shape} ({tally})"]
     for index in np.ndindex(statuses.shape):
         one = r[index]
         lines.append(f"  [{', '.join(map(str, index))}] {verdict_line(one)}")

@@ -113,6 +113,29 @@ def replicate(leaves: list, devices: int | tuple | None) -> list:
     return [jax.device_put(leaf, sharding) if isinstance(leaf, jax.Array) else leaf for leaf in leaves]
 
 
+def uncommit(leaves: list, devices: int | tuple | None) -> list:
+    """Concrete ``jax.Array`` leaves placed by the user (committed to a device, or sharded
+    over their own mesh) copied into fresh arrays that JAX may place anywhere, when the
+    engine shards its rows (others unchanged).
+
+    The check bodies close over values computed from these arguments (the AD gradient)
+    inside the engine's ``shard_map``; a value that carries the user's placement, or a
+    replicated one on the row mesh, cannot enter it, a fresh array can. The copy goes
+    through the host: arguments are the parameters and a batch, small next to the check.
+    """
+    if row_mesh(devices) is None:
+        return leaves
+    out = []
+    for leaf in leaves:
+        placed = isinstance(leaf, jax.Array) and (
+            getattr(leaf, "committed", False) or len(leaf.sharding.device_set) > 1
+        )
+        if placed and leaf.is_fully_addressable:
+            leaf = jax.numpy.asarray(np.asarray(leaf))
+        out.append(leaf)
+    return out
+
+
 def varying(x: Any) -> Any:
     """``x`` marked as varying over every manual axis of the surrounding computation.
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 import jax
 
 from . import batch as _engine
-from .devices import replicate
+from .devices import replicate, uncommit
 from .._pytree import is_array, is_traced
 
 
@@ -61,8 +61,11 @@ def call_jitted(body: Callable, *payload: Any) -> Any:
     leaves, treedef = jax.tree_util.tree_flatten(payload)
     dynamic = [leaf for leaf in leaves if is_array(leaf)]
     opts = getattr(body, "opts", None)
+    cfg_opts = getattr(getattr(body, "cfg", None), "opts", None)  # the check bodies
     if opts is not None and hasattr(opts, "devices") and not is_traced(dynamic):
         dynamic = replicate(dynamic, opts.devices)
+    elif cfg_opts is not None and hasattr(cfg_opts, "devices") and not is_traced(dynamic):
+        dynamic = uncommit(dynamic, cfg_opts.devices)
     statics = tuple(None if is_array(leaf) else _Static(leaf) for leaf in leaves)
     if not _engine._listeners or is_traced(dynamic):
         return _run(dynamic, body=body, statics=statics, treedef=treedef)
