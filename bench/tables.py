@@ -579,6 +579,168 @@ def false_alarms() -> str:
     return text
 
 
+# ------------------------------------------------------------------------------------------
+# latency.json: python -m bench.latency
+
+_LATENCY_NAMES = {
+    "sweep": "`fdjax.sweep`",
+    "grad": "`fdjax.grad`",
+    "check_grads": "`jax.test_util.check_grads`",
+    "torch_gradcheck": "torch `gradcheck(fast_mode=True)`",
+}
+
+
+def _latency_name(r: dict, default_mode: str) -> str:
+    what = r["what"]
+    if what.startswith("check_grad:"):
+        mode = what.split(":", 1)[1]
+        text = f"`check_grad` {mode}" + (" (default)" if mode == default_mode else "")
+        ran = r.get("mode_ran")
+        return text + (f" → {ran}" if ran and ran != mode else "")
+    return _LATENCY_NAMES.get(what, what)
+
+
+def _s(v: float | None) -> str:
+    if v is None:
+        return "—"
+    return f"{v:.3f}" if v < 10 else f"{v:.1f}"
+
+
+def _x(v: float | None) -> str:
+    if v is None:
+        return "—"
+    if v < 0.01:
+        return "< 0.01×"
+    return f"{v:,.0f}×" if v >= 10 else f"{v:.2g}×"
+
+
+def _programs(progs: dict) -> str:
+    """``{"jit(_run)": [2, 1.35], ...}`` as ``_run ×2 1.35``."""
+    out = []
+    for name, (count, seconds) in progs.items():
+        short = name.removeprefix("jit(").removesuffix(")")
+        out.append(f"`{short}`" + (f" ×{count}" if count > 1 else "") + f" {seconds:.2f}")
+    return ", ".join(out) or "—"
+
+
+def _compiled(r: dict) -> str:
+    ph = r.get("phases", {})
+    return " / ".join(f"{ph[k]['compiled']:.0f}" if k in ph else "—" for k in ("cold", "new_fn", "cache"))
+
+
+def latency_table(d: dict) -> str:
+    """The latency benchmark as Markdown: what ``python -m bench.latency`` prints and the docs embed."""
+    cfg, rows = d["settings"], d["rows"]
+    dm = cfg["default_mode"]
+    body = []
+    for r in rows:
+        cg = r["what"] == "check_grads"
+        body.append(
+            [
+                _latency_name(r, dm),
+                f"{r['n']:,}",
+                "—" if r.get("evaluations") is None else f"{r['evaluations']:,}",
+                _s(r["cold_s"]),
+                "" if cg else _x(r.get("cold_vs_check_grads")),
+                _s(r["cache_s"]),
+                "" if cg else _x(r.get("cache_vs_check_grads")),
+                _s(r["new_fn_s"]),
+                "" if cg else _x(r.get("new_fn_vs_check_grads")),
+                _s(r["same_fn_s"]),
+                "" if cg else _x(r.get("same_fn_vs_check_grads")),
+                _compiled(r),
+            ]
+        )
+    header = ["what", "N", "f evals", "cold (s)", "÷ cg", "cold + cache (s)", "÷ cg", "warm, new fn (s)"]
+    header += ["÷ cg", "warm, same fn (s)", "÷ cg", "XLA programs compiled"]
+    imports: dict[str, list[float]] = {}
+    for r in rows:
+        key = (
+            "jax"
+            if r["what"] == "check_grads"
+            else "torch"
+            if r["what"] == "torch_gradcheck"
+            else "jax, fdjax"
+        )
+        if r.get("import_s") is not None:
+            imports.setdefault(key, []).append(r["import_s"])
+    load_end = d.get("loadavg_end") or [None]
+    torch = d["versions"]["torch"]
+    caption = (
+        f"`{d['command']}` (`{d['file']}`): {_machine(d['machine'])}"
+        + (f", {load_end[0]:.2f} when it ended" if load_end[0] is not None else "")
+        + f"; fdjax {d['versions']['fdjax']}, torch {torch}; {d['seconds']:.0f} s in all. "
+        f"{cfg['dtype']} (x64 on); {cfg['problem']}. "
+        + ("One fresh process per figure" if cfg["repeats"] == 1 else f"Medians of {cfg['repeats']} rounds")
+        + ". **cold**: the first call in a fresh `python -c` process, after the "
+        "imports and the problem's arrays, up to the verdict (`bool(result.passed)`, `block_until_ready`); "
+        "**cold + cache**: the same in the second of two processes that call "
+        "`fdjax.enable_compilation_cache(tmpdir)` (the first writes the cache); **warm, new fn**: in the "
+        "cold process, the first call on a new function object of the same shapes (what the next test of a "
+        "file does); **warm, same fn**: the same function again. ÷ cg: the time over that of "
+        "`jax.test_util.check_grads(f, (p,), order=1, modes=('rev',))` at the same N in this run. XLA "
+        "programs compiled: in the cold call / the new-fn call / the cache-warm call. Imports (not in the "
+        "columns; medians): "
+        + "; ".join(f"`import {k}` {statistics.median(v):.2f} s" for k, v in sorted(imports.items()))
+        + " (fdjax imports its modules lazily, in the first call)."
+        + (" torch is not installed: no gradcheck rows." if torch == "not installed" else "")
+    )
+    parts = [caption, _table(header, body, "lrr" + "r" * (len(header) - 3))]
+    at = max((r["n"] for r in rows if r["n"] <= 1_000 and "cold" in r.get("phases", {})), default=None)
+    if at is not None:
+        brows = []
+        for r in rows:
+            if r["n"] != at:
+                continue
+            for kind, label in (("cold", "cold"), ("cache", "cold + cache"), ("new_fn", "warm, new fn")):
+                ph = r.get("phases", {}).get(kind)
+                if ph is None:
+                    continue
+                brows.append(
+                    [
+                        _latency_name(r, dm),
+                        label,
+                        _s(ph["seconds"]),
+                        _s(ph["trace_s"]),
+                        _s(ph["lower_s"]),
+                        _s(ph["compile_s"]),
+                        _s(ph["rest_s"]),
+                        f"{ph['compiled']:.0f}",
+                        f"{ph['cache_hits']:.0f}",
+                        _programs(r.get("programs", {}).get(kind, {})),
+                    ]
+                )
+        bh = ["what", "call", "total (s)", "trace", "lower", "XLA compile / cache read", "rest"]
+        bh += ["programs compiled", "read from cache", "slowest programs (s)"]
+        parts.append(
+            f"Where a first call's time goes at N = {at:,} (seconds, medians; from `jax.monitoring`, each "
+            "instant counted once, compilation before lowering before tracing, so a program compiled while "
+            "another is traced counts as compilation; rest: Python, lazy imports, running the programs):\n\n"
+            + _table(bh, brows, "llrrrrrrrl")
+        )
+    grows = []
+    for g in d["goals"]:
+        unit = " s" if g["unit"] == "s" else "×"
+        measured = "—" if g["measured"] is None else f"{g['measured']:.3g}{unit} (N = {g['n']:,})"
+        met = "not measured" if g["met"] is None else "met" if g["met"] else "**missed**"
+        grows.append([g["goal"], f"≤ {g['target']:g}{unit}", measured, met])
+    parts.append(
+        "Goals (issue 13; the worst N ≤ 1e3 of this run; reported, not asserted):\n\n"
+        + _table(["goal", "target", "measured", ""], grows, "lrrl")
+    )
+    errors = [(r, e) for r in rows for e in r.get("errors", [])]
+    if errors:
+        parts.append(
+            "Failed processes:\n\n"
+            + "\n".join(f"- {_latency_name(r, dm)} N = {r['n']:,}: {e}" for r, e in errors)
+        )
+    return "\n\n".join(parts)
+
+
+def latency() -> str:
+    return latency_table(_load("latency.json"))
+
+
 TABLES: dict[str, Callable[[], str]] = {
     "suite-throughput": suite_throughput,
     "suite-chunks": suite_chunks,
@@ -591,6 +753,7 @@ TABLES: dict[str, Callable[[], str]] = {
     "adaptive-gradient": adaptive_gradient,
     "verdicts": verdicts,
     "false_alarms": false_alarms,
+    "latency": latency,
 }
 
 

@@ -30,3 +30,25 @@ def test_bench_suite_runs_and_writes_its_table_and_json(tmp_path):
     assert row["chunk_size"] >= 1 and row["compile_s"] > 0
     assert data["peak_matmul_gflops"] > 0 and data["chunk_curve"]
     assert data["machine"]["backend"] == "cpu"
+
+
+def test_latency_bench_runs_and_writes_its_json(tmp_path):
+    """bench/latency.py end to end at N = 10: cold, cache pair and warm processes, the table."""
+    from bench.latency import SIZES, shape_for
+
+    assert all(h * (k + 2) + 1 == n for n in SIZES for k, h in [shape_for(n)])
+    out = tmp_path / "latency.json"
+    args = ["--quick", "--sizes", "10", "--modes", "directional", "--cache-sizes", "10", "--out", str(out)]
+    proc = run_command(["-m", "bench.latency", *args], cwd=ROOT)
+    assert "Where a first call's time goes" in proc.stdout and "Goals (issue 13" in proc.stdout
+    data = json.loads(out.read_text())
+    rows = {r["what"]: r for r in data["rows"]}
+    assert {"check_grad:directional", "check_grads"} <= set(rows)
+    for r in rows.values():
+        assert not r["errors"], r["errors"]
+        assert min(r["cold_s"], r["cache_s"], r["new_fn_s"], r["same_fn_s"], r["import_s"]) > 0
+    fd = rows["check_grad:directional"]
+    assert fd["verdict"] == "pass" and fd["cold_vs_check_grads"] > 0
+    # the second process reads every program from the persistent cache the first one wrote
+    assert fd["phases"]["cache"]["compiled"] == 0 and fd["phases"]["cache"]["cache_hits"] > 0
+    assert fd["phases"]["cold"]["compiled"] > 0 and data["machine"]["backend"] == "cpu"
