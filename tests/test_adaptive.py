@@ -89,6 +89,12 @@ def _check_case(s, true, best, expect):
         assert Status.KINK not in flags and Status.NO_WINDOW not in flags, repr(flags)
 
 
+#: Sweeps of one scalar run on one xdist worker (``--dist loadgroup``): the ladder analysis is
+#: compiled once per dtype and shape (whatever f is), ~4 s of CPU each time.
+SCALAR = pytest.mark.xdist_group("adaptive-scalar")
+
+
+@SCALAR
 @pytest.mark.parametrize("dtype", [jnp.float64, jnp.float32])
 @pytest.mark.parametrize("name", list(CASES))
 def test_closed_form(name, dtype):
@@ -128,6 +134,7 @@ def test_default_ladder_by_dtype_and_stretch_near_zero():
     assert np.all((ratios32 > 2) & (ratios32 <= 4))
 
 
+@SCALAR
 @pytest.mark.parametrize("dtype", [jnp.float64, jnp.float32])
 def test_noisy_function(dtype):
     """sin(x)(1 + a·ξ(x)), fresh noise at every point: flagged NOISY, and still covered."""
@@ -250,6 +257,7 @@ def test_classic_epsilon_table(capsys):
     np.testing.assert_allclose(np.asarray(fw.estimates[0]) - 2.0, steps, rtol=1e-6, atol=1e-8)
 
 
+@SCALAR
 @pytest.mark.parametrize("method,order", [("forward", 1), ("backward", 1), ("central", 2), ("central4", 4)])
 def test_observed_order_matches_stencil(method, order):
     s = fdjax.sweep(jnp.exp, jnp.asarray(0.5), method=method)

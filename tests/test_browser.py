@@ -20,7 +20,11 @@ from fdjax.report import plots
 CHROMIUM = next(
     (shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None
 )
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium is not installed")
+pytestmark = [
+    pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium is not installed"),
+    # One xdist worker (``--dist loadgroup``) diagnoses the three module-scoped reports once.
+    pytest.mark.xdist_group("browser"),
+]
 
 WIDTH = 1280
 
@@ -107,7 +111,8 @@ def failing_page(tmp_path_factory):
 
     params = {"w1": jnp.linspace(-1.0, 1.0, 12).reshape(3, 4), "w2": jnp.linspace(0.5, -0.5, 4)}
     x = jnp.linspace(-1.0, 2.0, 15).reshape(5, 3)
-    doc = report.diagnose(loss, params, x, job=report.Job(resolution=5, num_steps=10), target="failing")
+    # num_steps as in ``page`` (the same shapes): the sweep's ladder analysis compiles once.
+    doc = report.diagnose(loss, params, x, job=report.Job(resolution=5, num_steps=12), target="failing")
     assert doc["verdict"]["passed"] is False
     path = tmp_path_factory.mktemp("browser") / "failing.html"
     path.write_text(report.render(doc, "html"))

@@ -63,8 +63,18 @@ def bug_size(name: str) -> float:
     return float(jnp.linalg.norm(a - b) / jnp.linalg.norm(b))
 
 
-def ids(cases):
-    return [c.name for c in cases]
+def params(cases):
+    """One param per case, grouped by case on one xdist worker (``--dist loadgroup``): the
+    tests of a case share its compiled bodies (``built``: the same function object)."""
+    return [pytest.param(c, id=c.name, marks=group(c)) for c in cases]
+
+
+def mode_params(pairs):
+    return [pytest.param(c, m, id=f"{c.name}-{m}", marks=group(c)) for c, m in pairs]
+
+
+def group(case):
+    return pytest.mark.xdist_group(f"corpus-{case.name}")
 
 
 JITTED = {"tanh_sign_flip", "relu_mlp_preactivations_at_zero", "jvp_custom_rule_vector_function"}
@@ -80,7 +90,7 @@ def test_corpus_size():
 # Buggy cases: every one caught.
 
 
-@pytest.mark.parametrize("case", BUGGY, ids=ids(BUGGY))
+@pytest.mark.parametrize("case", params(BUGGY))
 def test_bug_caught_full_float64(case):
     size = bug_size(case.name)
     assert size >= 0.5 * case.nominal, size
@@ -90,7 +100,7 @@ def test_bug_caught_full_float64(case):
     assert "FAILED" in str(r)
 
 
-@pytest.mark.parametrize("case", BUGGY, ids=ids(BUGGY))
+@pytest.mark.parametrize("case", params(BUGGY))
 def test_bug_caught_float32(case):
     """Bugs >= 1e-2 are caught in float32; smaller ones by precision="float64"."""
     if case.nominal >= 1e-2:
@@ -126,14 +136,14 @@ SAMPLE = {
 LOCATE = [c for c in LARGE if c.name in SAMPLE]
 
 
-@pytest.mark.parametrize("case", LARGE, ids=ids(LARGE))
+@pytest.mark.parametrize("case", params(LARGE))
 def test_bug_caught_directional_float64(case):
     r = check(case, jnp.float64, "directional")
     assert int(r.status) == CheckStatus.FAIL, f"missed a bug of relative size {bug_size(case.name):.1e}\n{r}"
     assert np.any(np.asarray(r.directions.status) == 2)
 
 
-@pytest.mark.parametrize("case", LOCATE, ids=ids(LOCATE))
+@pytest.mark.parametrize("case", params(LOCATE))
 def test_bug_caught_and_located_float64(case):
     r = check(case, jnp.float64, "locate")
     assert int(r.status) == CheckStatus.FAIL, f"missed a bug of relative size {bug_size(case.name):.1e}\n{r}"
@@ -141,10 +151,11 @@ def test_bug_caught_and_located_float64(case):
     located = [int(i) for i in np.asarray(r.located) if i >= 0]
     assert located, r
     # Every located element is confirmed wrong element-wise (the bisection ends at a real bug).
-    status = np.asarray(r.elements.status)
+    status = dict(zip(np.asarray(r.elements.index).tolist(), np.asarray(r.elements.status).tolist()))
     assert all(status[i] in (2, 3) for i in located), r
 
 
+@pytest.mark.xdist_group("corpus-one_wrong_element_of_10k_weight")
 def test_single_wrong_element_is_the_one_located():
     case = next(c for c in BUGGY if c.name == "one_wrong_element_of_10k_weight")
     r = check(case, jnp.float64, "locate")
@@ -166,7 +177,7 @@ MODES_F64 = [(c, m) for c in CORRECT for m in ("full", "subset", "directional")]
 ]
 
 
-@pytest.mark.parametrize("case,mode", MODES_F64, ids=[f"{c.name}-{m}" for c, m in MODES_F64])
+@pytest.mark.parametrize("case,mode", mode_params(MODES_F64))
 def test_no_false_alarm_float64(case, mode):
     r = check(case, jnp.float64, mode, jit=mode == "full" and case.name in JITTED)
     no_false_alarm(r)
@@ -187,13 +198,14 @@ MODES_F32 = [(c, "full") for c in CORRECT] + [
 ]
 
 
-@pytest.mark.parametrize("case,mode", MODES_F32, ids=[f"{c.name}-{m}" for c, m in MODES_F32])
+@pytest.mark.parametrize("case,mode", mode_params(MODES_F32))
 def test_no_false_alarm_float32(case, mode):
     r = check(case, jnp.float32, mode)
     assert r.dtype == "float32"
     no_false_alarm(r)
 
 
+@pytest.mark.xdist_group("corpus-abs_max_clip_at_kinks")
 def test_kinks_are_reported_not_judged():
     case = next(c for c in CORRECT if c.name == "abs_max_clip_at_kinks")
     r = check(case, jnp.float64, "full")

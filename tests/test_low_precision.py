@@ -9,6 +9,8 @@ displacement f actually sees.
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -23,8 +25,13 @@ HALF = [jnp.bfloat16, jnp.float16]
 EPS = {jnp.bfloat16: 2.0**-7, jnp.float16: 2.0**-10}
 
 
+@functools.cache
 def _softplus(scale: float):
-    """softplus with a custom_vjp whose gradient is ``scale`` times the true one."""
+    """softplus with a custom_vjp whose gradient is ``scale`` times the true one.
+
+    Cached (as ``_mlp``, ``_mixed_f`` and the module-level functions below): the same function
+    object in every test, so checks that run the same program (16-bit leaves cast up to the
+    same float32 shapes) reuse fdjax's compiled bodies instead of compiling them again."""
 
     @jax.custom_vjp
     def sp(x):
@@ -43,6 +50,7 @@ def _softplus(scale: float):
 _X = np.linspace(-1.0, 1.0, 12).reshape(3, 4)
 
 
+@functools.cache
 def _mlp(scale: float):
     """mean(softplus(W·X + b)) over a 3×4 input: f ≈ 0.8, gradients ~0.1."""
     sp = _softplus(scale)
@@ -61,8 +69,12 @@ def _params(dtype):
 
 # --------------------------------------------------------------------------------------------
 # precision=None: 16-bit leaves are checked in float32
+#
+# Tests marked with one xdist_group run on one worker (``--dist loadgroup``): after the cast
+# to float32 the bfloat16 and float16 parametrizations run the same compiled programs.
 
 
+@pytest.mark.xdist_group("lowp-mlp")
 @pytest.mark.parametrize("jit", [False, True])
 @pytest.mark.parametrize("dtype", HALF)
 def test_wrong_rule_in_16_bit_fails_by_default(dtype, jit):
@@ -86,6 +98,7 @@ def test_wrong_rule_in_16_bit_native_does_not_pass(dtype):
     assert not bool(r.passed)
 
 
+@pytest.mark.xdist_group("lowp-mlp")
 @pytest.mark.parametrize("dtype", HALF)
 def test_correct_rule_in_16_bit_passes_by_default(dtype):
     r = fdjax.check_grad(_mlp(1.0), _params(dtype))
@@ -95,6 +108,7 @@ def test_correct_rule_in_16_bit_passes_by_default(dtype):
     assert float(r.max_rel_error) < 1e-2  # a 2x bug reads 0.5
 
 
+@pytest.mark.xdist_group("lowp-mlp")
 @pytest.mark.parametrize("dtype", HALF)
 def test_assert_grad_catches_the_16_bit_bug(dtype):
     with pytest.raises(fdjax.GradientCheckError):
@@ -124,17 +138,17 @@ def test_apply_precision_casts_16_bit_leaves_of_everything():
 # a {bfloat16, float32} tree
 
 
+def _mixed_f(p):
+    # f computes in float32 from the bfloat16 values: smooth at every representable point
+    return jnp.sum(jax.nn.softplus(p["a"].astype(jnp.float32) * 1.5)) + jnp.sum(jnp.sin(p["b"]))
+
+
 def _mixed():
     p = {
         "a": jnp.asarray([-0.7, 0.1, 0.45, 1.3], jnp.bfloat16),
         "b": jnp.asarray([0.2, -0.5, 0.8], jnp.float32),
     }
-
-    def f(p):
-        # f computes in float32 from the bfloat16 values: smooth at every representable point
-        return jnp.sum(jax.nn.softplus(p["a"].astype(jnp.float32) * 1.5)) + jnp.sum(jnp.sin(p["b"]))
-
-    return p, f
+    return p, _mixed_f
 
 
 def test_mixed_tree_passes_by_default():
@@ -223,16 +237,28 @@ def test_mixed_tree_fd_grad_takes_steps_per_leaf():
 # cotangents and tangents in 16 bits
 
 
+def _sin_times_x(x):
+    return jnp.sin(x) * x
+
+
+def _twice_bad_softplus(x):
+    return _softplus(2.0)(x) * 2.0
+
+
+def _twice_tanh(x):
+    return jnp.tanh(x) * 2.0
+
+
+@pytest.mark.xdist_group("lowp-vjp")
 @pytest.mark.parametrize("dtype", HALF)
 def test_check_vjp_with_16_bit_cotangents(dtype):
     x = jnp.asarray([0.3, -0.6, 1.1], dtype)
     c = jnp.asarray([1.0, -0.5, 0.25], dtype)
-    r = fdjax.check_vjp(lambda x: jnp.sin(x) * x, (x,), c)
+    r = fdjax.check_vjp(_sin_times_x, (x,), c)
     assert r.dtype == "float32" and bool(r.passed), r.summary()
-    sp = _softplus(2.0)
-    bad = fdjax.check_vjp(lambda x: sp(x) * 2.0, (x,), c)
+    bad = fdjax.check_vjp(_twice_bad_softplus, (x,), c)
     assert not bool(bad.passed) and int(bad.failed) > 0
-    native = fdjax.check_vjp(lambda x: sp(x) * 2.0, (x,), c, precision="native")
+    native = fdjax.check_vjp(_twice_bad_softplus, (x,), c, precision="native")
     assert not bool(native.passed)
 
 
@@ -240,7 +266,7 @@ def test_check_vjp_with_16_bit_cotangents(dtype):
 def test_check_jvp_with_16_bit_tangents(dtype):
     x = jnp.asarray([0.3, -0.6, 1.1], dtype)
     t = jnp.asarray([1.0, 0.5, -0.25], dtype)
-    r = fdjax.check_jvp(lambda x: jnp.tanh(x) * 2.0, (x,), (t,), mode="directional")
+    r = fdjax.check_jvp(_twice_tanh, (x,), (t,), mode="directional")
     assert r.dtype == "float32" and bool(r.passed), r.summary()
 
 
@@ -254,6 +280,7 @@ _SWEEP_CASES = {
 }
 
 
+@pytest.mark.xdist_group("lowp-sweep")
 @pytest.mark.parametrize("case", sorted(_SWEEP_CASES))
 @pytest.mark.parametrize("precision", [None, "native"])
 @pytest.mark.parametrize("dtype", HALF)
@@ -310,7 +337,7 @@ def test_sweep_mixed_tree_native_steps_are_taken_per_leaf():
         (lambda **kw: fdjax.check_grad(lambda x: jnp.sum(x**2), jnp.ones(2), **kw), "fdjax.check_grad"),
         (lambda **kw: fdjax.check_vjp(jnp.sin, (jnp.ones(2),), **kw), "fdjax.check_vjp"),
         (lambda **kw: fdjax.check_jvp(jnp.sin, (jnp.ones(2),), **kw), "fdjax.check_jvp"),
-        (lambda **kw: fdjax.assert_grad(lambda x: jnp.sum(x**2), jnp.ones(2), **kw), "fdjax.check_grad"),
+        (lambda **kw: fdjax.assert_grad(lambda x: jnp.sum(x**2), jnp.ones(2), **kw), "fdjax.assert_grad"),
         (lambda **kw: fdjax.sweep(lambda x: jnp.sum(x**2), jnp.ones(2), **kw), "fdjax.sweep"),
     ],
 )

@@ -1,6 +1,8 @@
 """The three outcomes of a check and how they are reached: resolution, escalation,
 determinism, faithful batching, mode="auto" (issue 11's classes, one test each or more)."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -8,12 +10,16 @@ import pytest
 
 import fdjax
 from fdjax import CheckStatus, Reason
-from fdjax._check import escalate
+from fdjax._check import api, escalate
 from fdjax._check.model import Measurement
 
 
+@functools.cache
 def _flip_small_leaf(bug: bool):
-    """{'big': O(1) gradient, 'small': gradient ~1e-10}; the bug flips the small one's sign."""
+    """{'big': O(1) gradient, 'small': gradient ~1e-10}; the bug flips the small one's sign.
+
+    Cached: one function object for every mode, so the modes share the compiled direction
+    body (and run on one xdist worker, ``--dist loadgroup``)."""
 
     @jax.custom_vjp
     def tiny(s):
@@ -28,6 +34,7 @@ def _flip_small_leaf(bug: bool):
     return f, p
 
 
+@pytest.mark.xdist_group("outcomes-small-leaf")
 @pytest.mark.parametrize("mode", ["full", "directional", "locate"])
 def test_unresolved_leaf_is_escalated_to_larger_steps(mode):
     """A gradient ~1e-10 next to O(1) ones is below the round-off at the default step: it is
@@ -172,11 +179,17 @@ def test_rounding_between_programs_is_not_nondeterminism():
     assert int(r.status) != CheckStatus.FAIL and int(r.reason) != Reason.NONDETERMINISTIC, r
 
 
-def test_mode_auto_runs_full_when_small_and_locate_when_large():
+def test_mode_auto_runs_full_when_small_and_locate_when_large(monkeypatch):
     small = fdjax.check_grad(lambda x: jnp.sum(jnp.sin(x)), jnp.ones(10))
     assert small.mode == "full" and "mode='auto' ran 'full'" in small.notes[0]
     w = jnp.ones((300, 300)) * 0.01
     big = fdjax.check_grad(lambda w: jnp.sum(jnp.tanh(w @ jnp.ones(300)) ** 2), w)
     assert big.mode == "locate" and bool(big.passed)
     assert "'full' would take" in big.notes[0]
-    assert fdjax.check_grad(lambda w: jnp.sum(w**2), w[:10], step="auto").mode == "full"
+    # step="auto" (a step per element) runs "full" where mode="auto" alone would not: the
+    # thresholds lowered so that 10 elements count as large (a sweep per element stays cheap).
+    monkeypatch.setattr(api, "AUTO_FULL_ELEMENTS", 4)
+    monkeypatch.setattr(api, "AUTO_FULL_SECONDS", -1.0)
+    square = lambda w: jnp.sum(w**2)  # noqa: E731
+    assert fdjax.check_grad(square, w[0, :10]).mode == "locate"
+    assert fdjax.check_grad(square, w[0, :10], step="auto").mode == "full"

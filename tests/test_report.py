@@ -20,6 +20,14 @@ from fdjax.report._format import num
 from fdjax.report.text import render_text
 
 
+#: The tests that share a module-scoped report (each ``report.diagnose`` compiles a check, a
+#: sweep and a landscape) run on one xdist worker (``--dist loadgroup``): split over workers,
+#: each worker would diagnose the same problem again.
+DOCS = pytest.mark.xdist_group("report-docs")
+KINKED = pytest.mark.xdist_group("report-kinked")
+NAN = pytest.mark.xdist_group("report-nan")
+
+
 def tiny_problem():
     def loss(params, x):
         return jnp.sum(jnp.tanh(x @ params["w"] + params["b"]) ** 2)
@@ -41,12 +49,14 @@ def doc():
     )
 
 
+@DOCS
 def test_document_matches_schema(doc):
     jsonschema.validate(doc, report.load_schema())
     assert json.loads(json.dumps(doc)) == doc  # plain JSON types only
     assert doc["schema"] == report.SCHEMA == "fdjax.report/2"
 
 
+@DOCS
 def test_document_contents(doc):
     assert doc["problem"]["num_parameters"] == 8
     assert [leaf["path"] for leaf in doc["problem"]["leaves"]] == ["['b']", "['w']"]
@@ -60,6 +70,7 @@ def test_document_contents(doc):
     assert ps["analytic"] == pytest.approx(ps["numeric"], rel=1e-7)
 
 
+@DOCS
 @pytest.mark.parametrize(
     "bad",
     [
@@ -101,7 +112,9 @@ def one_percent_wrong_problem():
 @pytest.fixture(scope="module")
 def failing_doc():
     loss, params, x = one_percent_wrong_problem()
-    return report.diagnose(loss, params, x, job=report.Job(resolution=3, num_steps=10), target="wrong")
+    # num_steps as in ``doc``: the same problem shapes, so the sweep's ladder analysis
+    # (compiled per shape, independent of f) is reused.
+    return report.diagnose(loss, params, x, job=report.Job(resolution=3, num_steps=12), target="wrong")
 
 
 @pytest.fixture(scope="module")
@@ -140,6 +153,7 @@ def nan_doc(request):
     return request.getfixturevalue(request.param)
 
 
+@DOCS
 def test_html_is_self_contained(doc):
     page = report.render(doc, "html")
     assert page.startswith("<!DOCTYPE html>")
@@ -155,6 +169,7 @@ def test_html_is_self_contained(doc):
         assert heading in page
 
 
+@DOCS
 def test_markdown_and_text(doc):
     md = report.render(doc, "md")
     assert md.startswith("# fdjax report: tiny")
@@ -166,6 +181,7 @@ def test_markdown_and_text(doc):
     assert "\x1b[" in report.render(doc, "text", color=True)
 
 
+@DOCS
 def test_plain_text_without_rich(doc, monkeypatch):
     monkeypatch.setitem(sys.modules, "rich", None)
     monkeypatch.setitem(sys.modules, "rich.console", None)
@@ -175,6 +191,7 @@ def test_plain_text_without_rich(doc, monkeypatch):
     assert text.startswith("Gradient check PASSED") and "Per leaf" in text
 
 
+@DOCS
 def test_render_and_write_errors(doc, tmp_path):
     with pytest.raises(ValueError, match=r"fdjax.report.render\(format=...\) must be one of .* got 'pdf'"):
         report.render(doc, "pdf")
@@ -199,6 +216,7 @@ def _collection(ax, label):
     return found[0].get_offsets() if found else np.zeros((0, 2))
 
 
+@DOCS
 def test_disagreement_plot_puts_a_one_percent_error_above_the_line(failing_doc):
     check = failing_doc["check"]
     dis = _views.disagreement(check)
@@ -261,6 +279,7 @@ def test_html_and_markdown_have_a_directions_table(directional_doc):
     jsonschema.validate(directional_doc, report.load_schema())
 
 
+@DOCS
 def test_slice_is_drawn_at_the_checks_step(doc, failing_doc):
     ps = doc["parameter_slice"]
     view = _views.slice_view(ps)
@@ -289,6 +308,7 @@ def test_slice_is_drawn_at_the_checks_step(doc, failing_doc):
     assert abs(bad["numeric"] - bad["analytic"]) > 5e-3 * abs(bad["analytic"])
 
 
+@DOCS
 def test_every_plot_font_is_readable(doc, failing_doc):
     for d in (doc, failing_doc):
         for name, (fig, _) in html._make_figures(d).items():
@@ -300,6 +320,7 @@ def test_every_plot_font_is_readable(doc, failing_doc):
             plots.require_matplotlib().close(fig)
 
 
+@DOCS
 def test_sweep_error_against_jax_grad_is_explained(doc, failing_doc):
     good = report.render(doc, "html")
     assert "<th>|FD − jax.grad|</th>" in good and "which passed the check" in good
@@ -313,6 +334,7 @@ def test_sweep_error_against_jax_grad_is_explained(doc, failing_doc):
     assert all(c["error_label"] == "|D(h) − jax.grad|" for c in trusted)
 
 
+@NAN
 def test_nonfinite_values_never_read_as_agreement(nan_doc):
     jsonschema.validate(nan_doc, report.load_schema())
     v = nan_doc["verdict"]
@@ -341,6 +363,7 @@ def test_nonfinite_values_never_read_as_agreement(nan_doc):
     assert "0.00e+00" not in text.split("Worst")[0]
 
 
+@NAN
 def test_nan_loss_report(nan_loss_doc, nan_element_doc):
     # f(x) itself NaN: nothing can be verified (INCONCLUSIVE); an infinite analytic derivative
     # where f is finite is wrong (FAILED).
@@ -378,6 +401,7 @@ def kinked_doc():
     return report.diagnose(loss, params, x, job=report.Job(resolution=3, num_steps=8), target="kinked")
 
 
+@KINKED
 def test_inconclusive_document(kinked_doc):
     jsonschema.validate(kinked_doc, report.load_schema())
     check, v = kinked_doc["check"], kinked_doc["verdict"]
@@ -404,6 +428,7 @@ def test_inconclusive_document(kinked_doc):
     assert kinked_doc["parameter_slice"]["parameter"].startswith("['a']")
 
 
+@KINKED
 def test_inconclusive_report_renders_the_reason_and_remedy(kinked_doc):
     remedy = fdjax.Reason.KINK.remedy()
     meaning = fdjax.Reason.KINK.describe()
@@ -429,6 +454,7 @@ def test_inconclusive_report_renders_the_reason_and_remedy(kinked_doc):
     assert 'class="pill bad"' not in page.split('id="sweep"')[0]  # nothing reads as a failure
 
 
+@DOCS
 def test_a_passing_check_renders_no_inconclusive_state(doc):
     v = doc["verdict"]
     assert (v["status"], v["reason"], v["remedy"], v["inconclusive_leaves"]) == ("passed", None, None, [])

@@ -78,6 +78,10 @@ print(json.dumps(res))
 
 FOUR = {"XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
 
+#: The tests that read ``sharded_runs`` run on one xdist worker (``--dist loadgroup``): the two
+#: runs (fresh interpreters, one and four devices) are made once, not once per worker.
+SHARDED_RUNS = pytest.mark.xdist_group("scale-sharded-runs")
+
 
 @pytest.fixture(scope="module")
 def sharded_runs():
@@ -96,6 +100,7 @@ def close(a, b, tol):
         np.testing.assert_allclose(np.asarray(u), np.asarray(v), rtol=0, atol=tol)
 
 
+@SHARDED_RUNS
 def test_four_devices_are_used_and_the_result_is_gathered(sharded_runs):
     one, four = sharded_runs
     assert one["devices"] == 1 and four["devices"] == 4
@@ -103,12 +108,14 @@ def test_four_devices_are_used_and_the_result_is_gathered(sharded_runs):
     assert four["device2_placement"] == [2]
 
 
+@SHARDED_RUNS
 @pytest.mark.parametrize("key", ["grad_b8", "grad_jit_b8", "jacobian_b8", "batched_jvp"])
 def test_sharded_equals_single_device_bit_for_bit_at_equal_chunk_size(sharded_runs, key):
     one, four = sharded_runs
     same(four[key], one[key])
 
 
+@SHARDED_RUNS
 @pytest.mark.parametrize(
     "key",
     ["grad_b8_devices1", "grad_b8_devices2", "grad_b8_devices13", "grad_b8_device2", "grad_b8_committed"],
@@ -118,6 +125,7 @@ def test_devices_option_and_committed_inputs(sharded_runs, key):
     same(four[key], one["grad_b8"])
 
 
+@SHARDED_RUNS
 def test_sharded_default_chunking_agrees_within_fd_round_off(sharded_runs):
     # The default chunk size follows the rows per device, and a different batch shape may
     # reassociate the loss's sums: a few ulps of f (≈ 2.3) per value, divided by 2h.
@@ -126,6 +134,7 @@ def test_sharded_default_chunking_agrees_within_fd_round_off(sharded_runs):
     close(four["grad_auto"], one["grad_auto"], 16 * eps * 2.5 / np.cbrt(eps))
 
 
+@SHARDED_RUNS
 @pytest.mark.parametrize("key", ["check_grad", "sweep"])
 def test_check_grad_and_sweep_agree_sharded(sharded_runs, key):
     # The engine's values are bit-identical at an explicit chunk size (above); these
@@ -168,6 +177,7 @@ def _free_port():
         return s.getsockname()[1]
 
 
+@SHARDED_RUNS
 def test_multi_host_global_mesh_matches_single_process(sharded_runs):
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
     port = str(_free_port())

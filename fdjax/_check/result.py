@@ -360,7 +360,8 @@ class GradCheck:
         Examples:
             >>> import jax, jax.numpy as jnp, fdjax
             >>> f = lambda w, s: jnp.sum(jnp.sin(s * w))
-            >>> r = jax.vmap(lambda s: fdjax.check_grad(f, jnp.ones(2), s))(jnp.arange(1.0, 4.0))
+            >>> batched = jax.jit(jax.vmap(lambda s: fdjax.check_grad(f, jnp.ones(2), s, mode="full")))
+            >>> r = batched(jnp.arange(1.0, 4.0))
             >>> r.batch_shape, bool(r[2].passed)
             ((3,), True)
         """
