@@ -25,20 +25,31 @@ ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
 STAGE = re.compile(r"^fdjax: (check|sweep|landscape|slice)\s+([\d,]+) evaluations", re.M)
 
 
-def _env() -> dict[str, str]:
+def _env(cache) -> dict[str, str]:
+    """The child's environment: the command's persistent compilation cache on (its default),
+    in ``cache``, a folder of this test session (nothing is written to ~/.cache)."""
     env = dict(os.environ)
     env.pop("XLA_FLAGS", None)
-    env.update(JAX_PLATFORMS="cpu", COLUMNS="120", TERM="xterm-256color", FDJAX_CACHE="0")
+    env.update(JAX_PLATFORMS="cpu", COLUMNS="120", TERM="xterm-256color", FDJAX_CACHE="1")
+    env.update(FDJAX_CACHE_DIR=str(cache))
     return env
 
 
 @pytest.fixture(autouse=True)
 def _no_compilation_cache(monkeypatch):
-    """The CLI's persistent compilation cache stays off: tests write nothing to ~/.cache."""
+    """In this process the command's persistent compilation cache stays off: it would change
+    JAX's options for the other tests, and write to ~/.cache."""
     monkeypatch.setenv("FDJAX_CACHE", "0")
 
 
-def run_in_pty(argv: list[str], cwd, timeout: float = 300) -> tuple[int, str]:
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    """The children's compilation cache, shared by this module's commands: a program one
+    command compiled (the check of tiny_model:problem, say) is read back by the next."""
+    return tmp_path_factory.mktemp("fdjax-cache")
+
+
+def run_in_pty(argv: list[str], cwd, cache, timeout: float = 300) -> tuple[int, str]:
     """``python -m fdjax *argv`` with stdin, stdout and stderr on one pseudo-terminal.
 
     The child is started by ``subprocess`` (fork + exec in C), not ``pty.fork``: forking
@@ -51,7 +62,7 @@ def run_in_pty(argv: list[str], cwd, timeout: float = 300) -> tuple[int, str]:
         stdout=follower,
         stderr=follower,
         cwd=cwd,
-        env=_env(),
+        env=_env(cache),
         start_new_session=True,
         close_fds=True,
     )
@@ -80,13 +91,13 @@ def run_in_pty(argv: list[str], cwd, timeout: float = 300) -> tuple[int, str]:
     return code, text
 
 
-def run_piped(argv: list[str], cwd, timeout: float = 300) -> subprocess.CompletedProcess:
+def run_piped(argv: list[str], cwd, cache, timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "fdjax", *argv],
         capture_output=True,
         text=True,
         cwd=cwd,
-        env=_env(),
+        env=_env(cache),
         timeout=timeout,
     )
 
@@ -101,9 +112,9 @@ FAST_REPORT = ["--sweep-size", "8", "--resolution", "5"]
 
 
 @pytest.mark.slow
-def test_main_job_on_a_terminal(tmp_path):
+def test_main_job_on_a_terminal(tmp_path, cache):
     """`fdjax` alone on a TTY: every stage under the bar, the summary, the report file."""
-    code, text = run_in_pty([], tmp_path)
+    code, text = run_in_pty([], tmp_path, cache)
     assert code == 0, text[-3000:]
     assert "Traceback" not in text and "Error" not in text, text[-3000:]
     assert text.lstrip().startswith("report fdjax.examples:cnn, writing fdjax-report.html")
@@ -129,8 +140,8 @@ def test_main_job_on_a_terminal(tmp_path):
         ),
     ],
 )
-def test_each_subcommand_on_a_terminal(argv, code, expect, tiny):
-    got, text = run_in_pty(argv, tiny)
+def test_each_subcommand_on_a_terminal(argv, code, expect, tiny, cache):
+    got, text = run_in_pty(argv, tiny, cache)
     assert got == code, text[-3000:]
     assert "Traceback" not in text, text[-3000:]
     assert expect in text
@@ -142,8 +153,8 @@ def test_each_subcommand_on_a_terminal(argv, code, expect, tiny):
         assert (tiny / argv[argv.index("-o") + 1]).exists()
 
 
-def test_piped_report_prints_one_line_per_stage_to_stderr(tiny):
-    r = run_piped(["report", "tiny_model:problem", "-o", "r.json", *FAST_REPORT], tiny)
+def test_piped_report_prints_one_line_per_stage_to_stderr(tiny, cache):
+    r = run_piped(["report", "tiny_model:problem", "-o", "r.json", *FAST_REPORT], tiny, cache)
     assert r.returncode == 0, r.stderr
     lines = r.stderr.splitlines()
     assert lines[0] == "fdjax: report tiny_model:problem, writing r.json"
@@ -204,7 +215,7 @@ def test_report_of_a_nan_loss_is_written_and_says_why(tiny, monkeypatch, capsys)
     assert "non-finite" in out and "wrote nan.json" in out
 
 
-def test_help_and_calc_do_not_import_jax(tmp_path):
+def test_help_and_calc_do_not_import_jax(tmp_path, cache):
     """`fdjax --help` and `fdjax calc` are pure Python: JAX is never imported."""
     probe = (
         "import sys, runpy\n"
@@ -222,7 +233,11 @@ def test_help_and_calc_do_not_import_jax(tmp_path):
         ["calc", "--eps", "0.5", "--J-plus", "2.25", "--J-minus", "0.25"],
     ):
         r = subprocess.run(
-            [sys.executable, "-c", probe, *argv], capture_output=True, text=True, cwd=tmp_path, env=_env()
+            [sys.executable, "-c", probe, *argv],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            env=_env(cache),
         )
         assert r.returncode == 0, r.stderr
         assert r.stderr.strip().endswith("NO-JAX"), (argv, r.stderr)
