@@ -13,8 +13,9 @@ def pytest_collection_modifyitems(items):
     A group is tests that share compiled programs (fdjax caches its compiled bodies per
     function object, options and shapes) or a module-scoped fixture. ``--dist worksteal``
     (pyproject.toml) gives each xdist worker a contiguous block of this order, so a group
-    runs on one worker and compiles once. (``--dist loadgroup`` would keep groups whole, but
-    it silently stops grouping on pytest 9.2: pytest-xdist issue #1386.)
+    runs on one worker and compiles once (a worker that runs out takes over the end of the
+    other's block, which splits at most the group it cuts). ``--dist loadgroup`` would keep
+    groups whole, but it silently stops grouping on pytest 9.2 (pytest-xdist issue #1386).
     """
     first: dict[tuple, int] = {}
     keys = []

@@ -89,8 +89,8 @@ def _check_case(s, true, best, expect):
         assert Status.KINK not in flags and Status.NO_WINDOW not in flags, repr(flags)
 
 
-#: Sweeps of one scalar run on one xdist worker (``--dist loadgroup``): the ladder analysis is
-#: compiled once per dtype and shape (whatever f is), ~4 s of CPU each time.
+#: Sweeps of one scalar run next to each other, on one xdist worker (tests/conftest.py): the
+#: ladder analysis is compiled once per dtype and shape (whatever f is), ~4 s of CPU each time.
 SCALAR = pytest.mark.xdist_group("adaptive-scalar")
 
 

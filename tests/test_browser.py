@@ -22,7 +22,8 @@ CHROMIUM = next(
 )
 pytestmark = [
     pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium is not installed"),
-    # One xdist worker (``--dist loadgroup``) diagnoses the three module-scoped reports once.
+    # Run next to each other, on one xdist worker (tests/conftest.py): the three module-scoped
+    # reports are diagnosed once.
     pytest.mark.xdist_group("browser"),
 ]
 

@@ -33,8 +33,9 @@ def bad_loss(p, x):
     return jnp.sum(_bad_sin(x @ p["w"] + p["b"]) ** 2)
 
 
-#: The eager checks of ``loss`` and ``bad_loss`` at (P, X) run on one xdist worker (``--dist
-#: loadgroup``): they share fdjax's compiled bodies (the direction body serves every mode).
+#: The eager checks of ``loss`` and ``bad_loss`` at (P, X) run next to each other, on one xdist
+#: worker (tests/conftest.py): they share fdjax's compiled bodies (the direction body serves
+#: every mode).
 PX = pytest.mark.xdist_group("check-PX")
 
 

@@ -64,8 +64,9 @@ def bug_size(name: str) -> float:
 
 
 def params(cases):
-    """One param per case, grouped by case on one xdist worker (``--dist loadgroup``): the
-    tests of a case share its compiled bodies (``built``: the same function object)."""
+    """One param per case, grouped by case: the tests of a case run next to each other, on one
+    xdist worker (tests/conftest.py), and share its compiled bodies (``built``: the same
+    function object)."""
     return [pytest.param(c, id=c.name, marks=group(c)) for c in cases]
 
 

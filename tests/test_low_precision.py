@@ -70,8 +70,8 @@ def _params(dtype):
 # --------------------------------------------------------------------------------------------
 # precision=None: 16-bit leaves are checked in float32
 #
-# Tests marked with one xdist_group run on one worker (``--dist loadgroup``): after the cast
-# to float32 the bfloat16 and float16 parametrizations run the same compiled programs.
+# Tests marked with one xdist_group run next to each other, on one worker (tests/conftest.py):
+# after the cast to float32 the bfloat16 and float16 parametrizations run the same programs.
 
 
 @pytest.mark.xdist_group("lowp-mlp")

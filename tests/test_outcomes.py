@@ -19,7 +19,7 @@ def _flip_small_leaf(bug: bool):
     """{'big': O(1) gradient, 'small': gradient ~1e-10}; the bug flips the small one's sign.
 
     Cached: one function object for every mode, so the modes share the compiled direction
-    body (and run on one xdist worker, ``--dist loadgroup``)."""
+    body (they run next to each other, on one xdist worker: tests/conftest.py)."""
 
     @jax.custom_vjp
     def tiny(s):

@@ -21,8 +21,8 @@ from fdjax.report.text import render_text
 
 
 #: The tests that share a module-scoped report (each ``report.diagnose`` compiles a check, a
-#: sweep and a landscape) run on one xdist worker (``--dist loadgroup``): split over workers,
-#: each worker would diagnose the same problem again.
+#: sweep and a landscape) run next to each other, on one xdist worker (tests/conftest.py): split
+#: over workers, each worker would diagnose the same problem again.
 DOCS = pytest.mark.xdist_group("report-docs")
 KINKED = pytest.mark.xdist_group("report-kinked")
 NAN = pytest.mark.xdist_group("report-nan")

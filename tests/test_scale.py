@@ -78,8 +78,8 @@ print(json.dumps(res))
 
 FOUR = {"XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
 
-#: The tests that read ``sharded_runs`` run on one xdist worker (``--dist loadgroup``): the two
-#: runs (fresh interpreters, one and four devices) are made once, not once per worker.
+#: The tests that read ``sharded_runs`` run next to each other, on one xdist worker
+#: (tests/conftest.py): the two runs (fresh interpreters, one and four devices) are made once.
 SHARDED_RUNS = pytest.mark.xdist_group("scale-sharded-runs")
 
 

@@ -62,8 +62,9 @@ KNOWN = {
 def _param(case, dtype, mode):
     known = KNOWN.get((case.name, dtype))
     marks = [pytest.mark.xfail(strict=True, reason=known)] if known else []
-    # Every mode of a case on one xdist worker (``--dist loadgroup``): the modes share the
-    # compiled direction body, and "auto" reuses "full"; split over workers each recompiles.
+    # Every mode of a case next to each other, on one xdist worker (tests/conftest.py): the
+    # modes share the compiled direction body, and "auto" reuses "full"; split over workers,
+    # each would compile them again.
     marks.append(pytest.mark.xdist_group(f"verdict-{case.name}-{dtype}"))
     return pytest.param(case, dtype, mode, marks=marks, id=f"{case.name}-{dtype}-{mode}")
 
