@@ -10,8 +10,10 @@ median of the repeats:
 - ``loop``: a Python loop that perturbs a NumPy parameter vector in place and calls the
   jitted loss twice per parameter (what per-element gradient checkers do). At N ≥ 1e5 it
   is timed on a subset of the parameters and extrapolated to 2N calls (marked ``*``).
-- ``fdjax``: ``fdjax.grad(loss)(params, X, Y)``, central differences, default options
-  (2N perturbed evaluations plus f(x) once, and the NaN checks).
+- ``fdjax``: ``fdjax.grad(loss, strategy="dense")(params, X, Y)``, central differences
+  (2N perturbed evaluations plus f(x) once, and the NaN checks): the dense path, every row
+  batching the whole of x (the engine's throughput workload; the structure-aware
+  strategies, the default, are benchmarked by bench/strategies.py).
 - ``limit``: the loss vmapped over 2N arbitrary parameter vectors given as a precomputed
   batch, in the chunks fdjax chose (``jax.lax.map`` over chunks of B); the vectors come
   from a pool of min(2N, 256 MiB) distinct vectors, cycled (2N full copies at N = 1e5
@@ -130,7 +132,7 @@ def bench_size(n: int, repeats: int, loop_full_max: int, peaks: dict) -> dict:
     loss, params, X, Y, flat_loss, x0, flops = C.mlp_problem(n)
     N = int(x0.shape[0])
     R = 2 * N
-    grad = fdjax.grad(loss, devices=1)
+    grad = fdjax.grad(loss, devices=1, strategy="dense")
     compile_s = compile_time(lambda: jax.jit(grad).lower(params, X, Y).compile())
     t0 = time.perf_counter()
     jax.block_until_ready(grad(params, X, Y))

@@ -741,6 +741,58 @@ def latency() -> str:
     return latency_table(_load("latency.json"))
 
 
+# ------------------------------------------------------------------------------------------
+# strategies.json: python bench/strategies.py
+
+
+def strategies() -> str:
+    d = _load("strategies.json")
+    header = [
+        "workload",
+        "N",
+        "G (s)",
+        "dense/G",
+        "leaf/G",
+        "auto/G",
+        "auto/dense",
+        "auto compile (s)",
+        "auto ran",
+    ]
+    rows = []
+    for r in d["results"]:
+        o = r["over_G"]
+        ran: dict[str, int] = {}
+        for g in r["groups"]["auto"]:
+            ran[g["strategy"]] = ran.get(g["strategy"], 0) + g["rows"]
+        rows.append(
+            [
+                r["workload"],
+                f"{r['N']:,}",
+                _g(r["seconds"]["G"]) + ("*" if r["G_extrapolated"] else ""),
+                _g(o["dense"]) if "dense" in o else "—",
+                _g(o["leaf"]),
+                _g(o["auto"]),
+                _g(r["auto_over_dense"]) if r.get("auto_over_dense") else "—",
+                f"{r['compile_s']['auto']:.2f}",
+                ", ".join(f"{k} {100 * v / r['rows']:.0f}%" for k, v in sorted(ran.items())),
+            ]
+        )
+    note = (
+        f"`python bench/strategies.py` (`bench/results/strategies.json`): {_machine(d['machine'])}. "
+        "Seconds for one full central-difference gradient (2N evaluations); ratios to G in the same "
+        "interleaved rounds. *auto ran*: the share of the rows each strategy evaluated."
+    )
+    star = [r for r in d["results"] if r["G_extrapolated"]]
+    tail = ""
+    if star:
+        tail = (
+            "\n\n`*`: G timed on "
+            + " / ".join(f"{r['G_rows_timed']:,}" for r in star)
+            + " rows and scaled to 2N."
+        )
+    return note + "\n\n" + _table(header, rows, "lrrrrrrrl") + tail
+
+
 TABLES: dict[str, Callable[[], str]] = {
     "suite-throughput": suite_throughput,
     "suite-chunks": suite_chunks,
@@ -754,6 +806,7 @@ TABLES: dict[str, Callable[[], str]] = {
     "verdicts": verdicts,
     "false_alarms": false_alarms,
     "latency": latency,
+    "strategies": strategies,
 }
 
 

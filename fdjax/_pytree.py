@@ -184,7 +184,23 @@ class FlatArgs:
 
     def call_args(self, flat: jax.Array) -> tuple:
         """Positional arguments with the float leaves replaced by ``flat``."""
-        floats = iter(self.unravel(flat))
+        return self._with_floats(iter(self.unravel(flat)))
+
+    @property
+    def float_sizes(self) -> tuple[int, ...]:
+        return tuple(int(np.prod(s, dtype=np.int64)) for s in self.float_shapes)
+
+    def call_pieces(self, pieces: Sequence[jax.Array]) -> tuple:
+        """Positional arguments with float leaf i built from ``pieces[i]`` (its flat values in
+        x's dtype): ``call_args(concatenate(pieces))`` without the concatenation, so that a
+        vmap over one piece batches only that leaf (the engine's structure-aware plans)."""
+        floats = (
+            jnp.reshape(p, s).astype(d)
+            for p, s, d in zip(pieces, self.float_shapes, self.float_dtypes, strict=True)
+        )
+        return self._with_floats(floats)
+
+    def _with_floats(self, floats) -> tuple:
         leaves = [next(floats) if f else leaf for f, leaf in zip(self.is_float, self.leaves)]
         diff = jax.tree_util.tree_unflatten(self.treedef, leaves)
         args = list(self.args)

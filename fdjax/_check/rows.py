@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from .. import _engine
 from .random import rademacher
@@ -299,9 +300,24 @@ def direction_samples(
 
 
 def basis_samples(
-    fn, x, a_e, idx, h_e, stencil: Stencil, opts: Options, *, fa: FlatArgs | None = None
+    fn,
+    x,
+    a_e,
+    idx,
+    h_e,
+    stencil: Stencil,
+    opts: Options,
+    *,
+    fa: FlatArgs | None = None,
+    layout: _engine.Layout | None = None,
+    static_idx: np.ndarray | None = None,
 ) -> Samples:
     """f at x + s·h_i·e_i for the coordinates ``idx`` (steps ``h_e``) in one engine call.
+
+    With ``layout`` (x's leaves and f of them) and ``static_idx`` (the value of ``idx``,
+    known when tracing: every element in full mode) the rows go through the engine's
+    structure-aware plan (``_engine.evaluate_coordinates``), leaf by leaf; the two rows at
+    x itself then run as their own two-row plan.
 
     ``q`` = h_eff/h with h_eff = Σ_k w_k·δ_k the step the stencil actually took: the
     measurement divided by q is the element's FD derivative, comparable with a_i itself.
@@ -314,7 +330,12 @@ def basis_samples(
     offs = jnp.asarray(offsets, x.dtype)
     index = jnp.concatenate([jnp.tile(idx.astype(jnp.int32), k), jnp.zeros(2, jnp.int32)])
     coeff = jnp.concatenate([(offs[:, None] * h_e[None, :]).reshape(-1), jnp.zeros(2, x.dtype)])
-    vals = _engine.evaluate(fn, x, _engine.Basis(), {"index": index, "coeff": coeff}, opts)
+    if layout is not None and static_idx is not None:
+        grid = _engine.evaluate_coordinates(fn, x, offs[:, None] * h_e[None, :], opts, layout, static_idx)
+        centers = _engine.evaluate(fn, x, _engine.Basis(), {"index": index[-2:], "coeff": coeff[-2:]}, opts)
+        vals = jnp.concatenate([grid.reshape(-1), centers])
+    else:
+        vals = _engine.evaluate(fn, x, _engine.Basis(), {"index": index, "coeff": coeff}, opts)
     F = vals[: k * m].reshape(k, m)
     fdt = F.dtype
     xe = x[idx]

@@ -39,6 +39,9 @@ from .plan import (
 )
 
 
+#: How plans of coordinate rows use f's structure (``Options.strategy``, ``structure``).
+STRATEGIES = ("auto", "dense", "leaf")
+
 #: Callbacks told, when a plan is traced, how many rows (padding included) it evaluates.
 _listeners: list[Callable[[int], None]] = []
 
@@ -81,12 +84,17 @@ class Options:
         vectorize: True (default) evaluates each chunk under ``jax.vmap``; False evaluates
             the rows one at a time (``jax.lax.map``, chunk size 1): the fallback when a
             batched evaluation of f is not faithful to f evaluated alone.
+        strategy: how plans of coordinate rows use f's structure (``structure``):
+            ``"auto"`` (default: per leaf, the linear-consumer rewrite where it applies,
+            else only that leaf batched), ``"leaf"`` (leaf-aware batching only) or
+            ``"dense"`` (every row batches the whole of x).
     """
 
     chunk_size: int | None = None
     memory_budget: int | None = None
     devices: int | tuple | None = None
     vectorize: bool = True
+    strategy: str = "auto"
 
     def validate(self, caller: str) -> Options:
         """Check every field; returns the options with ``devices`` normalized.
@@ -96,6 +104,10 @@ class Options:
         """
         for name in ("chunk_size", "memory_budget"):
             _validate.optional_positive_int(getattr(self, name), name, caller)
+        if self.strategy not in STRATEGIES:
+            raise ValueError(
+                f"{caller}: strategy must be one of {', '.join(map(repr, STRATEGIES))}, got {self.strategy!r}"
+            )
         return dataclasses.replace(self, devices=check_devices(self.devices, caller))
 
 
@@ -216,7 +228,21 @@ def chunk_plan(fn, x, perturb, rows, opts: Options = Options()) -> dict:
     ``chunk_size`` given and the jaxpr's over-estimate does not fit every row into one
     chunk; otherwise that estimate stands (``row_cost.source == "estimate"``).
     """
-    num_rows = int(jax.tree_util.tree_leaves(rows)[0].shape[0])
+    copy_bytes = 0
+    if _num_rows(rows):
+        copy = jax.eval_shape(perturb, x, jax.tree_util.tree_map(lambda a: a[0], rows))
+        copy_bytes = int(np.prod(copy.shape)) * itemsize(copy.dtype)
+    return rows_plan(lambda row, x: fn(perturb(x, row)), rows, (x,), opts, copy_bytes)
+
+
+def _num_rows(rows: dict) -> int:
+    return int(jax.tree_util.tree_leaves(rows)[0].shape[0])
+
+
+def rows_plan(one: Callable, rows: dict, consts: tuple, opts: Options, copy_bytes: int = 0) -> dict:
+    """``chunk_plan`` for rows evaluated as ``one(row, *consts)``; ``copy_bytes`` is what a
+    row holds beyond the temporaries of ``one`` (a perturbed copy of x)."""
+    num_rows = _num_rows(rows)
     mesh = row_mesh(opts.devices)
     ndev = 1 if mesh is None else int(mesh.size)
     platform = (mesh.devices.flat[0] if mesh is not None else jax.devices()[0]).platform
@@ -225,9 +251,7 @@ def chunk_plan(fn, x, perturb, rows, opts: Options = Options()) -> dict:
     cost = None
     if num_rows and (opts.chunk_size is None or num_rows >= COST_ROWS):
         row0 = jax.tree_util.tree_map(lambda a: a[0], rows)
-        copy = jax.eval_shape(perturb, x, row0)
-        copy_bytes = int(np.prod(copy.shape)) * itemsize(copy.dtype)
-        closed = row_jaxpr(lambda x, row: fn(perturb(x, row)), x, row0)
+        closed = row_jaxpr(one, row0, consts)
         cost = estimate_row(closed, copy_bytes)
         room = min(budget, cache_bytes() // 2) if platform == "cpu" else budget
         if opts.chunk_size is not None or num_rows >= COST_ROWS or per_device * cost.bytes > room:
@@ -283,30 +307,45 @@ def evaluate(
             ``fdjax._engine.plan.PLAN_WARNING_SECONDS`` (the message gives the estimate).
     """
     plan = chunk_plan(fn, x, perturb, rows, opts)
+    return _run(lambda row, x: fn(perturb(x, row)), rows, (x,), opts, plan)
+
+
+def evaluate_rows(
+    one: Callable, rows: dict, consts: tuple, opts: Options = Options(), copy_bytes: int = 0
+) -> Any:
+    """``one(row, *consts)`` for every row, chunked, vmapped and sharded as ``evaluate``.
+
+    ``consts`` (arrays, replicated on every device) are what every row shares: the point x,
+    the values of f that no row changes. Structure-aware plans (``structure``) use it.
+    """
+    return _run(one, rows, tuple(consts), opts, rows_plan(one, rows, tuple(consts), opts, copy_bytes))
+
+
+def _run(one: Callable, rows: dict, consts: tuple, opts: Options, plan: dict) -> Any:
     num_rows, b, mesh = plan["rows"], plan["chunk_size"], plan["mesh"]
     for callback in tuple(_listeners):
         callback(plan["padded_rows"] if num_rows else 0)
 
-    def local(x, rows):
+    def local(rows, consts):
         if not opts.vectorize:  # one row at a time: no vmap anywhere
-            return jax.lax.map(lambda row: fn(perturb(x, row)), rows)
-        return _chunked(lambda row: fn(perturb(x, row)), rows, b)
+            return jax.lax.map(lambda row: one(row, *consts), rows)
+        return _chunked(lambda row: one(row, *consts), rows, b)
 
-    def body(x, rows):
+    def body(rows, consts):
         if num_rows == 0:
-            return local(x, rows)
+            return local(rows, consts)
         rows = _pad_rows(rows, plan["padded_rows"])
         if mesh is None:
-            out = local(x, rows)
+            out = local(rows, consts)
         else:
             sharded = jax.shard_map(
-                local, mesh=mesh, in_specs=(P(), P(ROW_AXIS)), out_specs=P(ROW_AXIS), check_vma=False
+                local, mesh=mesh, in_specs=(P(ROW_AXIS), P()), out_specs=P(ROW_AXIS), check_vma=False
             )
-            out = jax.lax.with_sharding_constraint(sharded(x, rows), NamedSharding(mesh, P()))
+            out = jax.lax.with_sharding_constraint(sharded(rows, consts), NamedSharding(mesh, P()))
         if plan["padded_rows"] == num_rows:
             return out
         return jax.tree_util.tree_map(lambda a: a[:num_rows], out)
 
     # Always compiled: inside the caller's jit this nests (and is inlined); called eagerly it
     # still fuses, so a row's bits do not depend on whether the caller jits.
-    return jax.jit(body)(x, rows)
+    return jax.jit(body)(rows, consts)

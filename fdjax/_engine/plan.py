@@ -111,9 +111,9 @@ def _first(analysis) -> dict:
     return dict(analysis or {})
 
 
-def row_jaxpr(one: Callable, x: jax.Array, row0: Any):
-    """The jaxpr of one perturbed evaluation ``one(x, row0)`` (traced, never run)."""
-    return jax.make_jaxpr(one)(x, row0)
+def row_jaxpr(one: Callable, row0: Any, consts: tuple = ()):
+    """The jaxpr of one row's evaluation ``one(row0, *consts)`` (traced, never run)."""
+    return jax.make_jaxpr(one)(row0, *consts)
 
 
 def estimate_row(closed, copy_bytes: int) -> RowCost:

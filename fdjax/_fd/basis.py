@@ -15,21 +15,17 @@ from .._engine import Options
 from .stencils import Stencil
 
 
-def basis_values(flat_fn, x, h, stencil: Stencil, opts: Options):
+def basis_values(flat_fn, x, h, stencil: Stencil, opts: Options, layout: _engine.Layout | None = None):
     """f at x + s_k·h_i·e_i for every offset k and coordinate i: values [K, N, *out].
 
-    For the complex step the rows are x + i·h_i·e_i.
+    For the complex step the rows are x + i·h_i·e_i. With ``layout`` (x's leaves and f of
+    them) the engine may evaluate the rows leaf by leaf (``Options.strategy``).
     """
-    n = x.shape[0]
     offsets = jnp.asarray(stencil.offsets, x.dtype)
-    index = jnp.tile(jnp.arange(n, dtype=jnp.int32), len(stencil.offsets))
-    coeff = (offsets[:, None] * h[None, :]).reshape(-1)
+    coeff = offsets[:, None] * h[None, :]
     if stencil.complex_step:
         coeff = jax.lax.complex(jnp.zeros_like(coeff), coeff)
-    rows = {"index": index, "coeff": coeff}
-    vals = _engine.evaluate(flat_fn, x, _engine.Basis(), rows, opts)
-    k = len(stencil.offsets)
-    return jax.tree_util.tree_map(lambda v: v.reshape((k, n) + v.shape[1:]), vals)
+    return _engine.evaluate_coordinates(flat_fn, x, coeff, opts, layout)
 
 
 def combine(values, f0, h, stencil: Stencil):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any, ParamSpec
+from typing import Any, Literal, ParamSpec
 from collections.abc import Callable, Sequence
 
 import jax
@@ -30,6 +30,8 @@ from .steps import check_step_static, check_step_values, eps_of, relative_step_v
 
 #: The wrapped function's parameters: grad(f) and jacobian(f) take the same arguments as f.
 P = ParamSpec("P")
+#: How the engine evaluates a plan of coordinate rows (``_engine.structure``).
+Strategy = Literal["auto", "leaf", "dense"]
 
 # ``jax.Device`` in the signatures below carries ``# pyright: ignore[reportInvalidTypeForm]``:
 # jax defines it as ``Device = xla_client.Device``, a class of the compiled ``jaxlib._jax``,
@@ -77,7 +79,13 @@ class _JacobianBody:
             h = taken_step(x, rel, fa)
         out0 = full(x)
         f0 = out0[0] if self.has_aux else out0
-        vals = basis_values(main, x, h, self.stencil, self.opts)
+
+        def of_pieces(pieces):
+            out = self.fun(*fa.call_pieces(pieces), **kwargs)
+            return out[0] if self.has_aux else out
+
+        layout = _engine.Layout(fa.float_sizes, of_pieces)
+        vals = basis_values(main, x, h, self.stencil, self.opts, layout)
         d = combine(vals, jax.tree_util.tree_map(lambda a: a[None], f0), h, self.stencil)
         diag = {"f0_finite": all_finite(f0), "row_finite": _row_finite(vals), "h": h}
         if self.stencil.complex_step:
@@ -147,11 +155,24 @@ def check_output(fun, args, kwargs, has_aux, scalar, caller):
             raise TypeError(f"{caller} requires real floating-point outputs, got dtype {leaf.dtype}")
 
 
-def _make(fun, argnums, method, step, *, chunk_size, memory_budget, has_aux, scalar, caller, devices=None):
+def _make(
+    fun,
+    argnums,
+    method,
+    step,
+    *,
+    chunk_size,
+    memory_budget,
+    has_aux,
+    scalar,
+    caller,
+    devices=None,
+    strategy="auto",
+):
     _validate.function(fun, caller)
     stencil = get_stencil(method, caller, first_derivative=True)
     check_step_static(step, caller, allow_auto=True)
-    opts = Options(chunk_size, memory_budget, devices).validate(caller)
+    opts = Options(chunk_size, memory_budget, devices, strategy=strategy).validate(caller)
 
     @functools.wraps(fun)
     def transformed(*args, **kwargs):
@@ -189,6 +210,7 @@ def jacobian(
     memory_budget: int | None = None,
     has_aux: bool = False,
     devices: int | Sequence[jax.Device] | None = None,  # pyright: ignore[reportInvalidTypeForm]
+    strategy: Strategy = "auto",
 ) -> Callable[P, Any]:
     """FD Jacobian of ``fun`` with respect to ``argnums``, laid out as ``jax.jacfwd``.
 
@@ -217,6 +239,14 @@ def jacobian(
         devices: where the perturbed evaluations run: None (default) shards them over all
             of ``jax.devices()`` when there are several; an int k uses the first k
             (1: no sharding); or a sequence of ``jax.Device``.
+        strategy: how the 2N (K·N) perturbed evaluations use f's structure. ``"auto"``
+            (default) evaluates the rows leaf by leaf: rows that move one leaf batch only
+            that leaf, and where the leaf's first use is linear (a dense layer's
+            ``x @ W``: ``dot_general``) the product is computed once and each row adds its
+            exact rank-1 change, so a row costs only the part of f after that product.
+            ``"leaf"`` batches leaf by leaf without the rewrite; ``"dense"`` batches the
+            whole of x in every row (one program: the throughput benchmark's workload).
+            The values agree within FD round-off (eps·|f|/h); see docs/scaling.md.
 
     Integer and boolean leaves are not differentiated; their blocks are float0 zeros, as
     ``jax.jacfwd(..., allow_int=True)`` returns.
@@ -243,6 +273,7 @@ def jacobian(
         scalar=False,
         caller="fdjax.jacobian",
         devices=devices,
+        strategy=strategy,
     )
 
 
@@ -256,6 +287,7 @@ def grad(
     memory_budget: int | None = None,
     has_aux: bool = False,
     devices: int | Sequence[jax.Device] | None = None,  # pyright: ignore[reportInvalidTypeForm]
+    strategy: Strategy = "auto",
 ) -> Callable[P, Any]:
     """FD gradient of a scalar function, with the structure of the differentiated argument(s).
 
@@ -290,6 +322,7 @@ def grad(
         scalar=True,
         caller="fdjax.grad",
         devices=devices,
+        strategy=strategy,
     )
 
 

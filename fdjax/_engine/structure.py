@@ -1,0 +1,212 @@
+"""Structure-aware plans: a perturbation of one leaf leaves the rest of f's work unchanged.
+
+A plan of coordinate rows (f at x + c·e_i for coordinates i and coefficients c: every FD
+gradient, Jacobian, full or subset check and step sweep) is evaluated by the dense engine
+as if every row were a new problem: the whole vector x is batched, so every operation of f
+runs once per row. But a row that moves an element of one leaf leaves every computation
+that does not depend on that leaf unchanged. Given the *layout* of x (its leaves, and f as
+a function of them), rows are grouped by leaf and each group is its own engine plan:
+
+- ``"leaf"``: only the group's leaves are batched; the other leaves are constants of the
+  vmapped function, so what depends on them alone is computed once per chunk, not per row;
+- ``"linear"``: the leaf's first use is linear in it (``linear``): the product is computed
+  once and each row adds its exact rank-1 change; only what follows the product runs per
+  row (a dense layer's rows cost the layers after it);
+- ``"dense"``: the plain plan over all of x.
+
+``strategy="auto"`` gives the largest leaves (at most ``MAX_GROUPS - 1`` of them, each at
+least ``MIN_GROUP`` elements) a group of their own, ``"linear"`` where the rewrite applies
+and ``"leaf"`` otherwise, and puts the other leaves in one shared ``"leaf"`` group; the
+number of compiled row programs is therefore at most ``MAX_GROUPS`` whatever the model.
+Plans of fewer than ``MIN_ROWS`` rows run dense under ``"auto"`` (one program, milliseconds).
+A plan's groups are reported to ``listen_groups`` callbacks when it is traced.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import linear
+from .batch import STRATEGIES as STRATEGIES
+from .batch import Basis, Options, evaluate, evaluate_rows
+from .plan import itemsize
+
+#: Leaves evaluated as groups of their own at most (the rest share one group).
+MAX_GROUPS = 8
+#: Leaves with fewer elements than this share the last group.
+MIN_GROUP = 64
+#: ``"auto"`` plans with fewer rows run dense: they take milliseconds, and a structured plan
+#: would compile a row program per group (tenths of a second each) to save less.
+MIN_ROWS = 8192
+
+
+@dataclasses.dataclass(frozen=True)
+class Layout:
+    """x as consecutive pieces (the differentiated leaves, flattened, in x's dtype).
+
+    Attributes:
+        sizes: elements of each piece, in x's order (they sum to N).
+        call: f of the pieces: ``call(pieces)`` equals ``fn(concatenate(pieces))`` and is
+            built without the concatenation (each piece reshaped into its leaf), so that a
+            vmap over one piece batches only what depends on it.
+    """
+
+    sizes: tuple[int, ...]
+    call: Callable[[Sequence[jax.Array]], Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class Group:
+    """One engine plan of a structure-aware evaluation."""
+
+    leaves: tuple[int, ...]
+    strategy: str  # "dense", "leaf" or "linear"
+    rows: int
+    detail: str = ""
+
+
+_group_listeners: list[Callable[[list[Group]], None]] = []
+
+
+@contextlib.contextmanager
+def listen_groups(callback: Callable[[list[Group]], None]) -> Iterator[None]:
+    """Call ``callback(groups)`` each time a coordinate plan is traced (which strategy ran)."""
+    _group_listeners.append(callback)
+    try:
+        yield
+    finally:
+        _group_listeners.remove(callback)
+
+
+def leaf_groups(sizes: Sequence[int], strategy: str) -> list[tuple[int, ...]]:
+    """The leaves of each group: the largest alone, the others together (see module doc)."""
+    live = [i for i, s in enumerate(sizes) if s > 0]
+    if strategy == "dense" or len(live) <= 1:
+        return [tuple(live)]
+    largest = sorted(live, key=lambda i: (-sizes[i], i))[: MAX_GROUPS - 1]
+    own = [i for i in largest if sizes[i] >= MIN_GROUP] if strategy == "auto" else largest
+    rest = tuple(sorted(set(live) - set(own)))
+    groups: list[tuple[int, ...]] = [(i,) for i in sorted(own)]
+    return groups + [rest] if rest else groups
+
+
+def evaluate_coordinates(
+    fn: Callable[[jax.Array], Any],
+    x: jax.Array,
+    coeff: jax.Array,
+    opts: Options,
+    layout: Layout | None = None,
+    index: np.ndarray | None = None,
+) -> Any:
+    """f at x + coeff[k, j]·e_{index[j]} for every k and j: a pytree of [K, M, *out].
+
+    Args:
+        fn: f of the flat vector.
+        x: the point, [N].
+        coeff: [K, M] coefficients (real, or complex for the complex step: dense then).
+        opts: engine options; ``opts.strategy`` chooses the plan (module doc).
+        layout: x's pieces and f of them; None evaluates the dense plan.
+        index: the M coordinates, a static NumPy int array (None: all N in order).
+    """
+    n = int(x.shape[0])
+    idx = np.arange(n, dtype=np.int32) if index is None else np.asarray(index, np.int32)
+    k, m = int(coeff.shape[0]), int(idx.shape[0])
+    small = opts.strategy == "auto" and k * m < MIN_ROWS
+    if layout is None or opts.strategy == "dense" or jnp.iscomplexobj(coeff) or m == 0 or small:
+        return _dense(fn, x, coeff, idx, opts, m)
+    starts = np.concatenate([[0], np.cumsum(layout.sizes)]).astype(np.int64)
+    if int(starts[-1]) != n:
+        raise ValueError(f"layout sizes sum to {int(starts[-1])}, x has {n} elements")
+    leaf_of = np.searchsorted(starts, idx, side="right") - 1
+    pieces = [x[int(a) : int(b)] for a, b in zip(starts[:-1], starts[1:])]
+    groups = leaf_groups(layout.sizes, opts.strategy)
+    outs, order, report = [], [], []
+    for leaves in groups:
+        sel = np.nonzero(np.isin(leaf_of, leaves))[0]
+        if sel.size == 0:
+            continue
+        first = dict(zip(leaves, np.cumsum([0] + [layout.sizes[i] for i in leaves])[:-1].tolist()))
+        j = np.asarray([first[int(leaf_of[s])] + int(idx[s] - starts[leaf_of[s]]) for s in sel], np.int32)
+        c = coeff[:, sel].reshape(-1)
+        out, strategy, detail = None, "leaf", ""
+        if len(leaves) == 1 and opts.strategy == "auto":
+            out, detail = _linear(layout, pieces, leaves[0], j, c, k, opts)
+            strategy = "linear" if out is not None else "leaf"
+        if out is None and len(leaves) == len(pieces):  # one group of every leaf: the dense plan
+            out, strategy = _dense(fn, x, coeff[:, sel], idx[sel], opts, sel.size), "dense"
+            out = jax.tree_util.tree_map(lambda a: a.reshape((-1,) + a.shape[2:]), out)
+        elif out is None:
+            out = _leaf(layout, pieces, leaves, j, c, k, opts)
+        outs.append(jax.tree_util.tree_map(lambda a, s=sel.size: a.reshape((k, s) + a.shape[1:]), out))
+        order.append(sel)
+        report.append(Group(tuple(leaves), strategy, int(k * sel.size), detail))
+    for callback in tuple(_group_listeners):
+        callback(report)
+    perm = np.concatenate(order)
+    joined = jax.tree_util.tree_map(lambda *a: jnp.concatenate(a, axis=1), *outs)
+    if np.array_equal(perm, np.arange(m)):
+        return joined
+    inverse = np.argsort(perm)
+    return jax.tree_util.tree_map(lambda a: jnp.take(a, jnp.asarray(inverse), axis=1), joined)
+
+
+def _dense(fn, x, coeff, idx, opts, m):
+    k = int(coeff.shape[0])
+    rows = {"index": jnp.asarray(np.tile(idx, k)), "coeff": coeff.reshape(-1)}
+    vals = evaluate(fn, x, Basis(), rows, opts)
+    return jax.tree_util.tree_map(lambda v: v.reshape((k, m) + v.shape[1:]), vals)
+
+
+def _rows(j: np.ndarray, c: jax.Array, k: int) -> dict:
+    return {"index": jnp.asarray(np.tile(j, k).astype(np.int32)), "coeff": c}
+
+
+def _leaf(layout: Layout, pieces, leaves, j, c, k, opts):
+    """Rows of the group's leaves, only those batched (the others are constants)."""
+    sizes = [layout.sizes[i] for i in leaves]
+    sub = jnp.concatenate([pieces[i] for i in leaves]) if len(leaves) > 1 else pieces[leaves[0]]
+    others = [pieces[i] for i in range(len(pieces)) if i not in leaves]
+    cuts = np.cumsum(sizes)[:-1].tolist()
+
+    def one(row, sub, *others):
+        moved = Basis()(sub, row)
+        parts = jnp.split(moved, cuts) if cuts else [moved]
+        it_own, it_other = iter(parts), iter(others)
+        return layout.call([next(it_own) if i in leaves else next(it_other) for i in range(len(pieces))])
+
+    copy = int(sub.shape[0]) * itemsize(sub.dtype)
+    return evaluate_rows(one, _rows(j, c, k), (sub, *others), opts, copy)
+
+
+def _linear(layout: Layout, pieces, leaf: int, j, c, k, opts):
+    """Rows of one leaf through the linear-consumer rewrite, or (None, why) when it does not apply."""
+    piece = pieces[leaf]
+
+    def of_leaf(p):
+        return layout.call([p if i == leaf else q for i, q in enumerate(pieces)])
+
+    try:
+        closed = linear.inlined(of_leaf, piece)
+    except Exception as e:  # noqa: BLE001 - anything the tracer-level inliner cannot handle
+        return None, f"not traced ({type(e).__name__})"
+    plan = linear.analyze(closed, int(piece.shape[0]))
+    if plan is None:
+        return None, "first use not linear"
+    shared = linear.prepare(plan, closed.consts, piece)
+    keys = list(shared)
+    treedef = jax.tree_util.tree_structure(jax.eval_shape(of_leaf, piece))
+    rows = _rows(j, c, k)
+    rows["pos"] = jnp.asarray(np.tile(plan.positions[j], (k, 1)))
+
+    def one(row, piece, *vals):
+        out = linear.row_value(plan, dict(zip(keys, vals)), piece, row)
+        return jax.tree_util.tree_unflatten(treedef, out)
+
+    return evaluate_rows(one, rows, (piece, *(shared[v] for v in keys)), opts, 0), plan.description

@@ -1,0 +1,320 @@
+"""Structure-aware plans (``fdjax._engine.structure``, ``linear``): leaf by leaf and the
+linear-consumer rewrite give the dense plan's values within FD round-off, on the models
+people write, and fall back (never a wrong value) where the rewrite does not apply."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.flatten_util import ravel_pytree
+
+import fdjax
+from fdjax import _engine, examples
+from fdjax._engine import Layout, Options, evaluate_coordinates, listen_groups
+from fdjax._engine import structure
+from fdjax._engine.structure import MAX_GROUPS, leaf_groups
+from fdjax._pytree import flatten_args
+
+
+@pytest.fixture(autouse=True)
+def _structured_small_plans(monkeypatch):
+    """The small models here take the structured plans (auto runs dense below MIN_ROWS)."""
+    monkeypatch.setattr(structure, "MIN_ROWS", 0)
+
+
+def _values(loss, params, args, strategy, *, index=None, dtype_step=None):
+    """f at x ± h·e_i (all i, or ``index``) under one strategy, and the groups that ran."""
+    fa = flatten_args((params, *args), 0, "test")
+    x = fa.x
+    eps = float(jnp.finfo(x.dtype).eps)
+    h = eps ** (1 / 3) * jnp.maximum(jnp.abs(x), 1)
+    h = (x + h) - x
+    idx = np.arange(x.shape[0]) if index is None else np.asarray(index)
+    coeff = jnp.stack([h[idx], -h[idx]])
+    layout = Layout(fa.float_sizes, lambda pieces: loss(*fa.call_pieces(pieces)))
+    log: list = []
+    opts = Options(devices=1, strategy=strategy)
+    run = jax.jit(
+        lambda x, c: evaluate_coordinates(lambda v: loss(*fa.call_args(v)), x, c, opts, layout, index)
+    )
+    with listen_groups(log.append):
+        vals = run(x, coeff)
+    f0 = loss(params, *args)
+    return vals, h[idx], f0, (log[-1] if log else [])
+
+
+def _agree(loss, params, *args, index=None, expect=None, factor=8.0, against_ad=True):
+    """auto and leaf against dense: |difference| <= factor·eps·|f| per value (a difference of
+    two FD values at step h is then far below their own round-off eps·|f|/h)."""
+    dense, h, f0, _ = _values(loss, params, args, "dense", index=index)
+    eps = float(jnp.finfo(dense.dtype).eps)
+    scale = factor * eps * max(float(jnp.max(jnp.abs(dense))), abs(float(f0)), 1e-300)
+    ran = {}
+    for strategy in ("leaf", "auto"):
+        vals, _, _, groups = _values(loss, params, args, strategy, index=index)
+        assert vals.shape == dense.shape
+        err = float(jnp.max(jnp.abs(vals - dense)))
+        assert err <= scale, (strategy, err, scale)
+        ran[strategy] = sorted({g.strategy for g in groups})
+        assert sum(g.rows for g in groups) == dense.size
+    if expect is not None:
+        assert ran["auto"] == expect, ran
+    # the FD gradient from the auto values agrees with jax.grad (a real derivative, not noise)
+    if against_ad and index is None and dense.dtype == jnp.float64:
+        vals, h, _, _ = _values(loss, params, args, "auto")
+        fd = (vals[0] - vals[1]) / (2 * h)
+        ad = ravel_pytree(jax.grad(loss)(params, *args))[0]
+        np.testing.assert_allclose(fd, ad, rtol=1e-5, atol=1e-7)
+    return ran
+
+
+def test_mlp_weights_rewritten_biases_batched():
+    loss, params, x, y = examples.mlp((12, 9, 5), 16)
+    ran = _agree(loss, params, x, y)
+    assert "linear" in ran["auto"] and "leaf" in ran["auto"]
+
+
+def test_mlp_float32():
+    loss, params, x, y = examples.mlp((12, 9, 5), 16, jnp.float32)
+    _agree(loss, params, x, y, factor=16)
+
+
+def test_equinox_mlp_weight_is_lhs_under_vmap():
+    model = eqx.nn.MLP(6, 3, 10, 2, activation=jnp.tanh, key=jax.random.key(0))
+    params, static = eqx.partition(model, eqx.is_inexact_array)
+    x = jax.random.normal(jax.random.key(1), (8, 6))
+
+    def loss(p, x):
+        m = eqx.combine(p, static)
+        return jnp.mean(jax.vmap(m)(x) ** 2)
+
+    ran = _agree(loss, params, x)
+    assert "linear" in ran["auto"]
+
+
+def test_attention_einsum_consumers():
+    def loss(p, x):
+        q, k, v = x @ p["q"], x @ p["k"], x @ p["v"]
+        s = jax.nn.softmax(jnp.einsum("td,sd->ts", q, k) / 2.0, axis=-1)
+        return jnp.sum(jnp.tanh(s @ v @ p["o"]))
+
+    rng = np.random.RandomState(0)
+    params = {n: jnp.asarray(rng.standard_normal((8, 8)) / 3) for n in "qkvo"}
+    x = jnp.asarray(rng.standard_normal((5, 8)))
+    assert _agree(loss, params, x)["auto"] == ["linear"]
+
+
+def test_transposed_and_cast_weight():
+    """The leaf reaches the product through a reshape, a transpose and a cast."""
+
+    def loss(p, x):
+        w = p["w"].reshape(4, 6).T.astype(jnp.float32).astype(jnp.float64)
+        return jnp.sum(jnp.sin(x @ w) ** 2) + jnp.sum(p["b"] ** 2)
+
+    rng = np.random.RandomState(1)
+    params = {"w": jnp.asarray(rng.standard_normal(24)), "b": jnp.asarray(rng.standard_normal(70))}
+    x = jnp.asarray(rng.standard_normal((3, 6)))
+    fa_groups = _values(loss, params, (x,), "auto")[3]
+    by_leaf = {g.leaves: g.strategy for g in fa_groups}
+    assert by_leaf[(1,)] == "linear"
+    # f sees w rounded to float32, so FD and jax.grad differ by that rounding; the rewrite
+    # moves the element by the same float32-rounded step as the dense plan
+    _agree(loss, params, x, against_ad=False)
+
+
+def _fallback_case(name):
+    rng = np.random.RandomState(2)
+    if name == "conv":
+        loss, params, images, labels = examples.cnn(channels=8, size=6, batch=4)
+        return loss, params, (images, labels), "['conv']['w']"
+    if name == "embedding":
+
+        def loss(p, ids):
+            return jnp.sum(jnp.tanh(p["e"][ids] @ p["w"]))
+
+        params = {
+            "e": jnp.asarray(rng.standard_normal((70, 3))),
+            "w": jnp.asarray(rng.standard_normal((3, 2))),
+        }
+        return loss, params, (jnp.asarray([1, 5, 5, 9, 69]),), "['e']"
+    if name == "scan":
+
+        def loss(p, x):
+            def step(h, _):
+                return jnp.tanh(h @ p["w"]), None
+
+            return jnp.sum(jax.lax.scan(step, x, None, length=3)[0]) + jnp.sum(p["b"])
+
+        params = {
+            "b": jnp.asarray(rng.standard_normal(70)),
+            "w": jnp.asarray(rng.standard_normal((9, 9)) / 3),
+        }
+        return loss, params, (jnp.ones((2, 9)),), "['w']"
+    if name == "custom_vjp":
+
+        @jax.custom_vjp
+        def mm(a, w):
+            return a @ w
+
+        mm.defvjp(lambda a, w: (a @ w, (a, w)), lambda r, g: (g @ r[1].T, r[0].T @ g))
+
+        def loss(p, x):
+            return jnp.sum(jnp.sin(mm(x, p["w"]))) + jnp.sum(p["b"] ** 2)
+
+        params = {"b": jnp.asarray(rng.standard_normal(70)), "w": jnp.asarray(rng.standard_normal((9, 8)))}
+        return loss, params, (jnp.ones((2, 9)),), "['w']"
+    if name == "weight_decay":
+
+        def loss(p, x):
+            return jnp.sum(jnp.tanh(x @ p["w"])) + 1e-2 * jnp.sum(p["w"] ** 2) + jnp.sum(jnp.sin(p["b"]))
+
+        params = {"b": jnp.asarray(rng.standard_normal(70)), "w": jnp.asarray(rng.standard_normal((9, 8)))}
+        return loss, params, (jnp.ones((2, 9)),), "['w']"
+
+    def loss(p, x):  # "no_product": a leaf used without any product
+        return jnp.sum(p["w"] ** 3) + jnp.sum(jnp.cos(x @ p["v"]))
+
+    params = {"v": jnp.asarray(rng.standard_normal((3, 70))), "w": jnp.asarray(rng.standard_normal(66))}
+    return loss, params, (jnp.ones((2, 3)),), "['w']"
+
+
+@pytest.mark.parametrize("name", ["conv", "embedding", "scan", "custom_vjp", "weight_decay", "no_product"])
+def test_fallbacks_are_exact(name):
+    """Where a leaf's first use is not one linear product, auto batches that leaf alone
+    (the conv kernel, a gathered table, a weight inside scan or custom_vjp, a weight also
+    used by a penalty, a leaf without a product): the values stay the dense plan's."""
+    loss, params, args, leaf = _fallback_case(name)
+    _agree(loss, params, *args)
+    fa = flatten_args((params, *args), 0, "test")
+    position = fa.float_paths.index(next(p for p in fa.float_paths if p.endswith(leaf)))
+    groups = {g.leaves: g for g in _values(loss, params, args, "auto")[3]}
+    assert (position,) in groups, (fa.float_paths, groups)
+    assert groups[(position,)].strategy == "leaf", groups[(position,)]
+
+
+def test_subset_index_in_any_order():
+    loss, params, x, y = examples.mlp((12, 9, 5), 16)
+    n = ravel_pytree(params)[0].shape[0]
+    index = np.random.RandomState(3).permutation(n)[:40]
+    _agree(loss, params, x, y, index=index)
+
+
+def test_mixed_dtype_tree():
+    """A float32 layer in a float64 tree: x is float64, the float32 leaf's rows move it by a
+    float32-rounded step, and its product is float32 (rounding eps32·|P|, as dense)."""
+
+    def loss(p, x):
+        h = jnp.tanh(x.astype(jnp.float32) @ p["a"])
+        return jnp.sum(jnp.sin(h.astype(jnp.float64) @ p["b"]))
+
+    rng = np.random.RandomState(5)
+    params = {
+        "a": jnp.asarray(rng.standard_normal((12, 9)), jnp.float32),
+        "b": jnp.asarray(rng.standard_normal((9, 8))),
+    }
+    x = jnp.asarray(rng.standard_normal((6, 12)))
+    dense, *_ = _values(loss, params, (x,), "dense")
+    auto, _, _, groups = _values(loss, params, (x,), "auto")
+    assert {g.strategy for g in groups} == {"linear"}
+    scale = 8 * float(jnp.finfo(jnp.float32).eps) * float(jnp.max(jnp.abs(dense)))
+    assert float(jnp.max(jnp.abs(auto - dense))) <= scale
+
+
+def test_grad_strategies_agree_and_match_jax():
+    loss, params, x, y = examples.mlp((10, 7, 4), 8)
+    ad = ravel_pytree(jax.grad(loss)(params, x, y))[0]
+    got = {s: ravel_pytree(fdjax.grad(loss, strategy=s)(params, x, y))[0] for s in ("dense", "leaf", "auto")}
+    for s, g in got.items():
+        np.testing.assert_allclose(g, ad, rtol=1e-6, atol=1e-8, err_msg=s)
+    # within the round-off of one FD difference: eps·|f|/h
+    f0 = float(loss(params, x, y))
+    scale = 2.2e-16 * max(abs(f0), 1) / float(np.cbrt(2.2e-16))
+    assert float(jnp.max(jnp.abs(got["auto"] - got["dense"]))) <= 4 * scale
+    # jitted by the user: the same values
+    jitted = jax.jit(fdjax.grad(loss))(params, x, y)
+    np.testing.assert_allclose(ravel_pytree(jitted)[0], got["auto"], rtol=0, atol=4 * scale)
+
+
+def test_leaf_groups_bounded():
+    sizes = [5, 300, 70, 1000, 64, 63, 2, 900, 500, 80, 81, 82, 0]
+    groups = leaf_groups(sizes, "auto")
+    assert len(groups) <= MAX_GROUPS
+    flat = sorted(i for g in groups for i in g)
+    assert flat == [i for i, s in enumerate(sizes) if s]
+    singles = {g[0] for g in groups if len(g) == 1}
+    assert 3 in singles and 7 in singles and 6 not in singles and 5 not in singles
+    assert leaf_groups(sizes, "dense") == [tuple(i for i, s in enumerate(sizes) if s)]
+    # a 100-leaf model: still at most MAX_GROUPS programs
+    assert len(leaf_groups([100] * 100, "auto")) == MAX_GROUPS
+
+
+def test_small_auto_plans_run_dense(monkeypatch):
+    monkeypatch.setattr(structure, "MIN_ROWS", 8192)
+    loss, params, x, y = examples.mlp((12, 9, 5), 16)
+    assert [g.strategy for g in _values(loss, params, (x, y), "auto")[3]] == []
+    assert {g.strategy for g in _values(loss, params, (x, y), "leaf")[3]} == {"leaf"}
+
+
+def test_bad_strategy_is_named():
+    with pytest.raises(
+        ValueError, match=r"fdjax.grad: strategy must be one of 'auto', 'dense', 'leaf', got 'fast'"
+    ):
+        fdjax.grad(lambda x: jnp.sum(x), strategy="fast")  # type: ignore[arg-type]
+
+
+def test_complex_step_runs_dense():
+    def loss(p):
+        return jnp.sum(jnp.sin(p["w"] @ p["v"])) * p["b"][0]
+
+    rng = np.random.RandomState(4)
+    params = {
+        "w": jnp.asarray(rng.standard_normal((9, 9))),
+        "v": jnp.asarray(rng.standard_normal(9)),
+        "b": jnp.ones(70),
+    }
+    log: list = []
+    with listen_groups(log.append):
+        g = fdjax.grad(loss, method="complex")(params)
+    assert log == []  # no structured plan: the complex rows run dense
+    np.testing.assert_allclose(
+        ravel_pytree(g)[0], ravel_pytree(jax.grad(loss)(params))[0], rtol=1e-10, atol=1e-12
+    )
+
+
+def test_sharded_rows_two_devices():
+    """Every group's rows sharded over two devices: the same values as one device."""
+    code = textwrap.dedent(
+        """
+        import jax, jax.numpy as jnp, numpy as np
+        jax.config.update("jax_enable_x64", True)
+        import fdjax
+        from fdjax import examples
+        from jax.flatten_util import ravel_pytree
+        from fdjax._engine import structure
+        structure.MIN_ROWS = 0
+        loss, params, x, y = examples.mlp((12, 9, 5), 16)
+        one = ravel_pytree(fdjax.grad(loss, devices=1, chunk_size=8)(params, x, y))[0]
+        two = ravel_pytree(fdjax.grad(loss, devices=2, chunk_size=8)(params, x, y))[0]
+        assert len(jax.devices()) == 2
+        assert bool(jnp.all(one == two)), float(jnp.max(jnp.abs(one - two)))
+        print("ok")
+        """
+    )
+    env = {"XLA_FLAGS": "--xla_force_host_platform_device_count=2", "JAX_PLATFORMS": "cpu"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], env={**os.environ, **env}, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip().endswith("ok")
+
+
+def test_engine_reexports():
+    assert _engine.Layout is Layout
