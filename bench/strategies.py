@@ -144,7 +144,9 @@ def best_g(flat_loss, x0, rows: int) -> tuple[int, float]:
 # ------------------------------------------------------------------------------------------
 
 
-def run_workload(name: str, repeats: int, g_rows_max: int, dense_max: float) -> dict:
+def run_workload(
+    name: str, repeats: int, g_rows_max: int, dense_max: float, which=("dense", "leaf", "auto")
+) -> dict:
     loss, params, *args = WORKLOADS[name]()
     x0, unravel = ravel_pytree(params)
     n = int(x0.shape[0])
@@ -160,7 +162,7 @@ def run_workload(name: str, repeats: int, g_rows_max: int, dense_max: float) -> 
     g_est = C.timed(g_call) * scale
     contenders = {"G": g_call}
     groups, compile_s, grads = {}, {}, {}
-    for s in ("dense", "leaf", "auto"):
+    for s in which:
         if s == "dense" and g_est > dense_max:
             continue
         grad = fdjax.grad(loss, strategy=s, devices=1)
@@ -172,7 +174,13 @@ def run_workload(name: str, repeats: int, g_rows_max: int, dense_max: float) -> 
         compile_s[s] = first - C.timed(lambda grad=grad: grad(params, *args))
         groups[s] = (
             [
-                {"leaves": list(g.leaves), "strategy": g.strategy, "rows": g.rows, "detail": g.detail}
+                {
+                    "leaves": list(g.leaves),
+                    "strategy": g.strategy,
+                    "rows": g.rows,
+                    "detail": g.detail,
+                    "chunk": g.chunk_size,
+                }
                 for g in log[-1]
             ]
             if log
@@ -185,7 +193,7 @@ def run_workload(name: str, repeats: int, g_rows_max: int, dense_max: float) -> 
     f0 = float(loss(params, *args))
     h = float(np.cbrt(np.finfo(np.float64).eps))
     roundoff = np.finfo(np.float64).eps * abs(f0) / h
-    ref = ravel_pytree(grads.get("dense", grads["leaf"]))[0]
+    ref = ravel_pytree(grads.get("dense", grads.get("leaf", grads["auto"])))[0]
     agree = {s: float(jnp.max(jnp.abs(ravel_pytree(g)[0] - ref))) / roundoff for s, g in grads.items()}
     out = {
         "workload": name,
@@ -196,7 +204,7 @@ def run_workload(name: str, repeats: int, g_rows_max: int, dense_max: float) -> 
         "G_extrapolated": g_done < rows,
         "seconds": med,
         "over_G": {k: med[k] / med["G"] for k in med if k != "G"},
-        "auto_over_dense": med["auto"] / med["dense"] if "dense" in med else None,
+        "auto_over_dense": med["auto"] / med["dense"] if "dense" in med and "auto" in med else None,
         "compile_s": compile_s,
         "groups": groups,
         "max_diff_over_roundoff": agree,
@@ -213,10 +221,15 @@ def main(argv=None) -> dict:
     p.add_argument("--quick", action="store_true", help="small workloads only: " + ", ".join(QUICK))
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--g-rows", type=int, default=20_000, help="G is timed on at most this many rows")
+    p.add_argument(
+        "--strategies", nargs="+", default=["dense", "leaf", "auto"], choices=["dense", "leaf", "auto"]
+    )
     p.add_argument("--dense-max", type=float, default=120.0, help="skip dense above this many seconds (est.)")
     args = p.parse_args(argv)
     names = args.workloads or (QUICK if args.quick else tuple(WORKLOADS))
-    results = [run_workload(n, args.repeats, args.g_rows, args.dense_max) for n in names]
+    results = [
+        run_workload(n, args.repeats, args.g_rows, args.dense_max, tuple(args.strategies)) for n in names
+    ]
     payload = {"machine": C.machine(), "results": results}
     path = C.write_json("strategies.json", payload)
     from bench.tables import strategies as table  # the docs table, from the JSON just written

@@ -770,7 +770,7 @@ def strategies() -> str:
                 f"{r['N']:,}",
                 _g(r["seconds"]["G"]) + ("*" if r["G_extrapolated"] else ""),
                 _g(o["dense"]) if "dense" in o else "—",
-                _g(o["leaf"]),
+                _g(o["leaf"]) if "leaf" in o else "—",
                 _g(o["auto"]),
                 _g(r["auto_over_dense"]) if r.get("auto_over_dense") else "—",
                 f"{r['compile_s']['auto']:.2f}",

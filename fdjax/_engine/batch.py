@@ -239,9 +239,14 @@ def _num_rows(rows: dict) -> int:
     return int(jax.tree_util.tree_leaves(rows)[0].shape[0])
 
 
-def rows_plan(one: Callable, rows: dict, consts: tuple, opts: Options, copy_bytes: int = 0) -> dict:
+def rows_plan(
+    one: Callable, rows: dict, consts: tuple, opts: Options, copy_bytes: int = 0, measure: bool = True
+) -> dict:
     """``chunk_plan`` for rows evaluated as ``one(row, *consts)``; ``copy_bytes`` is what a
-    row holds beyond the temporaries of ``one`` (a perturbed copy of x)."""
+    row holds beyond the temporaries of ``one`` (a perturbed copy of x). ``measure=False``
+    sizes chunks from the jaxpr's over-estimate alone: no one-row compile, and no
+    ``LargePlanWarning`` (XLA's cost analysis of a row that reads shared values counts all
+    of them, so its time estimate would be far too long)."""
     num_rows = _num_rows(rows)
     mesh = row_mesh(opts.devices)
     ndev = 1 if mesh is None else int(mesh.size)
@@ -254,7 +259,8 @@ def rows_plan(one: Callable, rows: dict, consts: tuple, opts: Options, copy_byte
         closed = row_jaxpr(one, row0, consts)
         cost = estimate_row(closed, copy_bytes)
         room = min(budget, cache_bytes() // 2) if platform == "cpu" else budget
-        if opts.chunk_size is not None or num_rows >= COST_ROWS or per_device * cost.bytes > room:
+        big = opts.chunk_size is not None or num_rows >= COST_ROWS or per_device * cost.bytes > room
+        if measure and big:
             cost = measure_row(closed, copy_bytes)
             warn_if_long(cost, num_rows, ndev, platform)
     if not num_rows or not opts.vectorize:
@@ -311,14 +317,22 @@ def evaluate(
 
 
 def evaluate_rows(
-    one: Callable, rows: dict, consts: tuple, opts: Options = Options(), copy_bytes: int = 0
-) -> Any:
-    """``one(row, *consts)`` for every row, chunked, vmapped and sharded as ``evaluate``.
+    one: Callable,
+    rows: dict,
+    consts: tuple,
+    opts: Options = Options(),
+    copy_bytes: int = 0,
+    measure: bool = True,
+) -> tuple[Any, dict]:
+    """``one(row, *consts)`` for every row, chunked, vmapped and sharded as ``evaluate``;
+    returns (values, the plan).
 
     ``consts`` (arrays, replicated on every device) are what every row shares: the point x,
-    the values of f that no row changes. Structure-aware plans (``structure``) use it.
+    the values of f that no row changes. Structure-aware plans (``structure``) use it, with
+    ``measure=False`` (``rows_plan``): one compile per group instead of two.
     """
-    return _run(one, rows, tuple(consts), opts, rows_plan(one, rows, tuple(consts), opts, copy_bytes))
+    plan = rows_plan(one, rows, tuple(consts), opts, copy_bytes, measure)
+    return _run(one, rows, tuple(consts), opts, plan), plan
 
 
 def _run(one: Callable, rows: dict, consts: tuple, opts: Options, plan: dict) -> Any:

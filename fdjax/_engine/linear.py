@@ -160,22 +160,88 @@ def analyze(closed: ClosedJaxpr, n: int) -> LinearPlan | None:
 
 
 def prepare(plan: LinearPlan, consts: Sequence[Any], leaf: jax.Array) -> dict:
-    """The values every row shares: f's values at the unperturbed leaf that the rows read."""
+    """The values every row shares: f's values at the unperturbed leaf that the rows read
+    (the operands of the equations after the product, and those equations' own unperturbed
+    outputs: where a row changes only a slab of a value, the rest is the unperturbed one)."""
     jaxpr = plan.jaxpr
     env: dict = {}
     env.update(zip(jaxpr.constvars, consts))
     env[jaxpr.invars[0]] = leaf
-    after = set(map(id, plan.after))
     for eqn in jaxpr.eqns:
-        if id(eqn) in after:
-            continue
         env.update(zip(eqn.outvars, _bind(eqn, [_read(env, v) for v in eqn.invars])))
     need = {plan.consumer.invars[0], plan.consumer.invars[1], plan.consumer.outvars[0]}
     for e in plan.after:
         need.update(u for u in e.invars if not isinstance(u, Literal))
     need.update(v for v in jaxpr.outvars if not isinstance(v, Literal))
-    made = {v for e in plan.after for v in e.outvars}
-    return {v: env[v] for v in need if v not in made and v in env}
+    return {v: env[v] for v in need if v in env}
+
+
+#: Elementwise primitives through which a change confined to a slab stays confined to it.
+_ELEMENTWISE = frozenset(
+    "add sub mul div neg tanh exp exp2 log log1p expm1 logistic sin cos tan sqrt rsqrt cbrt abs sign "
+    "max min pow integer_pow square erf erfc erf_inv atan2 asinh acosh atanh sinh cosh asin acos atan "
+    "convert_element_type select_n".split()
+)
+
+
+def _index(value, fixed: dict):
+    """``value`` at the fixed coordinates (axes removed, highest first so numbers hold)."""
+    for axis in sorted(fixed, reverse=True):
+        value = jax.lax.dynamic_index_in_dim(value, fixed[axis], axis, keepdims=False)
+    return value
+
+
+def _fill(base, fixed: dict, slab):
+    """``base`` with its slab at the fixed coordinates replaced by ``slab`` (masked where)."""
+    free = [a for a in range(base.ndim) if a not in fixed]
+    spread = jax.lax.broadcast_in_dim(slab.astype(base.dtype), base.shape, tuple(free))
+    mask = jnp.ones((), bool)
+    for axis, coord in fixed.items():
+        mask = mask & (jax.lax.broadcasted_iota(jnp.int32, base.shape, axis) == coord)
+    return jnp.where(mask, spread, base)
+
+
+def _renumber(axes, removed) -> tuple:
+    return tuple(a - sum(r < a for r in removed) for a in axes)
+
+
+def _slab_dot(eqn, env: dict, slabs: dict):
+    """A dot_general whose one changed operand differs from its unperturbed value only on a
+    slab fixed at *contracting* axes: the product changes by the slab's change contracted
+    with the other operand at those coordinates (a rank-1 update of the output). None when
+    the pattern does not hold."""
+    (lc, rc), (lb, rb) = eqn.params["dimension_numbers"]
+    a, b = eqn.invars
+    if (a in slabs) == (b in slabs) or isinstance(a if b in slabs else b, Literal):
+        return None
+    side = 0 if a in slabs else 1
+    var = (a, b)[side]
+    fixed, value = slabs[var]
+    own_c, other_c = (lc, rc) if side == 0 else (rc, lc)
+    own_b = lb if side == 0 else rb
+    if not set(fixed) <= set(own_c) or set(fixed) & set(own_b):
+        return None
+    other = _read(env, (b, a)[side])
+    other_fixed = {other_c[own_c.index(ax)]: coord for ax, coord in fixed.items()}
+    change = value - _index(_read(env, var), fixed)
+    other_sl = _index(other, other_fixed)
+    keep = [i for i, ax in enumerate(own_c) if ax not in fixed]
+    own_c2 = _renumber([own_c[i] for i in keep], list(fixed))
+    other_c2 = _renumber([other_c[i] for i in keep], list(other_fixed))
+    own_b2 = _renumber(own_b, list(fixed))
+    other_b2 = _renumber(rb if side == 0 else lb, list(other_fixed))
+    if side == 0:
+        dims = ((own_c2, other_c2), (own_b2, other_b2))
+        update = jax.lax.dot_general(
+            change, other_sl, dims, preferred_element_type=eqn.params.get("preferred_element_type")
+        )
+    else:
+        dims = ((other_c2, own_c2), (other_b2, own_b2))
+        update = jax.lax.dot_general(
+            other_sl, change, dims, preferred_element_type=eqn.params.get("preferred_element_type")
+        )
+    base = _read(env, eqn.outvars[0])
+    return base + update.astype(base.dtype)
 
 
 def row_value(plan: LinearPlan, shared: dict, leaf: jax.Array, row: dict) -> list:
@@ -200,32 +266,71 @@ def row_value(plan: LinearPlan, shared: dict, leaf: jax.Array, row: dict) -> lis
     else:
         fixed = {**{b: m[a] for a, b in zip(lb, rb)}, **{b: m[a] for a, b in zip(lc, rc)}}
         other, own_batch, own_free, other_free_first = rhs, lb, _free(lhs.ndim, lc, lb), False
-    piece = other
-    for axis in sorted(fixed, reverse=True):
-        piece = jax.lax.dynamic_index_in_dim(piece, fixed[axis], axis, keepdims=False)
-    # Place the change without a scatter: broadcast over the other operand's free axes,
-    # masked to the moved element's coordinates on the rest (elementwise: XLA fuses it into
-    # the product's first consumer instead of writing a copy per row).
+    piece = _index(other, fixed)  # the other operand's free axes, in the output's order
+    # The product changes only on the slab where the output's batch axes and this operand's
+    # free axes sit at the moved element's coordinates: there by δ·piece.
     nb, n_own, n_other = len(own_batch), len(own_free), piece.ndim
-    other_axes = (
-        list(range(nb, nb + n_other)) if other_free_first else list(range(nb + n_own, nb + n_own + n_other))
-    )
-    own_axes = (
-        list(range(nb + n_other, nb + n_other + n_own)) if other_free_first else list(range(nb, nb + n_own))
-    )
+    start = nb + n_other if other_free_first else nb
     fixed_out = dict(zip(range(nb), [m[a] for a in own_batch]))
-    fixed_out.update(zip(own_axes, [m[a] for a in own_free]))
+    fixed_out.update(zip(range(start, start + n_own), [m[a] for a in own_free]))
     change = delta.astype(base.dtype) * piece.astype(base.dtype)
-    spread = jax.lax.broadcast_in_dim(change, base.shape, tuple(other_axes))
-    mask = jnp.ones((), bool)
-    for axis, coord in fixed_out.items():
-        mask = mask & (jax.lax.broadcasted_iota(jnp.int32, base.shape, axis) == coord)
-    product = base + jnp.where(mask, spread, jnp.zeros((), base.dtype))
+    slab = _index(base, fixed_out) + change
+    # Run f after the product. A value that differs from its unperturbed one only on the
+    # slab is kept as that slab (elementwise equations compute the slab alone; a product that
+    # contracts the slab's axes adds a rank-1 update); anything else sees the whole value.
     env = dict(shared)
-    env[eqn.outvars[0]] = product
+    slabs = {eqn.outvars[0]: (fixed_out, slab)}
     for e in plan.after:
-        env.update(zip(e.outvars, _bind(e, [_read(env, v) for v in e.invars])))
+        outs = None
+        if e.primitive.name in _ELEMENTWISE and len(e.outvars) == 1:
+            outs = _slab_elementwise(e, env, slabs)
+        elif e.primitive.name == "dot_general":
+            full = _slab_dot(e, env, slabs)
+            if full is not None:
+                env[e.outvars[0]] = full
+                continue
+        if outs is not None:
+            slabs[e.outvars[0]] = outs
+            continue
+        invals = []
+        for v in e.invars:
+            if not isinstance(v, Literal) and v in slabs:
+                fixed, value = slabs.pop(v)
+                env[v] = _fill(_read(env, v), fixed, value)
+            invals.append(_read(env, v))
+        env.update(zip(e.outvars, _bind(e, invals)))
+    for v, (fixed, value) in slabs.items():
+        if v in set(plan.jaxpr.outvars):
+            env[v] = _fill(_read(env, v), fixed, value)
     return [_read(env, v) for v in plan.jaxpr.outvars]
+
+
+def _slab_elementwise(eqn, env: dict, slabs: dict):
+    """(fixed, slab) of an elementwise equation whose changed inputs share one slab, else None."""
+    out_shape = eqn.outvars[0].aval.shape
+    fixed = None
+    for v in eqn.invars:
+        if not isinstance(v, Literal) and v in slabs:
+            if fixed is not None and slabs[v][0] is not fixed:
+                return None
+            fixed = slabs[v][0]
+    if fixed is None:
+        return None
+    invals = []
+    for v in eqn.invars:
+        if not isinstance(v, Literal) and v in slabs:
+            invals.append(slabs[v][1])
+        elif len(v.aval.shape) == len(out_shape) and all(
+            d in (1, o) for d, o in zip(v.aval.shape, out_shape)
+        ):
+            # same rank, size-1 axes broadcast (a bias as [1, k]): index 0 on those
+            at = {a: (c if v.aval.shape[a] != 1 else 0) for a, c in fixed.items()}
+            invals.append(_index(_read(env, v), at))
+        elif v.aval.shape == ():
+            invals.append(_read(env, v))
+        else:
+            return None
+    return fixed, _bind(eqn, invals)[0]
 
 
 def _free(ndim: int, contracting, batch) -> list[int]:

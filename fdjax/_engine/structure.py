@@ -70,6 +70,7 @@ class Group:
     strategy: str  # "dense", "leaf" or "linear"
     rows: int
     detail: str = ""
+    chunk_size: int = 0
 
 
 _group_listeners: list[Callable[[list[Group]], None]] = []
@@ -132,21 +133,24 @@ def evaluate_coordinates(
         sel = np.nonzero(np.isin(leaf_of, leaves))[0]
         if sel.size == 0:
             continue
-        first = dict(zip(leaves, np.cumsum([0] + [layout.sizes[i] for i in leaves])[:-1].tolist()))
-        j = np.asarray([first[int(leaf_of[s])] + int(idx[s] - starts[leaf_of[s]]) for s in sel], np.int32)
+        first = np.zeros(len(layout.sizes), np.int64)  # where each leaf starts in the group's vector
+        first[list(leaves)] = np.cumsum([0] + [layout.sizes[i] for i in leaves])[:-1]
+        lf = leaf_of[sel]
+        j = (first[lf] + idx[sel] - starts[lf]).astype(np.int32)
         c = coeff[:, sel].reshape(-1)
-        out, strategy, detail = None, "leaf", ""
+        out, strategy, detail, plan = None, "leaf", "", None
         if len(leaves) == 1 and opts.strategy == "auto":
-            out, detail = _linear(layout, pieces, leaves[0], j, c, k, opts)
+            out, plan, detail = _linear(layout, pieces, leaves[0], j, c, k, opts)
             strategy = "linear" if out is not None else "leaf"
         if out is None and len(leaves) == len(pieces):  # one group of every leaf: the dense plan
             out, strategy = _dense(fn, x, coeff[:, sel], idx[sel], opts, sel.size), "dense"
             out = jax.tree_util.tree_map(lambda a: a.reshape((-1,) + a.shape[2:]), out)
         elif out is None:
-            out = _leaf(layout, pieces, leaves, j, c, k, opts)
+            out, plan = _leaf(layout, pieces, leaves, j, c, k, opts)
         outs.append(jax.tree_util.tree_map(lambda a, s=sel.size: a.reshape((k, s) + a.shape[1:]), out))
         order.append(sel)
-        report.append(Group(tuple(leaves), strategy, int(k * sel.size), detail))
+        chunk = plan["chunk_size"] if plan else 0
+        report.append(Group(tuple(leaves), strategy, int(k * sel.size), detail, chunk))
     for callback in tuple(_group_listeners):
         callback(report)
     perm = np.concatenate(order)
@@ -182,7 +186,7 @@ def _leaf(layout: Layout, pieces, leaves, j, c, k, opts):
         return layout.call([next(it_own) if i in leaves else next(it_other) for i in range(len(pieces))])
 
     copy = int(sub.shape[0]) * itemsize(sub.dtype)
-    return evaluate_rows(one, _rows(j, c, k), (sub, *others), opts, copy)
+    return evaluate_rows(one, _rows(j, c, k), (sub, *others), opts, copy, measure=False)
 
 
 def _linear(layout: Layout, pieces, leaf: int, j, c, k, opts):
@@ -195,10 +199,10 @@ def _linear(layout: Layout, pieces, leaf: int, j, c, k, opts):
     try:
         closed = linear.inlined(of_leaf, piece)
     except Exception as e:  # noqa: BLE001 - anything the tracer-level inliner cannot handle
-        return None, f"not traced ({type(e).__name__})"
+        return None, None, f"not traced ({type(e).__name__})"
     plan = linear.analyze(closed, int(piece.shape[0]))
     if plan is None:
-        return None, "first use not linear"
+        return None, None, "first use not linear"
     shared = linear.prepare(plan, closed.consts, piece)
     keys = list(shared)
     treedef = jax.tree_util.tree_structure(jax.eval_shape(of_leaf, piece))
@@ -209,4 +213,6 @@ def _linear(layout: Layout, pieces, leaf: int, j, c, k, opts):
         out = linear.row_value(plan, dict(zip(keys, vals)), piece, row)
         return jax.tree_util.tree_unflatten(treedef, out)
 
-    return evaluate_rows(one, rows, (piece, *(shared[v] for v in keys)), opts, 0), plan.description
+    consts = (piece, *(shared[v] for v in keys))
+    out, chunk_plan = evaluate_rows(one, rows, consts, opts, 0, measure=False)
+    return out, chunk_plan, plan.description
