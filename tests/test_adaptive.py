@@ -9,8 +9,10 @@ Numerical truths asserted here:
 - observed orders of convergence match the stencils' orders.
 """
 
+import functools
 import json
 import math
+import operator
 
 import jax
 import jax.numpy as jnp
@@ -20,8 +22,9 @@ import pytest
 import fdjax
 from fdjax import Status
 from fdjax._engine import Options
-from fdjax._fd import METHODS
+from fdjax._fd import DEFAULT_LEVELS, METHODS
 from fdjax._fd import adaptive_basis
+from fdjax._fd.adaptive import default_relative_steps, ladder_values, read_ladder
 
 
 def xi(x):
@@ -350,6 +353,78 @@ def test_adaptive_basis_helper():
     assert Status.NONFINITE in status[0] and Status.KINK in status[2]
     assert np.all(np.asarray(res.error_estimate)[:2] >= np.abs(np.asarray(res.estimate)[:2] - [1e3, 1.0]))
     assert np.asarray(res.step).shape == (3,)
+
+
+# --------------------------------------------------------------------------------------------
+# the ladder's analysis: NumPy on the host (an eager sweep) and JAX (traced) agree
+
+
+def _case_ladder(method, dtype):
+    """One ladder with a coordinate and an output per closed-form case (smooth, singular near 0,
+    a kink, NaN at some steps), one with fresh noise at every point, one non-finite at every step."""
+    cases = [case for name, case in CASES.items() if method != "complex" or name != "abs@0"]
+    fs, xs = [case[0] for case in cases], [case[1] for case in cases]
+    if method != "complex":  # the noise hashes the bits of a real x; abs is not analytic
+        fs.append(lambda z: jnp.sin(z) * (1 + NOISE[dtype] * xi(z)))
+        xs.append(1.0)
+    fs.append(lambda z: jnp.where(z == 1.0, z, jnp.nan * z))
+    xs.append(1.0)
+
+    def f(z):  # one output per case (its own |f| in the round-off model): channel (i, i) is case i
+        return jnp.stack([fi(z[i]) for i, fi in enumerate(fs)])
+
+    stencil = METHODS[method]
+    rel = default_relative_steps(dtype)
+    x = jnp.asarray(xs, dtype)
+    raw, _ = jax.jit(lambda x: ladder_values(f, x, f(x), stencil, Options(), rel, 1.0))(x)
+    return raw, stencil
+
+
+@pytest.mark.parametrize(
+    "method,dtype",
+    [
+        ("central", jnp.float64),
+        ("central", jnp.float32),
+        ("central4", jnp.float64),  # weights like 1/12: no product is exact
+        ("forward", jnp.float32),  # no kink test
+        ("complex", jnp.float64),
+    ],
+)
+def test_ladder_analysis_numpy_matches_jax(method, dtype):
+    """``read_ladder`` on concrete arrays runs in NumPy on the host and compiles nothing; traced,
+    it runs in JAX. On the same ladder every field agrees bit for bit, but the observed orders
+    (logarithms, which NumPy and XLA round differently) agree to a few ulps."""
+    raw, stencil = _case_ladder(method, dtype)
+    compiled = []
+
+    def listen(event, *args, **kwargs):
+        compiled.append(event) if event == "/jax/core/compile/backend_compile_duration" else None
+
+    jax.monitoring.register_event_time_span_listener(listen)
+    try:
+        host = read_ladder(raw, stencil, DEFAULT_LEVELS)
+    finally:
+        jax.monitoring.unregister_event_time_span_listener(listen)
+    assert compiled == []
+    traced = jax.jit(read_ladder, static_argnums=(1, 2))(raw, stencil, DEFAULT_LEVELS)
+    eps = float(jnp.finfo(dtype).eps)
+    for group in ("per_channel", "per_step"):
+        assert host[group].keys() == traced[group].keys()
+        for name, a in host[group].items():
+            b = np.asarray(traced[group][name])
+            assert isinstance(a, np.ndarray) and a.dtype == b.dtype and a.shape == b.shape, name
+            if name in ("order", "orders"):
+                np.testing.assert_allclose(a, b, rtol=4 * eps, err_msg=name)
+            else:
+                np.testing.assert_array_equal(a, b, err_msg=name)
+    flags = [Status(int(c)) for c in np.diagonal(host["per_channel"]["status"])]
+    seen = functools.reduce(operator.or_, flags)
+    for bit in (Status.CONVERGED, Status.NONFINITE, Status.NO_WINDOW):
+        assert bit in seen, (bit, flags)
+    if method in ("central", "central4"):  # the kink test needs both one-sided offsets
+        assert Status.KINK in seen
+    if method == "central":
+        assert Status.NOISY in seen
 
 
 def test_grad_auto_every_step_nonfinite_raises():

@@ -1,9 +1,11 @@
 """The step ladder through the engine: every step, offset and parameter in one batch.
 
 ``ladder_values`` builds the rows (parameter × offset × step) inside the trace from integer
-ranges and evaluates them with ONE ``_engine.evaluate`` call; ``read_ladder`` forms the FD
-estimates and hands them to the numerics in ``ladder``. ``adaptive_basis`` is the traced
-helper behind ``step="auto"``; the public ``fdjax.sweep`` lives in ``fdjax._sweep``.
+ranges, evaluates them with ONE ``_engine.evaluate`` call and forms the weighted sums;
+``read_ladder`` forms the FD estimates and hands them to the numerics in ``ladder``: traced
+in JAX inside a trace, in NumPy on the host for an eager call (no analysis program to
+compile). ``adaptive_basis`` is the traced helper behind ``step="auto"``; the public
+``fdjax.sweep`` lives in ``fdjax._sweep``.
 """
 
 from __future__ import annotations
@@ -19,7 +21,15 @@ import numpy as np
 from .. import _engine
 from .basis import all_finite
 from .._engine import Options
-from .ladder import DEFAULT_LEVELS, ROUNDOFF_ULPS, analyze, default_num_steps, default_ratio, relative_ladder
+from .ladder import (
+    DEFAULT_LEVELS,
+    ROUNDOFF_ULPS,
+    analyze,
+    default_num_steps,
+    default_ratio,
+    ipow,
+    relative_ladder,
+)
 from .._errors import NonFiniteError
 from .._pytree import element_name, is_traced
 from .stencils import Stencil
@@ -95,7 +105,8 @@ def ladder_values(
 
     Returns:
         (raw, sizes): ``raw`` a dict of arrays for ``read_ladder`` (V: values [S, K, M, O],
-        F0 [O], h [K, M]); ``sizes`` the element count of each output leaf.
+        F0 [O], h [K, M], S and E [K, M, O] from ``_weighted_sums``); ``sizes`` the element
+        count of each output leaf.
     """
     dt = x.dtype
     relv = jnp.asarray(rel, dt)
@@ -137,48 +148,71 @@ def ladder_values(
     sizes = [int(math.prod(a.shape[1:])) for a in leaves]
     V = jnp.concatenate([a.reshape(S, K, M, -1) for a in leaves], axis=-1)  # [S, K, M, O]
     F0 = jnp.concatenate([jnp.ravel(a) for a in jax.tree_util.tree_leaves(f0)]).astype(dt)
-    return {"V": V, "F0": F0, "h": h}, sizes
+    return {"V": V, "F0": F0, "h": h, **_weighted_sums(V, F0, stencil)}, sizes
 
 
-@functools.partial(jax.jit, static_argnames=("stencil", "levels"))
+def _weighted_sums(V, F0, stencil: Stencil):
+    """S = Σ_s w_s·V_s + c·F0 (the FD estimate times h^d) and E = Σ_s |w_s·V_s| + |c·F0| (its
+    round-off scale), [K, M, O] each; Im V_0 and |Im V_0| for the complex step.
+
+    Formed here, in the traced program, also when ``read_ladder`` then runs on the host: XLA
+    fuses a product into the sum that follows (one FMA rounding) where NumPy rounds twice,
+    and for weights like 1/12 the round-off of S, which the analysis measures as noise, must
+    be the same bits whichever side reads the ladder.
+    """
+    if stencil.complex_step:
+        return {"S": jnp.imag(V[0]), "E": jnp.abs(jnp.imag(V[0]))}
+    dt = F0.dtype
+    terms = [jnp.asarray(w, dt) * V[s] for s, w in enumerate(stencil.weights)]
+    center = stencil.center_weight * F0
+    S = functools.reduce(jnp.add, terms) + center
+    E = functools.reduce(jnp.add, [jnp.abs(t) for t in terms]) + jnp.abs(center)
+    return {"S": S, "E": E}
+
+
 def read_ladder(raw, stencil: Stencil, levels: int):
-    """Estimates on the ladder and their analysis (``_ladder.analyze``) per channel.
+    """Estimates on the ladder and their analysis (``ladder.analyze``) per channel.
 
-    Jitted on its own (static: stencil, levels; the shapes): called outside a trace, the
-    analysis compiles once per shape and is reused across functions.
+    Inside a trace (``step="auto"``, a sweep under the user's jit or vmap) it is traced with
+    ``jax.numpy``, jitted on its own (static: stencil, levels; the shapes). Called with
+    concrete arrays (an eager ``fdjax.sweep``) it runs in NumPy on the host: the same code and
+    the same numbers (``ladder`` says which bits may differ), and no XLA program to compile
+    (compiling the analysis took seconds, its run on the host takes milliseconds).
 
     Returns:
-        ``per_channel`` (arrays [M, O]) and ``per_step`` (arrays [K, M, O]) dicts.
+        ``per_channel`` (arrays [M, O]) and ``per_step`` (arrays [K, M, O]) dicts: NumPy
+        arrays when called eagerly.
     """
+    if is_traced(raw):
+        return _read_ladder_jit(raw, stencil, levels)
+    host = jax.device_get(raw)
+    with np.errstate(all="ignore"):  # NaN and inf are data here
+        return _read_ladder(host, stencil, levels, np)
+
+
+def _read_ladder(raw, stencil: Stencil, levels: int, xp):
+    """``read_ladder`` against the array namespace ``xp`` (``jax.numpy`` or ``numpy``)."""
     V, F0, h = raw["V"], raw["F0"], raw["h"]
     _, K, M, n_out = V.shape
     dt = h.dtype
     eps = eps_of(dt)
-    hb = h[:, :, None]
-    w = np.asarray(stencil.weights)
-    if stencil.complex_step:
-        D = jnp.imag(V[0]) / hb
-        e_model = ROUNDOFF_ULPS * eps * jnp.abs(jnp.imag(V[0]))
-    else:
-        wj = jnp.asarray(w, dt)[:, None, None, None]
-        D = (jnp.sum(wj * V, axis=0) + stencil.center_weight * F0) / hb**stencil.derivative
-        e_model = (
-            ROUNDOFF_ULPS
-            * eps
-            * (jnp.sum(jnp.abs(wj * V), axis=0) + abs(stencil.center_weight) * jnp.abs(F0))
-        )
-    valid = jnp.all(jnp.isfinite(V), axis=0) & jnp.isfinite(F0)
-    hc = jnp.broadcast_to(hb, D.shape)
+    valid = xp.all(xp.isfinite(V), axis=0) & xp.isfinite(F0)
+    hc = xp.broadcast_to(h[:, :, None], valid.shape)
+    # divided by h where valid (1 elsewhere): XLA rewrites a division by a broadcast as a
+    # product with its reciprocal, which rounds differently; the masked h is no broadcast
+    D = raw["S"] / ipow(xp.where(valid, hc, 1.0), stencil.derivative)
+    e_model = ROUNDOFF_ULPS * eps * raw["E"]
     flat = lambda a: a.reshape((K, M * n_out))  # noqa: E731
     gap = None
     vp = vm = None  # V at the offsets +1 and -1 when the stencil has both (the kink test)
     sided = _one_sided_offsets(stencil)
     if sided is not None:
+        w = np.asarray(stencil.weights)
         vp, vm = V[sided[0]], V[sided[1]]
-        g_model = ROUNDOFF_ULPS * eps * (jnp.abs(vp) + 2 * jnp.abs(F0) + jnp.abs(vm))
+        g_model = ROUNDOFF_ULPS * eps * (xp.abs(vp) + 2 * xp.abs(F0) + xp.abs(vm))
         g_scale = math.sqrt(6.0) / math.sqrt(float(np.sum(w**2)) + stencil.center_weight**2)
         gap = (flat(vp - 2 * F0 + vm), flat(g_model), g_scale)
-    out = analyze(flat(D), flat(hc), flat(e_model), flat(valid), stencil, levels=levels, gap=gap)
+    out = analyze(flat(D), flat(hc), flat(e_model), flat(valid), stencil, levels=levels, gap=gap, xp=xp)
 
     per_channel = {
         k: out[k].reshape(M, n_out)
@@ -186,15 +220,19 @@ def read_ladder(raw, stencil: Stencil, levels: int):
     }
     if vp is not None and vm is not None:  # sided is not None
         k_at = out["kink_index"].reshape(M, n_out)
-        pick = lambda a: jnp.take_along_axis(a, k_at[None], 0)[0]  # noqa: E731
+        pick = lambda a: xp.take_along_axis(a, k_at[None], 0)[0]  # noqa: E731
         hk = pick(hc)
         per_channel["slope_plus"] = (pick(vp) - F0) / hk
         per_channel["slope_minus"] = (F0 - pick(vm)) / hk
     else:
-        per_channel["slope_plus"] = per_channel["slope_minus"] = jnp.full((M, n_out), jnp.nan, dt)
+        per_channel["slope_plus"] = per_channel["slope_minus"] = xp.full((M, n_out), xp.nan, dt)
     per_step = {k: out[k].reshape(K, M, n_out) for k in ("roundoff", "differences", "significant", "orders")}
-    per_step["estimates"] = jnp.where(valid, D, jnp.nan)
+    per_step["estimates"] = xp.where(valid, D, xp.nan)
     return {"per_channel": per_channel, "per_step": per_step}
+
+
+#: The analysis in JAX, jitted on its own: traced into the caller's program under a trace.
+_read_ladder_jit = jax.jit(functools.partial(_read_ladder, xp=jnp), static_argnames=("stencil", "levels"))
 
 
 def split_channels(a, f0, sizes):

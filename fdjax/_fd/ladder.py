@@ -1,8 +1,15 @@
 """Numerics of the step sweep: a ladder of FD estimates per channel -> step, estimate, error.
 
 Pure array code on [K, C] arrays (K steps h_0 > h_1 > ... of a geometric ladder, C channels:
-parameters × output elements), traced inside the caller's jit. The engine and the public API
-live in ``fdjax._sweep``.
+parameters × output elements), written once against an array namespace ``xp``: ``jax.numpy``
+inside a trace (``step="auto"``, a sweep under the user's jit), ``numpy`` on the host for an
+eager ``fdjax.sweep`` (nothing to compile). Both give the same bits
+(``tests/test_adaptive.py`` compares them) because the arithmetic avoids what XLA computes
+differently from NumPy: ``**`` with a power other than 2 (``ipow`` multiplies instead), a
+product that feeds a sum (XLA fuses the two into one FMA), a division by a constant, a square
+root or a broadcast (XLA multiplies by the reciprocal instead). Only the logarithms behind
+the observed orders (and the slope test of ``_measure_noise``, which keeps a margin) may
+differ in their last bits. The engine and the public API live in ``fdjax._sweep``.
 
 Model (DESIGN.md "Numerics"). D_k = Σ_s w_s f(x + s·h_k) / h_k^d has a truncation error
 C·h_k^p + ... and a round-off error e_k / h_k^d, where e_k, the error of the weighted sum of
@@ -105,39 +112,58 @@ def next_order_step(stencil: Stencil) -> int:
     return 2  # pragma: no cover - not reached for stencils with a finite expansion
 
 
-def _back(a, k, fill):
+def ipow(a, p: int):
+    """a**p for an int p >= 1 by repeated squaring, written out: NumPy (libm's pow) and XLA
+    (its own integer power) would round a**4 differently; the same products round the same."""
+    out = None
+    while True:
+        if p & 1:
+            out = a if out is None else out * a
+        p >>= 1
+        if not p:
+            return out
+        a = a * a
+
+
+def _ratio_power(xp, R, p: int):
+    """R^p for step ratios R > 1, through maximum(·, 1) (a no-op) so that the product is
+    rounded before R^p − 1: XLA would fuse the last product and the subtraction into one FMA."""
+    return xp.maximum(ipow(R, p), 1.0)
+
+
+def _back(xp, a, k, fill):
     """a[j − k] along axis 0 (k > 0: the entry k places earlier; k < 0: later), padded."""
-    pad = jnp.full((abs(k),) + a.shape[1:], fill, a.dtype)
-    return jnp.concatenate([pad, a[:-k]]) if k > 0 else jnp.concatenate([a[-k:], pad])
+    pad = xp.full((abs(k),) + a.shape[1:], fill, a.dtype)
+    return xp.concatenate([pad, a[:-k]]) if k > 0 else xp.concatenate([a[-k:], pad])
 
 
-def _median(a, mask):
+def _median(xp, a, mask):
     """Median along axis 0 of the entries where ``mask`` holds (NaN where none)."""
-    n = jnp.sum(mask, axis=0)
-    srt = jnp.sort(jnp.where(mask, a, jnp.inf), axis=0)
-    lo = _pick(srt, jnp.maximum((n - 1) // 2, 0))
-    hi = _pick(srt, jnp.maximum(n // 2, 0))
-    return jnp.where(n > 0, 0.5 * (lo + hi), jnp.nan)
+    n = xp.sum(mask, axis=0)
+    srt = xp.sort(xp.where(mask, a, xp.inf), axis=0)
+    lo = _pick(xp, srt, xp.maximum((n - 1) // 2, 0))
+    hi = _pick(xp, srt, xp.maximum(n // 2, 0))
+    return xp.where(n > 0, 0.5 * (lo + hi), xp.nan)
 
 
-def _pad_rows(a, n, fill):
+def _pad_rows(xp, a, n, fill):
     """Append n rows of ``fill`` along axis 0."""
-    return jnp.concatenate([a, jnp.full((n,) + a.shape[1:], fill, a.dtype)]) if n else a
+    return xp.concatenate([a, xp.full((n,) + a.shape[1:], fill, a.dtype)]) if n else a
 
 
-def _pick(a, j):
-    return jnp.take_along_axis(a, j[None], 0)[0]
+def _pick(xp, a, j):
+    return xp.take_along_axis(a, j[None], 0)[0]
 
 
-def _differences(T, N, V, R, p):
-    """One level of the table: differences, significance, the ratio test (all [L−1, C])."""
+def _differences(xp, T, N, V, Rp):
+    """One level of the table: differences, significance, the ratio test (all [L−1, C]);
+    ``Rp``: (h_j/h_{j+1})^p."""
     dl = T[:-1] - T[1:]
     vd = V[:-1] & V[1:]
-    Rp = R**p
-    sig = vd & (jnp.abs(dl) > N[:-1] + N[1:])
-    prev, prev_sig = _back(dl, 1, 0.0), _back(sig, 1, False)
-    ratio = prev / jnp.where(dl == 0, 1.0, dl)
-    target = _back(Rp, 1, 1.0)  # Δ_{j−1}/Δ_j ≈ (h_{j−1}/h_j)^p
+    sig = vd & (xp.abs(dl) > N[:-1] + N[1:])
+    prev, prev_sig = _back(xp, dl, 1, 0.0), _back(xp, sig, 1, False)
+    ratio = prev / xp.where(dl == 0, 1.0, dl)
+    target = _back(xp, Rp, 1, 1.0)  # Δ_{j−1}/Δ_j ≈ (h_{j−1}/h_j)^p
     asym = prev_sig & sig & (ratio >= target * 2.0**-BAND) & (ratio <= target * 2.0**BAND)
     return dict(
         dl=dl,
@@ -149,35 +175,35 @@ def _differences(T, N, V, R, p):
         ratio=ratio,
         target=target,
         asym=asym,
-        run2=asym & _back(asym, 1, False),
+        run2=asym & _back(xp, asym, 1, False),
     )
 
 
-def _restrict(lv, ok):
+def _restrict(xp, lv, ok):
     """Drop differences whose step ratio is unusable (``ok`` False) from every test."""
     vd = lv["vd"] & ok
     sig = lv["sig"] & vd
-    asym = lv["asym"] & vd & _back(vd, 1, False)
+    asym = lv["asym"] & vd & _back(xp, vd, 1, False)
     return {
         **lv,
         "vd": vd,
         "sig": sig,
         "insig": vd & ~sig,
         "asym": asym,
-        "run2": asym & _back(asym, 1, False),
+        "run2": asym & _back(xp, asym, 1, False),
     }
 
 
-def _last_window_start(asym, run2):
+def _last_window_start(xp, asym, run2):
     """Index (in differences) where the last run of >= 2 consecutive asymptotic ratios starts,
     or −1; the run covers values from that index − 1 on."""
-    idx = jnp.arange(asym.shape[0], dtype=jnp.int32)[:, None]
-    last = jnp.max(jnp.where(run2, idx, -1), axis=0)
-    broken = jnp.max(jnp.where(~asym & (idx <= last), idx, -1), axis=0)
-    return jnp.where(last >= 0, broken + 1, -1)
+    idx = xp.arange(asym.shape[0], dtype=xp.int32)[:, None]
+    last = xp.max(xp.where(run2, idx, -1), axis=0)
+    broken = xp.max(xp.where(~asym & (idx <= last), idx, -1), axis=0)
+    return xp.where(last >= 0, broken + 1, -1)
 
 
-def _measure_noise(D, hd, vd, last_window, order_plus_d, log2R, d_order):
+def _measure_noise(xp, D, hd, vd, last_window, order_plus_d, R, d_order):
     """σ̂: the noise of the weighted sum of values, from the differences after the last window
     (``last_window``: index of its last difference, −1 if none: then from where the
     differences stop falling at the truncation rate).
@@ -188,34 +214,37 @@ def _measure_noise(D, hd, vd, last_window, order_plus_d, log2R, d_order):
     spacing of floating-point numbers, show correlated rounding). A run still falling like
     h^(p+d) is truncation, not noise: then σ̂ = 0 and the eps model alone is used.
     """
-    nu = jnp.abs(D[:-1] - D[1:]) / jnp.sqrt(hd[:-1] ** -2 + hd[1:] ** -2)
-    # without a window: start where ν stops falling at the truncation rate
-    idx = jnp.arange(nu.shape[0], dtype=jnp.int32)[:, None]
-    slow = (
-        vd
-        & _back(vd, 1, False)
-        & (nu >= _back(nu, 1, 0.0) * 2.0 ** (-0.5 * order_plus_d * _back(log2R, 1, 1.0)))
-    )
-    first_slow = jnp.min(jnp.where(slow, idx, nu.shape[0]), axis=0)
-    use = vd & jnp.where((last_window >= 0)[None], idx > last_window[None], idx >= first_slow[None])
-    count = jnp.cumsum(use.astype(jnp.int32), axis=0)
+    # the divisor goes through maximum(·, 0) (a no-op): XLA would rewrite a/sqrt(b) as a·rsqrt(b),
+    # which rounds differently from NumPy's division in float32
+    root = xp.maximum(xp.sqrt(1 / (hd[:-1] * hd[:-1]) + 1 / (hd[1:] * hd[1:])), 0.0)
+    nu = xp.abs(D[:-1] - D[1:]) / root
+    # without a window: start where ν stops falling at the truncation rate, ν_j >= ν_{j−1}·R^-(p+d)/2
+    # with R = h_{j−1}/h_j (compared as ν_j·sqrt(R^(p+d)) >= ν_{j−1}: no logarithm, no pow)
+    idx = xp.arange(nu.shape[0], dtype=xp.int32)[:, None]
+    rate = _back(xp, xp.sqrt(ipow(R, order_plus_d)), 1, 1.0)
+    slow = vd & _back(xp, vd, 1, False) & (nu * rate >= _back(xp, nu, 1, 0.0))
+    first_slow = xp.min(xp.where(slow, idx, nu.shape[0]), axis=0)
+    use = vd & xp.where((last_window >= 0)[None], idx > last_window[None], idx >= first_slow[None])
+    count = xp.cumsum(use.astype(xp.int32), axis=0)
     use = use & (count <= NOISE_STEPS)
-    sigma = _median(nu, use) / 0.674
+    sigma = _median(xp, nu, use) * (1 / 0.674)  # XLA multiplies by the reciprocal anyway
     # least-squares slope of log2 ν against log2 h over the points used
     pos = use & (nu > 0)
     w = pos.astype(nu.dtype)
-    n = jnp.maximum(jnp.sum(w, axis=0), 1.0)
-    lh = jnp.log2(jnp.where(pos, hd[:-1], 1.0))
-    lnu = jnp.log2(jnp.where(pos, nu, 1.0))
-    mh, mn = jnp.sum(w * lh, axis=0) / n, jnp.sum(w * lnu, axis=0) / n
-    var = jnp.sum(w * (lh - mh) ** 2, axis=0)
-    slope = jnp.sum(w * (lh - mh) * (lnu - mn), axis=0) / jnp.where(var > 0, var, 1.0)
-    falling = slope > 0.5 * order_plus_d / d_order
-    ok = (jnp.sum(use, axis=0) >= 3) & ~falling & jnp.isfinite(sigma)
-    return jnp.where(ok, sigma, 0.0)
+    n = xp.maximum(xp.sum(w, axis=0), 1.0)
+    lh = xp.log2(xp.where(pos, hd[:-1], 1.0))
+    lnu = xp.log2(xp.where(pos, nu, 1.0))
+    mh, mn = xp.sum(w * lh, axis=0) / n, xp.sum(w * lnu, axis=0) / n
+    var = xp.sum(w * (lh - mh) ** 2, axis=0)
+    slope = xp.sum(w * (lh - mh) * (lnu - mn), axis=0) / xp.where(var > 0, var, 1.0)
+    # (a slope within 2^-10 of the threshold is not falling: values quantized at the float
+    # spacing can sit exactly on it, and the logarithms of NumPy and XLA round differently)
+    falling = slope > 0.5 * order_plus_d / d_order * (1 + 2.0**-10)
+    ok = (xp.sum(use, axis=0) >= 3) & ~falling & xp.isfinite(sigma)
+    return xp.where(ok, sigma, 0.0)
 
 
-def analyze(D, h, e_model, valid, stencil: Stencil, levels: int = DEFAULT_LEVELS, gap=None):
+def analyze(D, h, e_model, valid, stencil: Stencil, levels: int = DEFAULT_LEVELS, gap=None, *, xp=jnp):
     """Choose the step and the estimate per channel. Arrays are [K, C]; returns a dict.
 
     Args:
@@ -227,136 +256,146 @@ def analyze(D, h, e_model, valid, stencil: Stencil, levels: int = DEFAULT_LEVELS
         levels: Richardson levels on top of the plain estimates.
         gap: optional (g, g_model, g_scale): g_k = f(x+h_k) − 2f(x) + f(x−h_k), its eps-model
             bound, and the factor from σ̂ to the noise of g. Enables KINK detection.
+        xp: the array namespace of the arrays, ``jax.numpy`` (default) or ``numpy`` (call it
+            under ``np.errstate(all="ignore")``: NaN and inf are expected here).
     """
     dt = D.dtype
     d, p0, q = stencil.derivative, stencil.accuracy, next_order_step(stencil)
-    nonfinite = jnp.any(~valid, axis=0)
-    valid = valid & jnp.isfinite(D) & (h > 0)
-    D = jnp.where(valid, D, 0.0)
-    h = jnp.where(valid, h, 1.0)
-    hd = h**d
+    nonfinite = xp.any(~valid, axis=0)
+    valid = valid & xp.isfinite(D) & (h > 0)
+    D = xp.where(valid, D, 0.0)
+    h = xp.where(valid, h, 1.0)
+    hd = ipow(h, d)
     R = h[:-1] / h[1:]
     vpair = valid[:-1] & valid[1:] & (R > 1.05)  # taken steps can coincide near the float spacing
-    R = jnp.where(vpair, R, 2.0)
-    inf = jnp.asarray(jnp.inf, dt)
+    R = xp.where(vpair, R, 2.0)
+    inf = xp.asarray(xp.inf, dt)
 
     # ---- pass 1: windows under the eps model, then the noise measured after the last one
-    lv = _restrict(_differences(D, jnp.where(valid, e_model / hd, inf), valid, R, p0), vpair)
-    idx = jnp.arange(D.shape[0] - 1, dtype=jnp.int32)[:, None]
-    last_run = jnp.max(jnp.where(lv["run2"], idx, -1), axis=0)
-    sigma = _measure_noise(D, hd, vpair, last_run, p0 + d, jnp.log2(R), d)
-    e_bound = jnp.maximum(e_model, KAPPA * sigma[None])
-    noisy = KAPPA * sigma > NOISY_FACTOR * _median(e_model, valid)  # far above eps·Σ|w f|
-    N = jnp.where(valid, e_bound / hd, inf)  # ρ_k: round-off bound of D_k
+    lv = _restrict(
+        xp, _differences(xp, D, xp.where(valid, e_model / hd, inf), valid, _ratio_power(xp, R, p0)), vpair
+    )
+    idx = xp.arange(D.shape[0] - 1, dtype=xp.int32)[:, None]
+    last_run = xp.max(xp.where(lv["run2"], idx, -1), axis=0)
+    sigma = _measure_noise(xp, D, hd, vpair, last_run, p0 + d, R, d)
+    e_bound = xp.maximum(e_model, KAPPA * sigma[None])
+    noisy = KAPPA * sigma > NOISY_FACTOR * _median(xp, e_model, valid)  # far above eps·Σ|w f|
+    N = xp.where(valid, e_bound / hd, inf)  # ρ_k: round-off bound of D_k
 
     # ---- pass 2: the Richardson table with the measured noise. Level ℓ (order p + ℓq) is
     # padded to K rows and stacked along the channel axis (column ℓ·C + c), so that one set
     # of tests runs over every level at once.
     K, C = D.shape
-    Ts, Ns, Vs, orders_l = [], [], [], []
+    Ts, Ns, Vs, Rps = [], [], [], []
     T, Nl, V, p = D, N, valid, p0
     for _ in range(levels + 1):
         if T.shape[0] < 3:
             break
         fill = K - T.shape[0]
-        Ts.append(_pad_rows(T, fill, 0.0))
-        Ns.append(_pad_rows(Nl, fill, jnp.inf))
-        Vs.append(_pad_rows(V, fill, False))
-        orders_l.append(p)
-        Rp = R[: T.shape[0] - 1] ** p
+        Ts.append(_pad_rows(xp, T, fill, 0.0))
+        Ns.append(_pad_rows(xp, Nl, fill, xp.inf))
+        Vs.append(_pad_rows(xp, V, fill, False))
+        Rps.append(_ratio_power(xp, R, p))
+        Rp = Rps[-1][: T.shape[0] - 1]
         V = V[:-1] & V[1:] & vpair[: T.shape[0] - 1]
-        T, Nl = T[1:] + (T[1:] - T[:-1]) / (Rp - 1), (Rp * Nl[1:] + Nl[:-1]) / (Rp - 1)
+        # (Rp·N_{j+1} + N_j)/(Rp − 1), written without a product added to a sum (XLA fuses
+        # those into one FMA, NumPy does not: the two would round differently)
+        T, Nl = T[1:] + (T[1:] - T[:-1]) / (Rp - 1), Nl[1:] + (Nl[1:] + Nl[:-1]) / (Rp - 1)
         p = p + q
     nl = len(Ts)
-    stack = lambda parts: jnp.concatenate(parts, axis=1)  # noqa: E731
-    tile = lambda a: jnp.tile(a, (1, nl))  # noqa: E731
+    stack = lambda parts: xp.concatenate(parts, axis=1)  # noqa: E731
+    tile = lambda a: xp.tile(a, (1, nl))  # noqa: E731
     split = lambda a: a.reshape(a.shape[0], nl, C)  # noqa: E731
     T, Nl = stack(Ts), stack(Ns)
-    p_col = jnp.repeat(jnp.asarray(orders_l, dt), C)[None]
-    lv = _restrict(_differences(T, Nl, stack(Vs), tile(R), p_col), tile(vpair))
+    lv = _restrict(xp, _differences(xp, T, Nl, stack(Vs), stack(Rps)), tile(vpair))
 
     # the last asymptotic window of the lowest level that has one: earlier candidates are out
-    starts = split(_last_window_start(lv["asym"], lv["run2"])[None])[0]  # [levels, C]
-    anchor = jnp.full((C,), -1, jnp.int32)
+    starts = split(_last_window_start(xp, lv["asym"], lv["run2"])[None])[0]  # [levels, C]
+    anchor = xp.full((C,), -1, xp.int32)
     for ell in reversed(range(nl)):
-        anchor = jnp.where(starts[ell] >= 0, starts[ell] - 1, anchor)
+        anchor = xp.where(starts[ell] >= 0, starts[ell] - 1, anchor)
     has_window = tile(anchor[None] >= 0)
     anchor = tile(anchor[None])
 
-    j = jnp.arange(K - 1, dtype=jnp.int32)[:, None]
-    dl, prev = lv["dl"], jnp.where(_back(lv["vd"], 1, False), lv["prev"], 0.0)
-    pred = jnp.abs(prev) / lv["target"]
+    j = xp.arange(K - 1, dtype=xp.int32)[:, None]
+    dl, prev = lv["dl"], xp.where(_back(xp, lv["vd"], 1, False), lv["prev"], 0.0)
+    pred = xp.abs(prev) / lv["target"]
     # value T[j+1], its truncation error from Δ[j] (and the one Δ[j−1] predicts)
     ok_pos = j + 1 >= anchor
-    strong = lv["run2"] | (lv["insig"] & _back(lv["run2"], 1, False))
-    weak = has_window & (lv["asym"] | (lv["insig"] & _back(lv["asym"], 1, False)))
-    t_strong = jnp.maximum(jnp.abs(dl), pred) / (lv["Rp"] - 1)
-    t_weak = jnp.maximum(jnp.abs(dl), pred)
+    strong = lv["run2"] | (lv["insig"] & _back(xp, lv["run2"], 1, False))
+    weak = has_window & (lv["asym"] | (lv["insig"] & _back(xp, lv["asym"], 1, False)))
+    t_strong = xp.maximum(xp.abs(dl), pred) / (lv["Rp"] - 1)
+    t_weak = xp.maximum(xp.abs(dl), pred)
     # Richardson of a trusted pair of the level below: the leading term is gone, so its error
     # is at most the parent's; at most |Δ| too while the differences shrink.
     below = (
-        lambda a, fill: _back(  # noqa: E731
-            stack([jnp.full((K - 1, C), fill, a.dtype), a[:, : (nl - 1) * C]]), -1, fill
+        lambda a, fill: _back(
+            xp,  # noqa: E731
+            stack([xp.full((K - 1, C), fill, a.dtype), a[:, : (nl - 1) * C]]),
+            -1,
+            fill,
         )
     )
-    p_strong, p_trunc = below(strong & ok_pos, False), below(t_strong, jnp.inf)
+    p_strong, p_trunc = below(strong & ok_pos, False), below(t_strong, xp.inf)
     inherit = has_window & p_strong & ~strong & ~weak
-    shrinking = jnp.abs(dl) <= 0.5 * jnp.abs(prev)
-    t_weak = jnp.where(inherit, jnp.where(shrinking, jnp.minimum(jnp.abs(dl), p_trunc), p_trunc), t_weak)
-    trunc = jnp.where(strong, t_strong, t_weak)
-    err = jnp.where(ok_pos & (strong | weak | inherit), trunc + Nl[1:], jnp.inf)
+    shrinking = xp.abs(dl) <= 0.5 * xp.abs(prev)
+    t_weak = xp.where(inherit, xp.where(shrinking, xp.minimum(xp.abs(dl), p_trunc), p_trunc), t_weak)
+    trunc = xp.where(strong, t_strong, t_weak)
+    err = xp.where(ok_pos & (strong | weak | inherit), trunc + Nl[1:], xp.inf)
     # converged: value T[j] with Δ[j−1] (or, for j = 0, Δ[1]) and Δ[j] below the noise
-    nxt = jnp.concatenate([jnp.abs(dl[1:]), jnp.zeros_like(dl[:1])])
-    first = (j == 0) & _back(lv["insig"], -1, False)
-    conv = lv["insig"] & (_back(lv["insig"], 1, False) | first) & (j >= anchor)
-    c_trunc = jnp.maximum(jnp.abs(dl), jnp.where(j == 0, nxt, jnp.abs(prev))) * lv["Rp"] / (lv["Rp"] - 1)
-    c_err = jnp.where(conv, c_trunc + Nl[:-1], jnp.inf)
+    nxt = xp.concatenate([xp.abs(dl[1:]), xp.zeros_like(dl[:1])])
+    first = (j == 0) & _back(xp, lv["insig"], -1, False)
+    conv = lv["insig"] & (_back(xp, lv["insig"], 1, False) | first) & (j >= anchor)
+    c_trunc = xp.maximum(xp.abs(dl), xp.where(j == 0, nxt, xp.abs(prev))) * lv["Rp"] / (lv["Rp"] - 1)
+    c_err = xp.where(conv, c_trunc + Nl[:-1], xp.inf)
     # the smallest step entering T_ℓ[j] is h[j + ℓ]
-    h_l = stack([_pad_rows(h[ell:], ell, jnp.nan) for ell in range(nl)])
-    level = jnp.repeat(jnp.arange(nl, dtype=jnp.int32), C)[None]
+    h_l = stack([_pad_rows(xp, h[ell:], ell, xp.nan) for ell in range(nl)])
+    level = xp.repeat(xp.arange(nl, dtype=xp.int32), C)[None]
     cands = [  # each [(K−1)·levels, C]: one argmin over every level and step
         (split(a).reshape(-1, C) if a.ndim else a)
         for a in (
-            jnp.concatenate(
-                [jnp.where(jnp.isnan(err), jnp.inf, err), jnp.where(jnp.isnan(c_err), jnp.inf, c_err)]
-            ),
-            jnp.concatenate([T[1:], T[:-1]]),
-            jnp.concatenate([trunc, c_trunc]),
-            jnp.concatenate([Nl[1:], Nl[:-1]]),
-            jnp.concatenate([h_l[1:], h_l[:-1]]),
-            jnp.broadcast_to(level, (2 * (K - 1), nl * C)),
+            xp.concatenate([xp.where(xp.isnan(err), xp.inf, err), xp.where(xp.isnan(c_err), xp.inf, c_err)]),
+            xp.concatenate([T[1:], T[:-1]]),
+            xp.concatenate([trunc, c_trunc]),
+            xp.concatenate([Nl[1:], Nl[:-1]]),
+            xp.concatenate([h_l[1:], h_l[:-1]]),
+            xp.broadcast_to(level, (2 * (K - 1), nl * C)),
         )
     ]
-    jb = jnp.argmin(cands[0], axis=0)
+    jb = xp.argmin(cands[0], axis=0)
     best = dict(
-        zip(("err", "value", "trunc", "noise", "step", "level"), (_pick(a, jb) for a in cands), strict=True)
+        zip(
+            ("err", "value", "trunc", "noise", "step", "level"),
+            (_pick(xp, a, jb) for a in cands),
+            strict=True,
+        )
     )
-    converged = jnp.isfinite(best["err"])
+    converged = xp.isfinite(best["err"])
     lv0 = {k: v[:, :C] for k, v in lv.items()}
     # ---- fallback: the most stable plain estimate; error: twice the spread of its neighbours
-    nan_row = jnp.full((1,) + D.shape[1:], jnp.nan, dt)
-    dl0 = jnp.where(lv0["vd"], lv0["dl"], jnp.nan)
-    spread = jnp.fmax(jnp.abs(jnp.concatenate([nan_row, dl0])), jnp.abs(jnp.concatenate([dl0, nan_row])))
-    fb_err = jnp.where(valid, jnp.where(jnp.isfinite(spread), 2 * spread, 0.0) + N, inf)
-    jf = jnp.argmin(fb_err, axis=0)
-    any_valid = jnp.any(valid, axis=0)
-    value = jnp.where(converged, best["value"], jnp.where(any_valid, _pick(D, jf), jnp.nan))
-    error = jnp.where(converged, best["err"], jnp.where(any_valid, _pick(fb_err, jf), jnp.inf))
-    step = jnp.where(converged, best["step"], jnp.where(any_valid, _pick(h, jf), jnp.nan))
-    noise_part = jnp.where(converged, best["noise"], _pick(N, jf))
-    trunc_part = jnp.where(converged, best["trunc"], error - noise_part)
+    nan_row = xp.full((1,) + D.shape[1:], xp.nan, dt)
+    dl0 = xp.where(lv0["vd"], lv0["dl"], xp.nan)
+    spread = xp.fmax(xp.abs(xp.concatenate([nan_row, dl0])), xp.abs(xp.concatenate([dl0, nan_row])))
+    fb_err = xp.where(valid, xp.where(xp.isfinite(spread), 2 * spread, 0.0) + N, inf)
+    jf = xp.argmin(fb_err, axis=0)
+    any_valid = xp.any(valid, axis=0)
+    value = xp.where(converged, best["value"], xp.where(any_valid, _pick(xp, D, jf), xp.nan))
+    error = xp.where(converged, best["err"], xp.where(any_valid, _pick(xp, fb_err, jf), xp.inf))
+    step = xp.where(converged, best["step"], xp.where(any_valid, _pick(xp, h, jf), xp.nan))
+    noise_part = xp.where(converged, best["noise"], _pick(xp, N, jf))
+    trunc_part = xp.where(converged, best["trunc"], error - noise_part)
 
-    exact = (jnp.sum(lv0["vd"], axis=0) >= 2) & ~jnp.any(lv0["sig"], axis=0)
-    orders = jnp.where(
-        _back(lv0["sig"], 1, False) & lv0["sig"],
-        jnp.log2(jnp.abs(lv0["ratio"])) / jnp.log2(_back(R, 1, 2.0)),
-        jnp.nan,
+    exact = (xp.sum(lv0["vd"], axis=0) >= 2) & ~xp.any(lv0["sig"], axis=0)
+    orders = xp.where(
+        _back(xp, lv0["sig"], 1, False) & lv0["sig"],
+        xp.log2(xp.abs(lv0["ratio"])) / xp.log2(_back(xp, R, 1, 2.0)),
+        xp.nan,
     )
-    in_window = lv0["asym"] & (idx >= _last_window_start(lv0["asym"], lv0["run2"])[None])
-    p_hat = _median(orders, in_window)
+    in_window = lv0["asym"] & (idx >= _last_window_start(xp, lv0["asym"], lv0["run2"])[None])
+    p_hat = _median(xp, orders, in_window)
 
     def flag(cond, s):
-        return jnp.where(cond, jnp.int32(int(s)), jnp.int32(0))
+        return xp.where(cond, xp.int32(int(s)), xp.int32(0))
 
     status = flag(converged, Status.CONVERGED) | flag(~converged, Status.NO_WINDOW)
     status |= flag(converged & exact & ~noisy, Status.EXACT)
@@ -364,30 +403,30 @@ def analyze(D, h, e_model, valid, stencil: Stencil, levels: int = DEFAULT_LEVELS
     status |= flag(noisy, Status.NOISY)
     status |= flag(nonfinite, Status.NONFINITE)
 
-    pad = lambda a, fill: jnp.concatenate([a, jnp.full((1,) + a.shape[1:], fill, a.dtype)])  # noqa: E731
+    pad = lambda a, fill: xp.concatenate([a, xp.full((1,) + a.shape[1:], fill, a.dtype)])  # noqa: E731
     out = dict(
         estimate=value,
         error=error,
         step=step,
-        level=jnp.where(converged, best["level"], 0),
+        level=xp.where(converged, best["level"], 0),
         order=p_hat,
         noise=KAPPA * sigma,
         roundoff=N,
-        differences=pad(jnp.where(lv0["vd"], lv0["dl"], jnp.nan), jnp.nan),
+        differences=pad(xp.where(lv0["vd"], lv0["dl"], xp.nan), xp.nan),
         significant=pad(lv0["sig"], False),
-        orders=pad(orders, jnp.nan),
+        orders=pad(orders, xp.nan),
     )
     if gap is not None:
-        kink, i_k, slope_gap = _kink(gap, hd, valid, sigma)
+        kink, i_k, slope_gap = _kink(xp, gap, hd, valid, sigma)
         status |= flag(kink, Status.KINK)
-        out["error"] = jnp.where(kink, jnp.fmax(out["error"], jnp.abs(slope_gap) / 2), out["error"])
+        out["error"] = xp.where(kink, xp.fmax(out["error"], xp.abs(slope_gap) / 2), out["error"])
         out["kink_index"] = i_k
         out["gap"] = slope_gap
     out["status"] = status
     return out
 
 
-def _kink(gap, hd, valid, sigma):
+def _kink(xp, gap, hd, valid, sigma):
     """KINK: g_k = (f(x+h) − 2f(x) + f(x−h))/h stays significant and does not shrink like h.
 
     For a smooth f, g_k ≈ h·f''(x) halves with h; at a kink it tends to the jump of the
@@ -396,14 +435,14 @@ def _kink(gap, hd, valid, sigma):
     """
     g, g_model, g_scale = gap
     K = g.shape[0]
-    noise = jnp.maximum(g_model, KAPPA * g_scale * sigma[None])
-    sig = valid & (jnp.abs(g) > 2 * noise)
+    noise = xp.maximum(g_model, KAPPA * g_scale * sigma[None])
+    sig = valid & (xp.abs(g) > 2 * noise)
     g = g / hd
-    prev = _back(g, 1, 0.0)
-    flat = sig & _back(sig, 1, False) & (g / jnp.where(prev == 0, 1.0, prev) >= 0.7)
-    triple = sig & _back(sig, 1, False) & _back(sig, 2, False)
-    last = jnp.max(jnp.where(triple, jnp.arange(K, dtype=jnp.int32)[:, None], -1), axis=0)
-    at = jnp.maximum(last, 0)
-    kink = (last >= 2) & _pick(flat, at) & _pick(flat, jnp.maximum(at - 1, 0))
-    gmax = jnp.max(jnp.abs(jnp.stack([_pick(g, jnp.maximum(at - i, 0)) for i in range(3)])), axis=0)
+    prev = _back(xp, g, 1, 0.0)
+    flat = sig & _back(xp, sig, 1, False) & (g / xp.where(prev == 0, 1.0, prev) >= 0.7)
+    triple = sig & _back(xp, sig, 1, False) & _back(xp, sig, 2, False)
+    last = xp.max(xp.where(triple, xp.arange(K, dtype=xp.int32)[:, None], -1), axis=0)
+    at = xp.maximum(last, 0)
+    kink = (last >= 2) & _pick(xp, flat, at) & _pick(xp, flat, xp.maximum(at - 1, 0))
+    gmax = xp.max(xp.abs(xp.stack([_pick(xp, g, xp.maximum(at - i, 0)) for i in range(3)])), axis=0)
     return kink, at, gmax

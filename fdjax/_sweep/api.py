@@ -78,22 +78,20 @@ class _SweepBody:
 def _assemble(
     raw, rows, ref_m, stencil: Stencil, levels: int, rel, kind: str, layout: Layout, *, precision: str
 ) -> StepSweep:
-    """Read the ladder (``read_ladder``, jitted on its own) and lay it out as a StepSweep.
+    """Read the ladder (``read_ladder``) and lay it out as a StepSweep.
 
-    The parameter axis is padded to a power of two (at least 8) by repeating the last
-    parameter, so that sweeps of similar size share one compiled analysis.
+    Called eagerly, the analysis and the layout run in NumPy on the host (nothing is compiled
+    after the ladder's values) and the fields are put back on the device as ``jax.Array``;
+    inside the user's jit or vmap they are traced with ``jax.numpy``.
     """
-    m = int(rows.shape[0])
-    pad = max(8, 1 << (m - 1).bit_length()) - m
-    padded = {
-        "V": jnp.pad(raw["V"], ((0, 0), (0, 0), (0, pad), (0, 0)), mode="edge"),
-        "F0": raw["F0"],
-        "h": jnp.pad(raw["h"], ((0, 0), (0, pad)), mode="edge"),
-    }
-    res = read_ladder(padded, stencil, levels)
-    pc = {k: v[:m, 0] for k, v in res["per_channel"].items()}
-    ps = {k: v[:, :m, 0].T for k, v in res["per_step"].items()}
-    return StepSweep(
+    eager = not is_traced(raw, rows, ref_m)
+    xp: Any = np if eager else jnp
+    if eager:
+        raw, rows, ref_m = jax.device_get((raw, rows, ref_m))
+    res = read_ladder(raw, stencil, levels)
+    pc = {k: v[:, 0] for k, v in res["per_channel"].items()}
+    ps = {k: v[:, :, 0].T for k, v in res["per_step"].items()}
+    arrays = dict(
         index=rows,
         steps=raw["h"].T,
         estimates=ps["estimates"],
@@ -101,7 +99,7 @@ def _assemble(
         orders=ps["orders"],
         roundoff=ps["roundoff"],
         significant=ps["significant"],
-        true_errors=None if ref_m is None else jnp.abs(ps["estimates"] - ref_m[:, None]),
+        true_errors=None if ref_m is None else xp.abs(ps["estimates"] - ref_m[:, None]),
         step=pc["step"],
         estimate=pc["estimate"],
         error_estimate=pc["error"],
@@ -109,9 +107,14 @@ def _assemble(
         status=pc["status"],
         level=pc["level"],
         noise=pc["noise"],
-        slopes=jnp.stack([pc["slope_minus"], pc["slope_plus"]], axis=-1),
+        slopes=xp.stack([pc["slope_minus"], pc["slope_plus"]], axis=-1),
         reference=ref_m,
-        true_error=None if ref_m is None else jnp.abs(pc["estimate"] - ref_m),
+        true_error=None if ref_m is None else xp.abs(pc["estimate"] - ref_m),
+    )
+    if eager:
+        arrays = jax.device_put(arrays)
+    return StepSweep(
+        **arrays,
         method=stencil.name,
         kind=kind,
         relative_steps=tuple(rel),
