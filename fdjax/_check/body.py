@@ -38,6 +38,7 @@ from .rows import (
     measure_samples,
     probe_sigma,
 )
+from .. import _engine
 from .._engine import Options
 from .._engine.devices import varying
 from .._pytree import flatten_args
@@ -89,9 +90,14 @@ class _Problem:
             return cfg.fun(*fa.call_args(flat))
 
         self.f_flat = f_flat
+        #: x's leaves and the FD side's function of them (the engine's structure-aware plans);
+        #: None for second-order checks, whose FD side is a gradient by AD.
+        self.layout: _engine.Layout | None = None
+        sizes = fa.float_sizes
         if cfg.kind == "grad":
             if cfg.order == 1:
                 self.fd_fn = f_flat
+                self.layout = _engine.Layout(sizes, lambda pieces: cfg.fun(*fa.call_pieces(pieces)))
             else:
                 v = rademacher(s_ord, 0, self.n, self.dt)
                 g = jax.grad(f_flat)
@@ -105,6 +111,7 @@ class _Problem:
             )
         c = self.c = cotangents
         self.fd_fn = lambda z: contract(c, f_flat(z))
+        self.layout = _engine.Layout(sizes, lambda pieces: contract(c, cfg.fun(*fa.call_pieces(pieces))))
 
     def analytic(self):
         """(f0 from the AD pass, the analytic vector or None when only JVPs are available)."""
@@ -131,7 +138,7 @@ class _Problem:
         # The adaptive sweep picks h_i per element; the check then runs at that step.
         from .._fd import adaptive_basis, default_relative_steps
 
-        found = adaptive_basis(self.fd_fn, x, jnp.asarray(f0), stencil, cfg.opts).step
+        found = adaptive_basis(self.fd_fn, x, jnp.asarray(f0), stencil, cfg.opts, layout=self.layout).step
         found = jnp.reshape(jnp.asarray(found), (n,)).astype(dt)
         h = self.fa.quantize(x + found) - x
         fallback = taken_step(x, relative_step_vector(None, self.fa, stencil, cfg.caller), self.fa)
@@ -248,7 +255,19 @@ class _ElementBody:
             ).astype(jnp.int32)
         h, extra = pb.element_steps(step, f0_ad)
         a_e = pb.linear(analytic).at(idx).astype(pb.dt)
-        esamp = basis_samples(pb.fd_fn, pb.x, a_e, idx, h[idx], self.cfg.stencil, self.cfg.opts, fa=pb.fa)
+        full = np.arange(n) if self.mode == "full" else None  # static: the structure-aware plan
+        esamp = basis_samples(
+            pb.fd_fn,
+            pb.x,
+            a_e,
+            idx,
+            h[idx],
+            self.cfg.stencil,
+            self.cfg.opts,
+            fa=pb.fa,
+            layout=pb.layout,
+            static_idx=full,
+        )
         koff = len(check_offsets(self.cfg.stencil))
         return {
             "h": h,

@@ -85,8 +85,12 @@ def ladder_values(
     vectors=None,
     stretch=True,
     quantize=None,
+    layout=None,
 ):
     """Evaluate the ladder (traced): ONE engine call for every parameter, offset and step.
+
+    With ``layout`` (x's leaves and f of them, ``_engine.Layout``) and every coordinate
+    (no ``index``, no ``vectors``), the rows take the engine's structure-aware plan.
 
     Args:
         flat_fn: function of the flat vector; any pytree of real arrays as output.
@@ -142,8 +146,12 @@ def ladder_values(
     coeff = (offs[:, None, None] * h[None]).reshape(-1)  # [S, K, M] rows
     if stencil.complex_step:
         coeff = jax.lax.complex(jnp.zeros_like(coeff), coeff)
-    rows = {"index": jnp.broadcast_to(row_index[None, None], (S, K, M)).reshape(-1), "coeff": coeff}
-    vals = _engine.evaluate(flat_fn, x, perturb, rows, opts)
+    if layout is not None and index is None and vectors is None:
+        vals = _engine.evaluate_coordinates(flat_fn, x, coeff.reshape(S * K, M), opts, layout)
+        vals = jax.tree_util.tree_map(lambda a: a.reshape((S * K * M,) + a.shape[2:]), vals)
+    else:
+        rows = {"index": jnp.broadcast_to(row_index[None, None], (S, K, M)).reshape(-1), "coeff": coeff}
+        vals = _engine.evaluate(flat_fn, x, perturb, rows, opts)
     leaves = jax.tree_util.tree_leaves(vals)
     sizes = [int(math.prod(a.shape[1:])) for a in leaves]
     V = jnp.concatenate([a.reshape(S, K, M, -1) for a in leaves], axis=-1)  # [S, K, M, O]
@@ -246,7 +254,7 @@ def split_channels(a, f0, sizes):
 
 
 def adaptive_basis(
-    flat_fn, x, f0, stencil: Stencil, opts: Options, num_steps: int | None = None
+    flat_fn, x, f0, stencil: Stencil, opts: Options, num_steps: int | None = None, layout=None
 ) -> AdaptiveResult:
     """The adaptive step for every coordinate of x, in one engine call (traced).
 
@@ -262,12 +270,13 @@ def adaptive_basis(
         stencil: a first-derivative stencil.
         opts: engine options.
         num_steps: ladder length (>= 3).
+        layout: x's leaves and f of them (the engine's structure-aware plan), or None.
 
     Returns:
         ``AdaptiveResult`` whose fields have the output's structure with a leading N.
     """
     rel = default_relative_steps(x.dtype, num_steps)
-    raw, sizes = ladder_values(flat_fn, x, f0, stencil, opts, rel, 1.0)
+    raw, sizes = ladder_values(flat_fn, x, f0, stencil, opts, rel, 1.0, layout=layout)
     pc = read_ladder(raw, stencil, DEFAULT_LEVELS)["per_channel"]
     split = lambda a: split_channels(a, f0, sizes)  # noqa: E731
     return AdaptiveResult(

@@ -61,13 +61,18 @@ class _JacobianBody:
             out = full(flat)
             return out[0] if self.has_aux else out
 
+        def of_pieces(pieces):
+            out = self.fun(*fa.call_pieces(pieces), **kwargs)
+            return out[0] if self.has_aux else out
+
+        layout = _engine.Layout(fa.float_sizes, of_pieces)
         x = fa.x
         if isinstance(step, str):  # step="auto": the per-parameter step sweep (``adaptive``)
             from .adaptive import adaptive_basis, auto_diagnostics
 
             out0 = full(x)
             f0 = out0[0] if self.has_aux else out0
-            d = adaptive_basis(main, x, f0, self.stencil, self.opts).estimate
+            d = adaptive_basis(main, x, f0, self.stencil, self.opts, layout=layout).estimate
             diag = auto_diagnostics(f0, d)
             if self.stencil.complex_step:
                 d, diag["complex_ok"] = _complex_safety(main, x, f0, None, d)
@@ -80,11 +85,6 @@ class _JacobianBody:
         out0 = full(x)
         f0 = out0[0] if self.has_aux else out0
 
-        def of_pieces(pieces):
-            out = self.fun(*fa.call_pieces(pieces), **kwargs)
-            return out[0] if self.has_aux else out
-
-        layout = _engine.Layout(fa.float_sizes, of_pieces)
         vals = basis_values(main, x, h, self.stencil, self.opts, layout)
         d = combine(vals, jax.tree_util.tree_map(lambda a: a[None], f0), h, self.stencil)
         diag = {"f0_finite": all_finite(f0), "row_finite": _row_finite(vals), "h": h}

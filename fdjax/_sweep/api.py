@@ -20,6 +20,7 @@ import numpy as np
 
 from .._errors import NonFiniteError, check_x_finite
 from .._fd import check_output
+from .. import _engine
 from .._engine import Options
 from .. import _validate
 from .._calls import bind
@@ -65,6 +66,7 @@ class _SweepBody:
             vectors=vectors,
             stretch=self.stretch,
             quantize=fa.quantize,
+            layout=_engine.Layout(fa.float_sizes, lambda pieces: self.fun(*fa.call_pieces(pieces))),
         )
         if vectors is not None:
             rows = jnp.arange(vectors.shape[0], dtype=jnp.int32)
