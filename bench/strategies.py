@@ -54,7 +54,7 @@ def mlp(sizes, batch=64):
     return examples.mlp(tuple(sizes), batch)
 
 
-def transformer(tokens=32, d=64, heads=4, batch=8, seed=0):
+def transformer(tokens=16, d=64, heads=4, batch=8, seed=0):
     """One pre-LN transformer block (attention + 4d MLP) and a linear head on the mean token."""
     rng = np.random.RandomState(seed)
 

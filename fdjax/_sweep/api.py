@@ -114,6 +114,13 @@ def _assemble(
         true_error=None if ref_m is None else xp.abs(pc["estimate"] - ref_m),
     )
     if eager:
+        # the host analysis may widen 16-bit floats; the fields keep the ladder's dtype, as
+        # the traced analysis gives them
+        dt = np.dtype(raw["h"].dtype)
+        arrays = {
+            k: v.astype(dt) if isinstance(v, np.ndarray) and np.issubdtype(v.dtype, np.floating) else v
+            for k, v in arrays.items()
+        }
         arrays = jax.device_put(arrays)
     return StepSweep(
         **arrays,
