@@ -4,8 +4,8 @@
 
 For each workload, a full central-difference gradient (2N perturbed evaluations of f):
 
-- ``G``: f vmapped over 2N *stored* parameter vectors (a cycled pool of distinct vectors
-  near x, as ``limit`` in fd_throughput.py), ``jax.lax.map`` over chunks, at the best chunk
+- ``G``: f vmapped over 2N *stored* parameter vectors (a cycled pool of at least two
+  chunks of distinct vectors near x, as ``limit`` in fd_throughput.py), ``jax.lax.map`` over chunks, at the best chunk
   size of 8 … 512 (each tried once on 4,096 rows, the best timed in the rounds). Where 2N rows would take
   long, G is timed on ``--g-rows`` rows and scaled to 2N (marked ``*``): its time is linear in
   the rows.
@@ -115,7 +115,9 @@ def make_g(flat_loss, x0, rows: int, b: int):
     """f vmapped over ``rows`` stored vectors (a cycled pool) in chunks of b."""
     n = x0.shape[0]
     n_chunks = -(-rows // b)
-    pool_chunks = max(1, min(n_chunks, POOL_BYTES // (b * n * x0.dtype.itemsize)))
+    # at least two distinct chunks: with one, the chunk's evaluation is loop-invariant and
+    # XLA hoists it out of the loop (G would be one chunk's time)
+    pool_chunks = min(n_chunks, max(2, POOL_BYTES // (b * n * x0.dtype.itemsize)))
     noise = jax.random.normal(jax.random.key(0), (pool_chunks, b, n), x0.dtype)
     pool = jax.block_until_ready(x0[None, None] + 1e-3 * noise)
     run = jax.jit(
@@ -131,8 +133,8 @@ def best_g(flat_loss, x0, rows: int) -> tuple[int, float]:
     best = None
     rows = min(rows, SEARCH_ROWS)
     for b in CHUNKS:
-        if b > rows:
-            break
+        if b > rows or 2 * b * x0.shape[0] * x0.dtype.itemsize > 4 * POOL_BYTES:
+            break  # more rows than the plan, or a pool of two chunks over 512 MiB
         call, done = make_g(flat_loss, x0, rows, b)
         t = C.timed(call) * rows / done
         if best is None or t < best[1]:

@@ -1,7 +1,7 @@
 """Structure-aware plans: a perturbation of one leaf leaves the rest of f's work unchanged.
 
 A plan of coordinate rows (f at x + c·e_i for coordinates i and coefficients c: every FD
-gradient, Jacobian, full or subset check and step sweep) is evaluated by the dense engine
+gradient, Jacobian, full check and step sweep) is evaluated by the dense engine
 as if every row were a new problem: the whole vector x is batched, so every operation of f
 runs once per row. But a row that moves an element of one leaf leaves every computation
 that does not depend on that leaf unchanged. Given the *layout* of x (its leaves, and f as
