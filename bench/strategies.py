@@ -5,10 +5,10 @@
 For each workload, a full central-difference gradient (2N perturbed evaluations of f):
 
 - ``G``: f vmapped over 2N *stored* parameter vectors (a cycled pool of at least two
-  chunks of distinct vectors near x, as ``limit`` in fd_throughput.py), ``jax.lax.map`` over chunks, at the best chunk
-  size of 8 … 512 (each tried once on 4,096 rows, the best timed in the rounds). Where 2N rows would take
-  long, G is timed on ``--g-rows`` rows and scaled to 2N (marked ``*``): its time is linear in
-  the rows.
+  chunks of distinct vectors near x, as ``limit`` in fd_throughput.py), ``jax.lax.map``
+  over chunks, at the best chunk size of 8 … 512 (each tried once on 4,096 rows, the best
+  timed in the rounds). Where 2N rows would take long, G is timed on ``--g-rows`` rows and
+  scaled to 2N (marked ``*``): its time is linear in the rows.
 - ``dense``, ``leaf``, ``auto``: ``fdjax.grad(loss, strategy=s, devices=1)(params, *args)``,
   the plain call (compiled once before the rounds). ``dense`` is skipped where it would take
   longer than ``--dense-max`` seconds by G's estimate.
