@@ -241,6 +241,31 @@ def test_small_plans_skip_the_measurement_when_the_over_estimate_fits_one_chunk(
     assert plan["chunk_size"] == 2 * N and plan["chunks_per_device"] == 1
 
 
+def test_a_long_plan_is_costed_from_the_lowered_program_without_a_compile(monkeypatch):
+    # 120,000 rows (>= COST_ROWS) whose over-estimate leaves >= 8 rows per chunk: the
+    # warning's FLOPs come from the lowered row program; nothing is compiled for the plan.
+    from fdjax._engine import batch
+
+    compiled = []
+    monkeypatch.setattr(batch, "measure_row", lambda *a: compiled.append(a))
+    rows = {"index": jnp.zeros(120_000, jnp.int32), "coeff": jnp.ones(120_000)}
+    jax.eval_shape(lambda x, r: _spy_plan(matmul, x, r), X, rows)
+    cost = _spy_plan.last["row_cost"]
+    assert not compiled and cost.source == "estimate"
+    assert cost.flops >= 2 * N * N  # the matvec, from XLA's analysis of the lowered program
+    assert _spy_plan.last["chunk_size"] >= 8
+
+
+def test_the_row_estimate_counts_a_fused_elementwise_chain_once():
+    from fdjax._engine.plan import _jaxpr_bytes
+
+    v = jnp.ones(1000)
+    chain = jax.make_jaxpr(lambda v: jnp.sum(jnp.exp(jnp.tanh(v) * 2.0 + 1.0)))(v)
+    matmuls = jax.make_jaxpr(lambda v: jnp.sum((v[:, None] * v[None, :]) @ jnp.tanh(v)))(v)
+    assert 8_000 <= _jaxpr_bytes(chain.jaxpr) < 2 * 8_000  # one [1000] value live, not four
+    assert _jaxpr_bytes(matmuls.jaxpr) >= 8_000_000  # the [1000, 1000] operand of the product
+
+
 @pytest.mark.parametrize("budget", [10 * 2**10, 100 * 2**10, 2**20])
 def test_chunk_size_respects_the_memory_budget(budget):
     jax.eval_shape(lambda x, r: _spy_plan(matmul, x, r, memory_budget=budget), X, central_rows(N))

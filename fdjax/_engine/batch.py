@@ -28,11 +28,12 @@ from jax.sharding import PartitionSpec as P
 from .. import _validate
 from .devices import ROW_AXIS, check_devices, row_mesh
 from .plan import (
-    cache_bytes,
+    RowCost,
     choose_chunk_size,
     default_budget,
     estimate_row,
     itemsize,
+    lowered_cost,
     measure_row,
     row_jaxpr,
     warn_if_long,
@@ -61,7 +62,7 @@ def listen(callback: Callable[[int], None]) -> Iterator[None]:
 
 
 #: Plans with at least this many rows are costed (for ``LargePlanWarning``) even when
-#: ``chunk_size`` is given; smaller plans with a given chunk size skip the measurement.
+#: ``chunk_size`` is given; smaller plans with a given chunk size skip the cost analysis.
 COST_ROWS = 100_000
 
 
@@ -223,10 +224,12 @@ def chunk_plan(fn, x, perturb, rows, opts: Options = Options()) -> dict:
     """The engine's plan for these rows: devices, rows per device, chunk size, row cost.
 
     Runs at trace time (nothing is executed); ``evaluate`` uses it, and benchmarks and
-    tests read it to see what the engine chose. The row cost is measured by XLA only when
-    it matters: a plan of at least ``COST_ROWS`` rows (for ``LargePlanWarning``), or no
-    ``chunk_size`` given and the jaxpr's over-estimate does not fit every row into one
-    chunk; otherwise that estimate stands (``row_cost.source == "estimate"``).
+    tests read it to see what the engine chose. The row's memory is the jaxpr's
+    over-estimate (``row_cost.source == "estimate"``) unless that would cost speed
+    (``_coarse``: under 8 rows per chunk on CPU, not every row in one chunk on an
+    accelerator); then XLA measures it, compiling the one-row program once. A plan of at
+    least ``COST_ROWS`` rows takes its FLOPs from the lowered (not compiled) program, for
+    ``LargePlanWarning``.
     """
     copy_bytes = 0
     if _num_rows(rows):
@@ -258,10 +261,11 @@ def rows_plan(
         row0 = jax.tree_util.tree_map(lambda a: a[0], rows)
         closed = row_jaxpr(one, row0, consts)
         cost = estimate_row(closed, copy_bytes)
-        room = min(budget, cache_bytes() // 2) if platform == "cpu" else budget
-        big = opts.chunk_size is not None or num_rows >= COST_ROWS or per_device * cost.bytes > room
-        if measure and big:
-            cost = measure_row(closed, copy_bytes)
+        if measure and opts.chunk_size is None and _coarse(cost, per_device, budget, platform):
+            cost = measure_row(closed, copy_bytes)  # one compile, for XLA's memory analysis
+        if measure and num_rows >= COST_ROWS:
+            if cost.source == "estimate":
+                cost = lowered_cost(closed, cost)
             warn_if_long(cost, num_rows, ndev, platform)
     if not num_rows or not opts.vectorize:
         b = 1
@@ -284,6 +288,15 @@ def rows_plan(
         "padded_rows": ndev * n_chunks * b,
         "row_cost": cost,
     }
+
+
+def _coarse(cost: RowCost, per_device: int, budget: int, platform: str) -> bool:
+    """Whether the jaxpr's over-estimate of a row would cost speed, so XLA measures it: on
+    an accelerator when it does not fit every row into one chunk; on CPU (cache-sized
+    chunks, a compile costing seconds for a large f) only when it leaves under 8 rows."""
+    if platform != "cpu":
+        return per_device * cost.bytes > budget
+    return choose_chunk_size(per_device, cost.bytes, budget, platform) < min(8, per_device)
 
 
 def evaluate(

@@ -86,19 +86,47 @@ def itemsize(dtype) -> int:
     return int(np.dtype(dtype).itemsize)
 
 
+#: Primitives whose output XLA keeps as a view of the input (a bitcast): not counted.
+_VIEWS = frozenset({"reshape", "squeeze", "expand_dims", "bitcast_convert_type"})
+
+#: Elementwise primitives: XLA fuses chains of them into one loop, so only the largest
+#: output of such a chain is counted as live at once.
+_ELEMENTWISE = frozenset(
+    "abs acos acosh add and asin asinh atan atan2 atanh broadcast_in_dim cbrt ceil clamp "
+    "complex conj convert_element_type copy copy_p cos cosh digamma div eq erf erf_inv erfc "
+    "exp exp2 expm1 floor ge gt imag integer_pow iota is_finite le lgamma log log1p logistic "
+    "lt max min mul ne neg nextafter not or pow real rem round rsqrt select_n sign sin sinh "
+    "sqrt square stop_gradient sub tan tanh xor".split()
+)
+
+
+#: Calls of a sub-jaxpr whose outputs are the sub-jaxpr's own (counted there, not twice).
+_CALLS = frozenset(
+    "jit pjit closed_call core_call custom_jvp_call custom_vjp_call custom_vjp_call_jaxpr "
+    "remat checkpoint".split()
+)
+
+
 def _jaxpr_bytes(jaxpr) -> int:
-    """Sum of the sizes of all intermediate values of a jaxpr (sub-jaxprs included)."""
-    total = 0
+    """An over-estimate of the memory one evaluation of a jaxpr holds: every intermediate
+    value (sub-jaxprs included), except views (reshapes) and elementwise values, of which
+    only the largest counts (XLA fuses them into the loops that read them)."""
+    total = fused = 0
     for eqn in jaxpr.eqns:
-        for v in eqn.outvars:
+        name = eqn.primitive.name
+        for v in [] if name in _VIEWS or name in _CALLS else eqn.outvars:
             aval = v.aval
             if hasattr(aval, "shape") and hasattr(aval, "dtype"):
-                total += math.prod(aval.shape) * itemsize(aval.dtype)
+                size = math.prod(aval.shape) * itemsize(aval.dtype)
+                if name in _ELEMENTWISE:
+                    fused = max(fused, size)
+                else:
+                    total += size
         for p in eqn.params.values():
             sub = getattr(p, "jaxpr", p)
             if hasattr(sub, "eqns"):
                 total += _jaxpr_bytes(sub)
-    return total
+    return total + fused
 
 
 def _struct(v):
@@ -155,6 +183,18 @@ def measure_row(closed, copy_bytes: int) -> RowCost:
         _COSTS.clear()
     _COSTS[key] = result
     return result
+
+
+def lowered_cost(closed, cost: RowCost) -> RowCost:
+    """``cost`` with the FLOPs and bytes accessed of XLA's cost analysis of the lowered
+    one-row program (no compile: enough for ``LargePlanWarning``'s rough time)."""
+    try:
+        analysis = _first(_safe(_lower(closed).cost_analysis))
+    except Exception:  # noqa: BLE001 - exotic avals: no analysis, the estimate stands
+        return cost
+    flops = float(analysis.get("flops", math.nan))
+    accessed = float(analysis.get("bytes accessed", math.nan))
+    return dataclasses.replace(cost, flops=flops, bytes_accessed=accessed)
 
 
 def _lower(closed):
