@@ -207,6 +207,67 @@ def test_subset_index_in_any_order():
     _agree(loss, params, x, y, index=index)
 
 
+def test_traced_index_with_static_leaves():
+    """Coordinates drawn at run time (subset checks): the leaf of each is static, its place
+    in the leaf is not. The values equal the dense plan's at the same coordinates."""
+    loss, params, x, y = examples.mlp((12, 9, 5), 16)
+    fa = flatten_args((params, x, y), 0, "test")
+    starts = np.concatenate([[0], np.cumsum(fa.float_sizes)])
+    per_leaf = [min(6, s) for s in fa.float_sizes]
+    leaf_of = np.repeat(np.arange(len(per_leaf)), per_leaf)
+    layout = Layout(fa.float_sizes, lambda pieces: loss(*fa.call_pieces(pieces)))
+
+    def draw(key):
+        keys = jax.random.split(key, len(per_leaf))
+        return jnp.concatenate(
+            [
+                int(starts[i]) + jax.random.choice(kk, fa.float_sizes[i], (k,), replace=False)
+                for i, (kk, k) in enumerate(zip(keys, per_leaf))
+            ]
+        ).astype(jnp.int32)
+
+    def run(key, x0, strategy):
+        idx = draw(key)
+        coeff = jnp.stack([jnp.full(idx.shape, 1e-4), jnp.full(idx.shape, -1e-4)])
+        opts = Options(devices=1, strategy=strategy)
+        f = lambda v: loss(*fa.call_args(v))
+        leaves = None if strategy == "dense" else leaf_of
+        return idx, evaluate_coordinates(f, x0, coeff, opts, layout, idx, leaves)
+
+    log: list = []
+    with listen_groups(log.append):
+        idx, auto = jax.jit(lambda k, x0: run(k, x0, "auto"))(jax.random.key(7), fa.x)
+    assert {g.strategy for g in log[-1]} == {"linear", "leaf"}
+    idx_dense, dense = jax.jit(lambda k, x0: run(k, x0, "dense"))(jax.random.key(7), fa.x)
+    np.testing.assert_array_equal(idx, idx_dense)
+    scale = 8 * 2.2e-16 * float(jnp.max(jnp.abs(dense)))
+    assert float(jnp.max(jnp.abs(auto - dense))) <= scale
+    # a real perturbation: the difference of the two rows is the central difference
+    fd = (auto[0] - auto[1]) / 2e-4
+    ad = ravel_pytree(jax.grad(loss)(params, x, y))[0][idx]
+    np.testing.assert_allclose(fd, ad, rtol=1e-5, atol=1e-8)
+    with pytest.raises(ValueError, match="leaf_of has shape"):
+        x0, three = jnp.zeros(int(starts[-1])), np.asarray(idx[:3])
+        evaluate_coordinates(lambda v: 0.0, x0, jnp.ones((1, 3)), Options(), layout, three, leaf_of)
+
+
+def test_subset_check_runs_the_structured_plan():
+    loss, params, x, y = examples.mlp((12, 9, 5), 16)
+    log: list = []
+    with listen_groups(log.append):
+        res = fdjax.check_grad(loss, params, x, y, mode="subset", k=5)
+    assert res.passed
+    assert log and {"linear", "leaf"} <= {g.strategy for g in log[-1]}
+
+    @jax.custom_vjp  # every gradient 3x too large
+    def scaled(p):
+        return p
+
+    scaled.defvjp(lambda p: (p, None), lambda _, g: (jax.tree.map(lambda a: 3 * a, g),))
+    res = fdjax.check_grad(lambda p, x, y: loss(scaled(p), x, y), params, x, y, mode="subset", k=5)
+    assert not res.passed
+
+
 def test_mixed_dtype_tree():
     """A float32 layer in a float64 tree: x is float64, the float32 leaf's rows move it by a
     float32-rounded step, and its product is float32 (rounding eps32·|P|, as dense)."""

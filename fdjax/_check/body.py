@@ -255,7 +255,9 @@ class _ElementBody:
             ).astype(jnp.int32)
         h, extra = pb.element_steps(step, f0_ad)
         a_e = pb.linear(analytic).at(idx).astype(pb.dt)
-        full = np.arange(n) if self.mode == "full" else None  # static: the structure-aware plan
+        # the structure-aware plan: every element (static) or so many drawn per leaf
+        full = np.arange(n) if self.mode == "full" else None
+        per_leaf = None if full is not None else np.repeat(np.arange(len(self.subset_k)), self.subset_k)
         esamp = basis_samples(
             pb.fd_fn,
             pb.x,
@@ -267,6 +269,7 @@ class _ElementBody:
             fa=pb.fa,
             layout=pb.layout,
             static_idx=full,
+            leaf_of=per_leaf,
         )
         koff = len(check_offsets(self.cfg.stencil))
         return {

@@ -311,13 +311,15 @@ def basis_samples(
     fa: FlatArgs | None = None,
     layout: _engine.Layout | None = None,
     static_idx: np.ndarray | None = None,
+    leaf_of: np.ndarray | None = None,
 ) -> Samples:
     """f at x + s·h_i·e_i for the coordinates ``idx`` (steps ``h_e``) in one engine call.
 
-    With ``layout`` (x's leaves and f of them) and ``static_idx`` (the value of ``idx``,
-    known when tracing: every element in full mode) the rows go through the engine's
-    structure-aware plan (``_engine.evaluate_coordinates``), leaf by leaf; the two rows at
-    x itself then run as their own two-row plan.
+    With ``layout`` (x's leaves and f of them) and either ``static_idx`` (the value of
+    ``idx``, known when tracing: every element in full mode) or ``leaf_of`` (the static
+    leaf of each element of a run-time ``idx``: subset mode draws so many per leaf) the
+    rows go through the engine's structure-aware plan (``_engine.evaluate_coordinates``),
+    leaf by leaf; the two rows at x itself then run as their own two-row plan.
 
     ``q`` = h_eff/h with h_eff = Σ_k w_k·δ_k the step the stencil actually took: the
     measurement divided by q is the element's FD derivative, comparable with a_i itself.
@@ -330,8 +332,9 @@ def basis_samples(
     offs = jnp.asarray(offsets, x.dtype)
     index = jnp.concatenate([jnp.tile(idx.astype(jnp.int32), k), jnp.zeros(2, jnp.int32)])
     coeff = jnp.concatenate([(offs[:, None] * h_e[None, :]).reshape(-1), jnp.zeros(2, x.dtype)])
-    if layout is not None and static_idx is not None:
-        grid = _engine.evaluate_coordinates(fn, x, offs[:, None] * h_e[None, :], opts, layout, static_idx)
+    if layout is not None and (static_idx is not None or leaf_of is not None):
+        where, leaves = (static_idx, None) if static_idx is not None else (idx, leaf_of)
+        grid = _engine.evaluate_coordinates(fn, x, offs[:, None] * h_e[None, :], opts, layout, where, leaves)
         centers = _engine.evaluate(fn, x, _engine.Basis(), {"index": index[-2:], "coeff": coeff[-2:]}, opts)
         vals = jnp.concatenate([grid.reshape(-1), centers])
     else:

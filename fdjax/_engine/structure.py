@@ -104,7 +104,8 @@ def evaluate_coordinates(
     coeff: jax.Array,
     opts: Options,
     layout: Layout | None = None,
-    index: np.ndarray | None = None,
+    index: Any = None,
+    leaf_of: np.ndarray | None = None,
 ) -> Any:
     """f at x + coeff[k, j]·e_{index[j]} for every k and j: a pytree of [K, M, *out].
 
@@ -114,18 +115,31 @@ def evaluate_coordinates(
         coeff: [K, M] coefficients (real, or complex for the complex step: dense then).
         opts: engine options; ``opts.strategy`` chooses the plan (module doc).
         layout: x's pieces and f of them; None evaluates the dense plan.
-        index: the M coordinates, a static NumPy int array (None: all N in order).
+        index: the M coordinates: a static NumPy int array (None: all N in order), or an
+            int array known only at run time (drawn under the trace); that runs dense unless
+            ``leaf_of`` says which piece of the layout each of them lies in.
+        leaf_of: static [M] piece of each coordinate, for a traced ``index``.
     """
     n = int(x.shape[0])
-    idx = np.arange(n, dtype=np.int32) if index is None else np.asarray(index, np.int32)
+    traced = isinstance(index, jax.core.Tracer)
+    idx: Any
+    if traced:
+        idx = jnp.asarray(index, jnp.int32)
+    else:
+        idx = np.arange(n, dtype=np.int32) if index is None else np.asarray(index, np.int32)
     k, m = int(coeff.shape[0]), int(idx.shape[0])
     small = opts.strategy == "auto" and k * m < MIN_ROWS
-    if layout is None or opts.strategy == "dense" or jnp.iscomplexobj(coeff) or m == 0 or small:
+    unknown = traced and leaf_of is None  # drawn at run time, its leaves not given
+    if layout is None or opts.strategy == "dense" or jnp.iscomplexobj(coeff) or m == 0 or small or unknown:
         return _dense(fn, x, coeff, idx, opts, m)
     starts = np.concatenate([[0], np.cumsum(layout.sizes)]).astype(np.int64)
     if int(starts[-1]) != n:
         raise ValueError(f"layout sizes sum to {int(starts[-1])}, x has {n} elements")
-    leaf_of = np.searchsorted(starts, idx, side="right") - 1
+    if leaf_of is None:
+        leaf_of = np.searchsorted(starts, idx, side="right") - 1
+    leaf_of = np.asarray(leaf_of, np.int64)
+    if leaf_of.shape != (m,):
+        raise ValueError(f"leaf_of has shape {leaf_of.shape}, expected ({m},): one piece per coordinate")
     pieces = [x[int(a) : int(b)] for a, b in zip(starts[:-1], starts[1:])]
     groups = leaf_groups(layout.sizes, opts.strategy)
     outs, order, report = [], [], []
@@ -136,7 +150,8 @@ def evaluate_coordinates(
         first = np.zeros(len(layout.sizes), np.int64)  # where each leaf starts in the group's vector
         first[list(leaves)] = np.cumsum([0] + [layout.sizes[i] for i in leaves])[:-1]
         lf = leaf_of[sel]
-        j = (first[lf] + idx[sel] - starts[lf]).astype(np.int32)
+        local = (idx[jnp.asarray(sel)] if traced else idx[sel]) - starts[lf].astype(np.int32)
+        j = first[lf].astype(np.int32) + local
         c = coeff[:, sel].reshape(-1)
         out, strategy, detail, plan = None, "leaf", "", None
         if len(leaves) == 1 and opts.strategy == "auto":
@@ -163,13 +178,14 @@ def evaluate_coordinates(
 
 def _dense(fn, x, coeff, idx, opts, m):
     k = int(coeff.shape[0])
-    rows = {"index": jnp.asarray(np.tile(idx, k)), "coeff": coeff.reshape(-1)}
+    rows = {"index": jnp.tile(jnp.asarray(idx, jnp.int32), k), "coeff": coeff.reshape(-1)}
     vals = evaluate(fn, x, Basis(), rows, opts)
     return jax.tree_util.tree_map(lambda v: v.reshape((k, m) + v.shape[1:]), vals)
 
 
-def _rows(j: np.ndarray, c: jax.Array, k: int) -> dict:
-    return {"index": jnp.asarray(np.tile(j, k).astype(np.int32)), "coeff": c}
+def _rows(j, c: jax.Array, k: int) -> dict:
+    """Rows of the element offsets ``j`` (static or traced) within a group's vector."""
+    return {"index": jnp.tile(jnp.asarray(j, jnp.int32), k), "coeff": c}
 
 
 def _leaf(layout: Layout, pieces, leaves, j, c, k, opts):
@@ -207,7 +223,8 @@ def _linear(layout: Layout, pieces, leaf: int, j, c, k, opts):
     keys = list(shared)
     treedef = jax.tree_util.tree_structure(jax.eval_shape(of_leaf, piece))
     rows = _rows(j, c, k)
-    rows["pos"] = jnp.asarray(np.tile(plan.positions[j], (k, 1)))
+    pos = plan.positions[j] if isinstance(j, np.ndarray) else jnp.asarray(plan.positions)[j]
+    rows["pos"] = jnp.tile(jnp.asarray(pos, jnp.int32), (k, 1))
 
     def one(row, piece, *vals):
         out = linear.row_value(plan, dict(zip(keys, vals)), piece, row)
