@@ -793,6 +793,38 @@ def strategies() -> str:
     return note + "\n\n" + _table(header, rows, "lrrrrrrrl") + tail
 
 
+def compile_bound() -> str:
+    d = _load("compile_bound.json")
+    cols = [
+        "f",
+        "vmap(f), leaves in",
+        "vmap(f), flat rows",
+        "slices only",
+        "fdjax.grad dense",
+        "fdjax.grad auto",
+    ]
+    header = ["layers", "leaves", "N", *(f"{c} (s)" for c in cols), "kernels: leaves in / flat rows"]
+    rows = []
+    for r in d["results"]:
+        k = r["kernels"]
+        rows.append(
+            [
+                str(r["layers"]),
+                str(r["leaves"]),
+                f"{r['N']:,}",
+                *(f"{r['seconds'][c]:.2f}" for c in cols),
+                f"{k['vmap(f), leaves in']} / {k['vmap(f), flat rows']}",
+            ]
+        )
+    note = (
+        f"`python bench/compile_bound.py` (`bench/results/compile_bound.json`): {_machine(d['machine'])}. "
+        f"XLA compile seconds of deep tanh MLPs (width 32, batch 8, float64); the vmapped programs "
+        f"evaluate {d['rows']} rows. *fdjax.grad*: first call minus a warm call (every program of the "
+        "plan traced, lowered and compiled). *kernels*: fusions in the optimized HLO."
+    )
+    return note + "\n\n" + _table(header, rows, "rrr" + "r" * len(cols) + "r")
+
+
 TABLES: dict[str, Callable[[], str]] = {
     "suite-throughput": suite_throughput,
     "suite-chunks": suite_chunks,
@@ -807,6 +839,7 @@ TABLES: dict[str, Callable[[], str]] = {
     "false_alarms": false_alarms,
     "latency": latency,
     "strategies": strategies,
+    "compile-bound": compile_bound,
 }
 
 
