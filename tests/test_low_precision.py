@@ -349,3 +349,56 @@ def test_bad_precision_names_the_accepted_values(call, name, bad):
     assert "None (16-bit float leaves (bfloat16, float16) cast to float32)" in msg
     assert "'native' (every leaf in its own dtype)" in msg and "'float64'" in msg
     assert msg.endswith(f"got {bad!r}")
+
+
+# ------------------------------------------------------------------------------------------
+# f that computes in 16 bits inside: the error model works at that precision
+
+
+def _act16(p, x):
+    h = jnp.tanh(x.astype(jnp.bfloat16) @ p["w"].astype(jnp.bfloat16))
+    return jnp.mean(h.astype(jnp.float32) ** 2)
+
+
+def test_working_eps_is_the_narrowest_float_that_depends_on_x():
+    from fdjax._check.inputs import working_eps
+
+    p = {"w": jnp.full((4, 3), 0.3, jnp.float32)}
+    x = jnp.ones((2, 4), jnp.float32)
+    assert working_eps(_act16, flatten_args((p, x), 0, "t")) == (2.0**-7, "bfloat16")
+    # float32 throughout (a bfloat16 constant that does not depend on x does not count)
+    table = jnp.ones(3, jnp.bfloat16)
+
+    def f32(p, x):
+        return jnp.mean(jnp.tanh(x @ p["w"]) * table.astype(jnp.float32))
+
+    assert working_eps(f32, flatten_args((p, x), 0, "t")) == (0.0, "")
+    # inside a nested jit and a custom_jvp rule, as well
+    inner = jax.jit(lambda w: jnp.sum(jax.nn.relu(w.astype(jnp.float16))).astype(jnp.float32))
+    assert working_eps(lambda p, x: inner(p["w"]), flatten_args((p, x), 0, "t")) == (2.0**-10, "float16")
+    # in float64 a float32 computation inside is the narrow one
+    p64 = {"w": jnp.full((4, 3), 0.3)}
+    fa = flatten_args((p64, x.astype(jnp.float64)), 0, "t")
+    assert working_eps(lambda p, x: jnp.sum(jnp.sin(p["w"].astype(jnp.float32))), fa) == (
+        float(jnp.finfo(jnp.float32).eps),
+        "float32",
+    )
+
+
+def test_bfloat16_inside_f_is_not_called_a_bug_and_says_why():
+    rng = np.random.RandomState(0)
+    p = {"w": jnp.asarray(rng.standard_normal((8, 6)) / 3, jnp.float32)}
+    x = jnp.asarray(rng.standard_normal((5, 8)), jnp.float32)
+    for mode in ("full", "directional"):
+        r = fdjax.check_grad(_act16, p, x, mode=mode)
+        assert int(r.status) != int(fdjax.CheckStatus.FAIL), r
+        assert any("f computes in bfloat16 inside" in n for n in r.notes), r.notes
+        if int(r.status) == int(fdjax.CheckStatus.INCONCLUSIVE):
+            assert "rounds in bfloat16 inside" in r.summary().splitlines()[0]
+    # a flipped sign is never a pass: at bfloat16's eps the AD side alone may be off by
+    # 8 ulps (6 %, times the margin), so it is a FAIL or an honest INCONCLUSIVE
+    flipped = jax.custom_vjp(lambda w: w)
+    flipped.defvjp(lambda w: (w, None), lambda _, g: (-g,))
+    for mode in ("full", "directional"):
+        r = fdjax.check_grad(lambda p, x: _act16({"w": flipped(p["w"])}, x), p, x, mode=mode)
+        assert int(r.status) != int(fdjax.CheckStatus.PASS), r

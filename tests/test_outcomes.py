@@ -126,6 +126,56 @@ def test_merge_decides_by_the_most_precise_step():
     assert escalate.merge(first, close, np.arange(1), (32.0, 64.0)).status.tolist() == [I]
 
 
+def test_priority_escalates_a_failure_far_beyond_tolerance_only_when_the_fd_value_is_tiny():
+    F = CheckStatus.FAIL
+    m = _meas(
+        status=[F, F, F, F],
+        analytic=[2.0, 2.0, 1e7, 1e7],
+        numeric=[1.0, 1.0, 90.0, -1e6],
+        error=[1.0, 1.0, 1e7, 1.1e7],
+        tolerance=[0.5, 1e-3, 1e3, 1e3],
+    )
+    prio = escalate.priority(m, np.ones(4, bool))
+    # marginal (2 tolerances) first; 1000 tolerances with an FD value of the analytic's size
+    # stands (a 2x bug, a flipped sign, or 10x); an analytic value 1e5 times the FD value (f
+    # far from linear at the step) is measured again
+    assert prio.tolist() == [0, escalate.NOT_CONCERNED, 1, escalate.NOT_CONCERNED]
+
+
+@functools.cache
+def _own_scale(factor: float):
+    """Parameters of ~4e-8 whose scale is their own (sin(1e7·p)) next to ones of ~2e4."""
+
+    @jax.custom_vjp
+    def sin(s):
+        return jnp.sin(s)
+
+    sin.defvjp(lambda s: (jnp.sin(s), s), lambda s, g: (factor * g * jnp.cos(s),))
+
+    def f(p):
+        return jnp.sum(sin(1e7 * p["small"])) + jnp.sum(jnp.cos(1e-4 * p["big"]))
+
+    return f, {"small": jnp.array([4e-8, 6e-8, 3e-8, 5e-8]), "big": jnp.array([2e4, 1.5e4, 3e4])}
+
+
+@pytest.mark.xdist_group("outcomes-own-scale")
+def test_a_tiny_parameter_of_its_own_scale_is_not_a_false_alarm():
+    """The default step's floor (max(|x_i|, 1)) moves 4e-8 by ~6e-6: sin(1e7·p) turns through
+    60 radians and the FD slope averages out, 1e5 times below jax.grad. Those failures are
+    measured again at floorless steps (rel·|x_i|), where f is linear and they pass; the noise
+    probes move each coordinate by ulps of itself, so f's noise is not inflated either."""
+    f, p = _own_scale(1.0)
+    r = fdjax.check_grad(f, p, mode="full")
+    assert bool(r.passed), r
+    assert float(r.noise) < 1e-6, r.noise
+    assert int(r.escalated) > 0
+    f, p = _own_scale(2.0)
+    r = fdjax.check_grad(f, p, mode="full")
+    assert int(r.status) == CheckStatus.FAIL, r
+    small = r.leaf_names.index("['small']")
+    assert int(r.leaves.status[small]) == CheckStatus.FAIL
+
+
 def test_nondeterministic_function_is_inconclusive_and_blames_no_leaf():
     def dropout(x):
         z = jax.pure_callback(

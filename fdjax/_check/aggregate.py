@@ -192,17 +192,19 @@ class _Aggregate:
     leaf_names: tuple[str, ...]
     leaf_shapes: tuple[tuple[int, ...], ...]
     notes: tuple[str, ...] = ()
+    eps_work: float = 0.0  # the eps f computes in, where coarser than x's (inputs.working_eps)
 
     def measure(self, raw, xp=jnp) -> Measured:
         """The error model on the raw batches (``Measured``)."""
         d, e = raw["d"], raw["e"]
         eps = eps_of(raw["analytic"].dtype)
         sigma = probe_sigma(d.probes, d.centers[0], xp)
-        dmeas = measure_samples(d, sigma, self.stencil, self.margin, eps, xp)
+        dmeas = measure_samples(d, sigma, self.stencil, self.margin, eps, xp, self.eps_work)
         # In locate mode the body judged the directions to start bisection; report those verdicts.
         if "d_status" in raw:
             dmeas = dmeas._replace(status=raw["d_status"], reason=raw["d_reason"])
-        emeas = per_element(measure_samples(e, sigma, self.stencil, self.margin, eps, xp), e.q, xp)
+        emeas = measure_samples(e, sigma, self.stencil, self.margin, eps, xp, self.eps_work)
+        emeas = per_element(emeas, e.q, xp)
         return Measured(dmeas, emeas, sigma)
 
     def _elements(self, xp, raw, emeas: Measurement, n: int, dt, fdt):

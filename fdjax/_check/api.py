@@ -34,6 +34,7 @@ from .inputs import (
     step_kind,
     subset_sizes,
     validate_common,
+    working_eps,
 )
 from .. import _validate
 from .._calls import bind, check_collisions
@@ -137,6 +138,7 @@ def _run(
         cotangents = check_cotangents(cotangents, out, caller)
     if tangents is not None:
         tangent = flatten_tangent(args, tangents, caller)
+    eps_work, work_dtype = working_eps(fun, fa)
     cfg = _Config(
         fun=fun,
         argnums=argnums,
@@ -148,9 +150,16 @@ def _run(
         caller=caller,
         has_tangent=tangent is not None,
         step_kind=kind_of_step,
+        eps_work=eps_work,
     )
     mode, auto_note = _auto_mode(mode, cfg, args, fa, opts)
-    notes = tuple(t for t in (auto_note, _precision_note(precision_label)) if t)
+    work_note = (
+        f"f computes in {work_dtype} inside: its values and AD gradient are rounded at eps = {eps_work:.3g}, "
+        "and the error model says so (finer differences are not resolvable here)"
+        if eps_work
+        else ""
+    )
+    notes = tuple(t for t in (auto_note, _precision_note(precision_label), work_note) if t)
     bodies = _Bodies(cfg, mode, subset_k, max_located, margin)
     raw = bodies(args, step, key, cotangents, tangent)
     agg = _Aggregate(
@@ -164,6 +173,7 @@ def _run(
         leaf_names=tuple(fa.float_paths),
         leaf_shapes=tuple(tuple(int(d) for d in s) for s in fa.float_shapes),
         notes=notes,
+        eps_work=eps_work,
     )
     if is_traced(raw):  # inside the user's jit: the verdict is traced too, without escalation
         return dataclasses.replace(agg, notes=notes + (_TRACED_NOTE,))(raw, jnp)
@@ -227,7 +237,7 @@ def _any_direction_fails(raw, cfg: _Config, margin: float) -> bool:
     with np.errstate(all="ignore"):
         sigma = probe_sigma(d.probes, d.centers[0], np)
         eps = float(jnp.finfo(raw["analytic"].dtype).eps)
-        meas = measure_samples(d, sigma, cfg.stencil, margin, eps, np)
+        meas = measure_samples(d, sigma, cfg.stencil, margin, eps, np, cfg.eps_work)
     return bool(np.any((meas.status == CheckStatus.FAIL) & d.valid))
 
 

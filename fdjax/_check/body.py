@@ -60,6 +60,7 @@ class _Config:
     caller: str
     has_tangent: bool
     step_kind: str  # "default" | "scalar" | "tree" | "auto"
+    eps_work: float = 0.0  # the eps f computes in, where coarser than x's (inputs.working_eps)
 
 
 def leaf_stream(path: str) -> int:
@@ -300,7 +301,7 @@ class _LocateBody:
         lin = pb.linear(along_v)
         h, _ = pb.element_steps(step, None)
         sigma = probe_sigma(dsamp.probes, dsamp.centers[0])
-        dmeas = measure_samples(dsamp, sigma, cfg.stencil, self.margin, pb.eps)
+        dmeas = measure_samples(dsamp, sigma, cfg.stencil, self.margin, pb.eps, eps_work=cfg.eps_work)
         ran, idx, active, esamp = _locate.locate(
             pb.fd_fn,
             pb.x,
@@ -320,6 +321,7 @@ class _LocateBody:
             opts=cfg.opts,
             width=self.max_located,
             fa=pb.fa,
+            eps_work=cfg.eps_work,
         )
         keep = active & ran
         extra = _locate.locate_evaluations(self.max_located, _locate.levels_for(pb.n), cfg.stencil)

@@ -2,7 +2,8 @@
 
 After the first batches, a measurement is *concerned* when its outcome may be the step's
 fault rather than the gradient's: a failure within ``SURE`` times its tolerance (those
-within ``MARGINAL`` first), a non-finite point, a kink, a tolerance too wide to resolve
+within ``MARGINAL`` first) or with an analytic value ``WILD`` times the FD one, a
+non-finite point, a kink, a tolerance too wide to resolve
 the values (INCONCLUSIVE), or a pass whose tolerance is wider than ``WEAK`` of the values
 (near the floating-point floor a better step may resolve a bug). Each is measured again
 at h·m for every m of ``body.LADDER`` in one more engine batch, within a budget of
@@ -35,9 +36,12 @@ from .outcomes import CheckStatus, Reason
 
 
 #: Failures within this many tolerances are re-measured first, then those within SURE;
-#: beyond SURE a failure stands (no artefact of the step is that large).
+#: beyond SURE a failure stands (no artefact of the step is that large), unless the
+#: analytic value is more than WILD times the FD value: f far from linear at the step (a
+#: parameter of 4e-8 in sin(1e7·p) moved by 5e-3) averages its slope away, by any factor.
 MARGINAL = 4.0
 SURE = 100.0
+WILD = 100.0
 #: A failure is confirmed by a step at least 2**CONFIRM_APART times larger or smaller: an
 #: artefact that grows with the step (dense kinks crossed) differs that far apart.
 CONFIRM_APART = 2.0
@@ -59,7 +63,8 @@ def priority(meas: Measurement, valid) -> np.ndarray:
     big = np.maximum(np.abs(np.asarray(meas.analytic)), np.abs(np.asarray(meas.numeric)))
     a_ok = np.isfinite(np.asarray(meas.analytic))
     out = np.full(status.shape, NOT_CONCERNED, np.int32)
-    out[(status == CheckStatus.FAIL) & a_ok & (err <= SURE * tol)] = 1
+    wild = np.abs(np.asarray(meas.analytic)) > WILD * np.abs(np.asarray(meas.numeric))
+    out[(status == CheckStatus.FAIL) & a_ok & ((err <= SURE * tol) | wild)] = 1
     out[(status == CheckStatus.FAIL) & a_ok & (err <= MARGINAL * tol)] = 0
     for r, p in _REASON_PRIORITY.items():
         out[(status == CheckStatus.INCONCLUSIVE) & (reason == r)] = p

@@ -86,12 +86,25 @@ def verdict_line(r) -> str:
         agree = f"{checked} checks agree with {_what(r)}, none fails, but " if checked else ""
         return (
             f"INCONCLUSIVE: {agree}{len(open_)} of {len(r.leaf_names)} leaves not verified: "
-            f"{_leaf_list(open_)}. To resolve: {reason.remedy()}"
+            f"{_leaf_list(open_)}. To resolve: {_remedy(r, reason)}"
         )
     extra = ""
     if int(r.inconclusive):
         extra = f"; {int(r.inconclusive)} measurement(s) inconclusive ({_reason_counts(r)})"
     return f"PASSED: {checked} checks agree with {_what(r)} within the error model{extra}"
+
+
+def _remedy(r, reason: Reason) -> str:
+    """What would resolve it; below resolution because f rounds in a narrow dtype inside,
+    a higher-precision x does not help: f itself must compute finer."""
+    narrow = [n for n in r.notes if n.startswith("f computes in ")]
+    if reason == Reason.UNRESOLVED and narrow:
+        dtype = narrow[0].split()[3]
+        return (
+            f"f rounds in {dtype} inside, whatever the precision of x: check a version of f that "
+            f"computes in float32 (without the {dtype} casts), or rescale the parameters or the loss"
+        )
+    return reason.remedy()
 
 
 def open_leaves(r) -> list[tuple[str, Reason]]:

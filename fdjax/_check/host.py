@@ -84,7 +84,7 @@ def consistency(agg: _Aggregate, raw, measured: Measured, cfg: _Config, rerun: C
     returns their raw values on the host.
     """
     out = Decision(raw, measured, cfg)
-    eps_f = eps_of(raw["d"].F.dtype)
+    eps_f = max(eps_of(raw["d"].F.dtype), agg.eps_work)
     within, cross, scale = _centers(raw)
     if not np.isfinite(scale):
         return out
@@ -170,12 +170,12 @@ def escalate(agg: _Aggregate, dec: Decision, call: Callable[[_EscalateBody, tupl
     evals = 0
     if e_sel.size:
         s = out["e"]
-        lad = per_element(measure_samples(s, sigma, agg.stencil, agg.margin, eps, np), s.q, np)
+        lad = per_element(measure_samples(s, sigma, agg.stencil, agg.margin, eps, np, agg.eps_work), s.q, np)
         emeas = _esc.merge(emeas, _unpad(lad, steps, e_sel.size), e_sel, LADDER + (0.0,) * len(FLOORLESS))
         evals += k * int(s.h.shape[0]) + 2
     if d_sel.size:
         s = out["d"]
-        lad = measure_samples(s, sigma, agg.stencil, agg.margin, eps, np)
+        lad = measure_samples(s, sigma, agg.stencil, agg.margin, eps, np, agg.eps_work)
         dmeas = _esc.merge(dmeas, _unpad(lad, steps, d_sel.size), d_sel, _D_LADDER)
         evals += k * int(s.h.shape[0]) + 2
     info = dict(dec.info)

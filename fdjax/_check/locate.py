@@ -84,6 +84,7 @@ def locate(
     opts: Options,
     width: int,
     fa=None,
+    eps_work: float = 0.0,
 ):
     """Bisect the ``width`` worst failing directions of ``start`` down to single coordinates.
 
@@ -119,7 +120,7 @@ def locate(
         samples = direction_samples(
             fn, x, lin, seed, along, tangent, rows, rel * scale2, stencil=stencil, opts=opts, fa=fa
         )
-        meas = measure_samples(samples, sigma, stencil, margin, eps_ad)
+        meas = measure_samples(samples, sigma, stencil, margin, eps_ad, eps_work=eps_work)
         score = _score(meas, samples.valid & jnp.concatenate([active, active]))
         # a lineage at scale 1 with no failing half but a kinked one: retry it at FINE·h
         fails = (score > -jnp.inf).reshape(2, -1).any(axis=0)

@@ -40,7 +40,7 @@ class VectorSource(enum.IntEnum):
     PROBE = 3
 
 
-#: Probe pairs f(x ± δ) with δ_i = PROBE_SCALE·eps·max(|x_i|, 1)·r_i (r Rademacher).
+#: Probe pairs f(x ± δ) with δ_i = PROBE_SCALE·eps·|x_i|·r_i (r Rademacher; |x_i| → 1 at 0).
 NUM_PROBES = 4
 PROBE_SCALE = 4.0
 PROBE_INDEX0 = 1 << 30
@@ -91,8 +91,11 @@ class Linear:
 class DirectionPerturbation:
     """x + coeff·v restricted to lo <= i < hi, v chosen by the row's ``kind``.
 
-    Random (and probe) directions are Rademacher signs times max(|x_i|, 1), the scale of the
-    per-element step, so that parameters of very different magnitudes each move in proportion.
+    Random directions are Rademacher signs times max(|x_i|, 1), the scale of the per-element
+    step, so that parameters of very different magnitudes each move in proportion. Noise
+    probes are Rademacher signs times |x_i| (1 where x_i = 0): a few ulps of each coordinate,
+    never an absolute move that is large next to a tiny parameter (4e-8 moved by 5e-7 in
+    ``sin(1e7·p)`` is a change of f, not noise).
     """
 
     seed: jax.Array  # uint32 seed of the random directions (``random``)
@@ -102,7 +105,9 @@ class DirectionPerturbation:
     def __call__(self, x, row):
         n = x.shape[0]
         kind = row["kind"]
-        v = rademacher(self.seed, row["index"], n, x.dtype) * jnp.maximum(jnp.abs(x), 1)
+        ax = jnp.abs(x)
+        scale = jnp.where(kind == VectorSource.PROBE, jnp.where(ax > 0, ax, 1), jnp.maximum(ax, 1))
+        v = rademacher(self.seed, row["index"], n, x.dtype) * scale
         if self.along is not None:
             v = jnp.where(kind == VectorSource.ALONG, self.along.astype(x.dtype), v)
         if self.tangent is not None:
@@ -186,8 +191,13 @@ def probe_sigma(probes, f0, xp=jnp):
     return xp.max(xp.where(xp.isfinite(r), xp.abs(r), 0))
 
 
-def measure_samples(s: Samples, sigma, stencil: Stencil, margin: float, eps_ad: float, xp=jnp) -> Measurement:
+def measure_samples(
+    s: Samples, sigma, stencil: Stencil, margin: float, eps_ad: float, xp=jnp, eps_work: float = 0.0
+) -> Measurement:
     """The error model (``_check_model.measure``) applied to a batch of samples.
+
+    ``eps_work``: the eps f computes in where coarser than its inputs' and outputs' dtypes
+    (``inputs.working_eps``): the rounding of f's values and of the AD side is at least that.
 
     Samples with fine rows (``direction_samples(..., fine=True)``: 2K rows, the offsets at
     h then at FINE·h) are measured at both steps; a measurement that is a kink at h but
@@ -196,7 +206,8 @@ def measure_samples(s: Samples, sigma, stencil: Stencil, margin: float, eps_ad: 
     """
     offsets = check_offsets(stencil)
     k = len(offsets)
-    eps_f = float(jnp.finfo(s.F.dtype).eps)
+    eps_f = max(float(jnp.finfo(s.F.dtype).eps), eps_work)
+    eps_ad = max(eps_ad, eps_work)
     f0 = s.centers[0]
     rho = rounding_bound(s.F, f0, sigma, eps_f, xp)
     coarse = measure(

@@ -305,6 +305,11 @@ def row_value(plan: LinearPlan, shared: dict, leaf: jax.Array, row: dict) -> lis
     return [_read(env, v) for v in plan.jaxpr.outvars]
 
 
+def _shape(v) -> tuple[int, ...]:
+    """The shape of a jaxpr variable or literal (every aval the rewrite sees is shaped)."""
+    return tuple(getattr(v.aval, "shape", ()))
+
+
 def _slab_elementwise(eqn, env: dict, slabs: dict):
     """(fixed, slab) of an elementwise equation whose changed inputs share one slab, else None."""
     out_shape = eqn.outvars[0].aval.shape
@@ -320,13 +325,11 @@ def _slab_elementwise(eqn, env: dict, slabs: dict):
     for v in eqn.invars:
         if not isinstance(v, Literal) and v in slabs:
             invals.append(slabs[v][1])
-        elif len(v.aval.shape) == len(out_shape) and all(
-            d in (1, o) for d, o in zip(v.aval.shape, out_shape)
-        ):
+        elif len(shape := _shape(v)) == len(out_shape) and all(d in (1, o) for d, o in zip(shape, out_shape)):
             # same rank, size-1 axes broadcast (a bias as [1, k]): index 0 on those
-            at = {a: (c if v.aval.shape[a] != 1 else 0) for a, c in fixed.items()}
+            at = {a: (c if shape[a] != 1 else 0) for a, c in fixed.items()}
             invals.append(_index(_read(env, v), at))
-        elif v.aval.shape == ():
+        elif _shape(v) == ():
             invals.append(_read(env, v))
         else:
             return None

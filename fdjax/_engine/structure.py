@@ -36,6 +36,7 @@ import numpy as np
 from . import linear
 from .batch import STRATEGIES as STRATEGIES
 from .batch import Basis, Options, evaluate, evaluate_rows
+from .._pytree import is_traced
 from .plan import itemsize
 
 #: Leaves evaluated as groups of their own at most (the rest share one group).
@@ -121,7 +122,7 @@ def evaluate_coordinates(
         leaf_of: static [M] piece of each coordinate, for a traced ``index``.
     """
     n = int(x.shape[0])
-    traced = isinstance(index, jax.core.Tracer)
+    traced = is_traced(index)
     idx: Any
     if traced:
         idx = jnp.asarray(index, jnp.int32)

@@ -93,7 +93,7 @@ def _assemble(
     res = read_ladder(raw, stencil, levels)
     pc = {k: v[:, 0] for k, v in res["per_channel"].items()}
     ps = {k: v[:, :, 0].T for k, v in res["per_step"].items()}
-    arrays = dict(
+    arrays: dict[str, Any] = dict(
         index=rows,
         steps=raw["h"].T,
         estimates=ps["estimates"],
