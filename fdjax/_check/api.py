@@ -176,7 +176,9 @@ def _run(
         eps_work=eps_work,
     )
     if is_traced(raw):  # inside the user's jit: the verdict is traced too, without escalation
-        return dataclasses.replace(agg, notes=notes + (_TRACED_NOTE,))(raw, jnp)
+        # one jitted program: under an eager jax.vmap its hundreds of small operations would
+        # otherwise be dispatched, and compiled, one by one
+        return call_jitted(_TracedVerdict(dataclasses.replace(agg, notes=notes + (_TRACED_NOTE,))), raw)
     with np.errstate(all="ignore"):  # NaN/inf are verdicts here, not warnings
         raw = jax.device_get(raw)
         measured = agg.measure(raw, np)
@@ -197,6 +199,16 @@ def _run(
         extra = info.pop("extra_evaluations", 0)
         raw = dict(dec.raw, evaluations=dec.raw["evaluations"] + extra)
         return agg(raw, np, dec.measured, info)
+
+
+@dataclasses.dataclass(frozen=True)
+class _TracedVerdict:
+    """The verdict computed from traced batches (hashable: the jit cache key)."""
+
+    agg: _Aggregate
+
+    def __call__(self, raw) -> GradCheck:
+        return self.agg(raw, jnp)
 
 
 def _precision_note(label: str | None) -> str:
