@@ -398,3 +398,20 @@ def test_good_devices_values():
     for value in (None, 1, d, d[0], tuple(d)):
         g = fdjax.grad(reduction, devices=value)(X)
         np.testing.assert_allclose(g, jax.grad(reduction)(X), atol=1e-8)
+
+
+def test_compiled_bodies_are_bounded_and_an_evicted_one_compiles_again(monkeypatch):
+    """A process that checks many functions keeps the programs of the last MAX_BODIES bodies
+    only (each new function's programs would otherwise stay in memory for good)."""
+    from fdjax._engine import jit as jit_mod
+
+    monkeypatch.setattr(jit_mod, "MAX_BODIES", 3)
+    monkeypatch.setattr(jit_mod, "_JITTED", type(jit_mod._JITTED)())
+    funcs = [lambda v, k=k: jnp.sum(jnp.sin(k * v)) for k in range(1, 6)]
+    grads = [fdjax.grad(f) for f in funcs]
+    for g in grads:
+        g(X)
+    assert len(jit_mod._JITTED) == 3
+    # the first function's body was dropped: it runs again (compiled anew), with the same values
+    np.testing.assert_allclose(grads[0](X), jnp.cos(X), rtol=1e-7, atol=1e-9)
+    assert len(jit_mod._JITTED) == 3

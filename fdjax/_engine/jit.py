@@ -8,6 +8,7 @@ twice with same-shaped x compiles once.
 
 from __future__ import annotations
 
+import collections
 import functools
 from typing import Any
 from collections.abc import Callable
@@ -41,14 +42,38 @@ class _Static:
         return isinstance(other, _Static) and self._key() == other._key()
 
 
-@functools.partial(jax.jit, static_argnames=("body", "statics", "treedef"))
-def _run(dynamic, *, body, statics, treedef):
+def _call(dynamic, *, body, statics, treedef):
     leaves, it = [], iter(dynamic)
     for s in statics:
         leaves.append(next(it) if s is None else s.value)
     payload = jax.tree_util.tree_unflatten(treedef, leaves)
     with jax.default_matmul_precision("highest"):
         return body(*payload)
+
+
+#: Bodies whose compiled programs are kept (least recently used first out). Each body (a
+#: check of one function, a transform of one function) gets its own ``jax.jit``, so that
+#: dropping it frees its executables: a process that checks thousands of functions (a test
+#: suite) keeps at most this many bodies' programs in memory, not every one it ever compiled
+#: (each holds XLA's code pages; thousands of them exhaust the process's memory maps).
+MAX_BODIES = 32
+_JITTED: collections.OrderedDict[Any, Callable] = collections.OrderedDict()
+
+
+def _jitted(body) -> Callable:
+    fn = _JITTED.get(body)
+    if fn is None:
+        fn = jax.jit(functools.partial(_call, body=body), static_argnames=("statics", "treedef"))
+        _JITTED[body] = fn
+        while len(_JITTED) > MAX_BODIES:
+            _JITTED.popitem(last=False)
+    else:
+        _JITTED.move_to_end(body)
+    return fn
+
+
+def _run(dynamic, *, body, statics, treedef):
+    return _jitted(body)(dynamic, statics=statics, treedef=treedef)
 
 
 def call_jitted(body: Callable, *payload: Any) -> Any:
