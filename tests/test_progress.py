@@ -24,8 +24,8 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 class _Recorder(Progress):
     """Records the order in which plan sizes and evaluations arrive."""
 
-    def __init__(self):
-        super().__init__("lines", stream=io.StringIO())
+    def __init__(self, per_chunk=True):
+        super().__init__("lines", stream=io.StringIO(), per_chunk=per_chunk)
         self.events: list[tuple[str, int]] = []
 
     def _planned(self, rows):
@@ -71,6 +71,26 @@ def test_a_compiled_pass_replays_its_size():
     assert first[0][0] == "plan" and p.events[0][0] == "plan"
     assert [n for k, n in p.events if k == "plan"] == [n for k, n in first if k == "plan"]
     assert sum(n for k, n in p.events if k == "tick") >= 12
+
+
+def test_lines_count_the_announced_passes_and_leave_the_loss_cacheable():
+    """Without a live bar the loss is not wrapped (a host callback makes a program
+    uncacheable): the evaluations are the passes' sizes, the compile time XLA's own."""
+    f = lambda x: jnp.sum(jnp.tanh(x) * x)  # noqa: E731
+    x = jnp.linspace(0.1, 1.0, 8)
+    p = _Recorder(per_chunk=None)
+    assert not p.per_chunk and p.wrap(f) is f
+    with p.stage("grad"):
+        g = fdjax.grad(p.wrap(f))(x)
+    np.testing.assert_allclose(g, jax.grad(f)(x), rtol=1e-8)
+    plans = [n for kind, n in p.events if kind == "plan"]
+    assert sum(plans) >= 16 and p.evaluations == sum(plans)
+    assert not [e for e in p.events if e[0] == "tick"]
+    line = p.stream.getvalue().splitlines()[-1]
+    assert f"{sum(plans):,} evaluations" in line
+    seconds = float(line.split("(compiling ")[1].split(" s)")[0])
+    assert seconds > 0  # a new function: its pass was compiled in this stage
+    assert Progress("bar", stream=io.StringIO()).per_chunk
 
 
 def test_progress_styles_and_bad_style():

@@ -582,7 +582,7 @@ def test_progress_counts_chunked_evaluations_without_changing_values(chunk_size)
 
     f = lambda w: jnp.sum(jnp.sin(w) ** 2)
     stream = io.StringIO()
-    p = Progress("lines", stream=stream)
+    p = Progress("lines", stream=stream, per_chunk=True)  # the live bar's counting
     counted = p.wrap(f)
     with p.stage("grad"):
         g = fdjax.grad(counted, chunk_size=chunk_size)(jnp.linspace(0.0, 1.0, 10))

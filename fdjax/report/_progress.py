@@ -7,11 +7,15 @@ it instead:
 - the size of every pass is announced when the pass is traced (``fdjax._engine.listen``),
   before any of its rows run, so the bar's total is exact before its first evaluation
   and the wait in between shows as "compiling";
-- the loss is wrapped so that every call also sends its (stop-gradient) value through a
-  ``jax.pure_callback`` with ``vmap_method="expand_dims"``: inside a vmapped chunk that is
-  one host call per chunk, carrying the chunk's values, and the bar advances by their
-  count. The callback's output (zeros) is added to the loss, so the value is unchanged and
-  the callback is not removed as dead code.
+- on a terminal (``per_chunk``, the bar's default) the loss is wrapped so that every call
+  also sends its (stop-gradient) value through a ``jax.pure_callback`` with
+  ``vmap_method="expand_dims"``: inside a vmapped chunk that is one host call per chunk,
+  carrying the chunk's values, and the bar advances by their count. The callback's output
+  (zeros) is added to the loss, so the value is unchanged and the callback is not removed
+  as dead code. A program with a host callback is never written to JAX's persistent
+  compilation cache, so without a live bar (``"lines"``) the loss is left alone: the
+  evaluations are the passes' announced sizes and the compile time is XLA's own
+  (``jax.monitoring``), and the next command reads every program back from the cache.
 
 Three styles: ``"bar"`` (rich, for a terminal: a live bar plus a line per finished stage),
 ``"lines"`` (a line per stage and nothing else, for a pipe or a log file) and ``"off"``.
@@ -28,6 +32,37 @@ from typing import Any, Literal
 from collections.abc import Callable, Iterator
 
 Style = Literal["bar", "lines", "off"]
+
+_COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
+_counting: list[Any] = []  # the Progress objects whose stage takes XLA's compile time now
+_registered = False
+
+
+def _on_duration(event: str, duration_secs: float, **kwargs: str | int) -> None:
+    if event != _COMPILE_EVENT:
+        return
+    for prog in tuple(_counting):
+        with prog._lock:
+            if prog._stage:
+                prog._stage["compile"] += float(duration_secs)
+
+
+@contextlib.contextmanager
+def _compiling(prog: Any) -> Iterator[None]:
+    """Add XLA's compile time to ``prog``'s stage while it runs (one listener per process)."""
+    global _registered
+    import jax
+
+    if not _registered:
+        jax.monitoring.register_event_duration_secs_listener(_on_duration)
+        _registered = True
+    _counting.append(prog)
+    try:
+        yield
+    finally:
+        _counting.remove(prog)
+
+
 STYLES: tuple[str, ...] = ("bar", "lines", "off")
 
 
@@ -64,10 +99,12 @@ class Progress:
         0
     """
 
-    def __init__(self, style: Style = "off", stream: Any = None):
+    def __init__(self, style: Style = "off", stream: Any = None, per_chunk: bool | None = None):
         if style not in STYLES:
             raise ValueError(f"Progress(style=...) must be one of {STYLES}, got {style!r}")
         self.style = style
+        #: count evaluations per chunk with a host callback (the live bar), or per pass
+        self.per_chunk = style == "bar" if per_chunk is None else bool(per_chunk)
         self.stream = sys.stderr if stream is None else stream
         self.evaluations = 0
         self._lock = threading.Lock()
@@ -122,8 +159,9 @@ class Progress:
     # -- counting ----------------------------------------------------------------------------
 
     def wrap(self, fn: Callable) -> Callable:
-        """``fn`` with a host callback that counts its evaluations (``fn`` itself if off)."""
-        if not self.enabled:
+        """``fn`` with a host callback that counts its evaluations (``fn`` itself when off or
+        not counting per chunk)."""
+        if not self.enabled or not self.per_chunk:
             return fn
         import jax
         import jax.numpy as jnp
@@ -153,6 +191,10 @@ class Progress:
                 return
             st["total"] += int(rows)
             st["passes"] += 1
+            if not self.per_chunk:  # counted when announced; compile time from jax.monitoring
+                st["done"] += int(rows)
+                self.evaluations += int(rows)
+                return
             st["waiting"] = True
             st["pass_start"] = time.perf_counter()
             self._refresh("compiling" if st["passes"] == 1 else f"compiling pass {st['passes']}")
@@ -189,6 +231,8 @@ class Progress:
         self._stage = dict(done=0, total=0, passes=0, waiting=True, pass_start=started, compile=0.0)
         try:
             with contextlib.ExitStack() as stack:
+                if not self.per_chunk:
+                    stack.enter_context(_compiling(self))
                 if self._bar is not None:
                     stack.enter_context(self._bar)
                     self._task = self._bar.add_task(description, total=None, phase="tracing")
