@@ -189,12 +189,17 @@ def lowered_cost(closed, cost: RowCost) -> RowCost:
     """``cost`` with the FLOPs and bytes accessed of XLA's cost analysis of the lowered
     one-row program (no compile: enough for ``LargePlanWarning``'s rough time)."""
     try:
-        analysis = _first(_safe(_lower(closed).cost_analysis))
+        flops, accessed = _lowered_analysis(closed)
     except Exception:  # noqa: BLE001 - exotic avals: no analysis, the estimate stands
         return cost
-    flops = float(analysis.get("flops", math.nan))
-    accessed = float(analysis.get("bytes accessed", math.nan))
     return dataclasses.replace(cost, flops=flops, bytes_accessed=accessed)
+
+
+def _lowered_analysis(closed) -> tuple[float, float]:
+    """(FLOPs, bytes accessed) from XLA's cost analysis of the lowered one-row program (NaN
+    where it reports none); raises where the program cannot be lowered."""
+    analysis = _first(_safe(_lower(closed).cost_analysis))
+    return float(analysis.get("flops", math.nan)), float(analysis.get("bytes accessed", math.nan))
 
 
 def _lower(closed):
@@ -214,8 +219,7 @@ def predicted_seconds(fn: Callable, x: jax.Array, num_rows: int, devices: Any = 
     Works under the caller's trace (nothing runs). ``devices`` as ``Options.devices``.
     """
     try:
-        lowered = _lower(jax.make_jaxpr(fn)(x))
-        cost = _first(_safe(lowered.cost_analysis))
+        flops, accessed = _lowered_analysis(jax.make_jaxpr(fn)(x))
     except Exception:  # noqa: BLE001 - no cost analysis: nothing to predict from
         return 0.0
     from .devices import row_mesh
@@ -223,10 +227,7 @@ def predicted_seconds(fn: Callable, x: jax.Array, num_rows: int, devices: Any = 
     mesh = row_mesh(devices)
     ndev = 1 if mesh is None else int(mesh.size)
     platform = (mesh.devices.flat[0] if mesh is not None else jax.devices()[0]).platform
-    row = RowCost(
-        0, float(cost.get("flops", math.nan)), float(cost.get("bytes accessed", math.nan)), "lowered"
-    )
-    return expected_seconds(row, num_rows, ndev, platform)
+    return expected_seconds(RowCost(0, flops, accessed, "lowered"), num_rows, ndev, platform)
 
 
 def _safe(thunk):

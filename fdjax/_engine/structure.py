@@ -151,7 +151,7 @@ def evaluate_coordinates(
         first = np.zeros(len(layout.sizes), np.int64)  # where each leaf starts in the group's vector
         first[list(leaves)] = np.cumsum([0] + [layout.sizes[i] for i in leaves])[:-1]
         lf = leaf_of[sel]
-        local = (idx[jnp.asarray(sel)] if traced else idx[sel]) - starts[lf].astype(np.int32)
+        local = idx[sel] - starts[lf].astype(np.int32)  # idx static (NumPy) or traced
         j = first[lf].astype(np.int32) + local
         c = coeff[:, sel].reshape(-1)
         out, strategy, detail, plan = None, "leaf", "", None
