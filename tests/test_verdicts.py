@@ -50,13 +50,7 @@ def run(case: VerdictCase, dtype: str, mode: str):
 PARAMS = [(c, d, m) for c in CASES for d in c.tested for m in MODES]
 
 #: Known wrong verdicts, kept failing on purpose (strict: the test breaks when one is fixed).
-KNOWN = {
-    ("temperature_per_class", "float32"): (
-        "a known false alarm: in float32, t ↦ mean over 2000 rows of max_j L_ij/t_j has kinks so dense "
-        "that at every step that resolves f the FD values agree with each other and differ from "
-        "jax.grad by ~1%, beyond the error model (float64 passes)"
-    ),
-}
+KNOWN: dict[tuple[str, str], str] = {}
 
 
 def _param(case, dtype, mode):

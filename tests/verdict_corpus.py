@@ -608,7 +608,9 @@ def _cancelling_means(n=32, m=500, seed=15):
 # Class 7: unfaithful batched evaluation
 
 
-def _temperature(rows=2000, classes=10, seed=0, scale=30.0, t=1.7, elementwise=False, per_class=False):
+def _temperature(
+    rows=2000, classes=10, seed=0, scale=30.0, t=1.7, elementwise=False, per_class=False, bug=1.0
+):
     """t ↦ mean(max(L/t, −1) − Σ onehot·(L/t)): L a fixed rows×classes array. On XLA:CPU in
     float32, ``jit(vmap(f))`` over ≥ 23 distinct t is off by ~2e-5 relative (hundreds of
     ulps) while unbatched calls agree with float64."""
@@ -627,7 +629,30 @@ def _temperature(rows=2000, classes=10, seed=0, scale=30.0, t=1.7, elementwise=F
                 first = jnp.max(z, -1)
             return jnp.mean(first - jnp.sum(_like(onehot, t) * z, -1))
 
-        return f, (temp, L, onehot)
+        if bug == 1.0:
+            return f, (temp, L, onehot)
+        scaled = _scaled_vjp(lambda t: f(t, L, onehot), factor=bug)
+        return (lambda t, L, onehot: scaled(t)), (temp, L, onehot)
+
+    return build
+
+
+def _interp_knots(knots=4000, n=6, seed=26, bug=1.0):
+    """Σ_j interp(a_j·p_j) over a piecewise-linear table of ``knots`` random knots on [0, 10]
+    (a random walk of slopes): a kink every ~2.5e-3, far denser than any float32 step
+    (relative 5e-3) that resolves f. ``bug``: a custom_vjp that scales the gradient."""
+
+    def build(dtype):
+        r = _rng(seed)
+        xp = np.sort(r.uniform(0.0, 10.0, knots))
+        fp = np.cumsum(r.normal(size=knots)) * 0.01
+        scale = r.uniform(0.5, 1.5, n)
+        p0 = _cast(r.uniform(2.0, 4.0, n), dtype)
+
+        def f(p):
+            return jnp.sum(jnp.interp(p * _like(scale, p), _like(xp, p), _like(fp, p)) ** 2)
+
+        return (f if bug == 1.0 else _scaled_vjp(f, factor=bug)), (p0,)
 
     return build
 
@@ -924,6 +949,20 @@ CASES: list[VerdictCase] = [
         note="10 params",
         tested=("float32",),
     ),
+    # 7/8. kinks denser than any step that resolves f (the segment test), correct and buggy
+    V(
+        "temperature_per_class_vjp_1pct",
+        7,
+        _temperature(per_class=True, bug=1.01),
+        ("float32",),
+        True,
+        note="custom_vjp 1% off (tests/test_segment.py tests it in three modes)",
+    ),
+    V("temperature_per_class_seed3", 7, _temperature(per_class=True, seed=3, t=2.3), ("float32",), False),
+    V("interp_4000_knots", 8, _interp_knots(), BOTH, False, note="piecewise-linear table, 6 params"),
+    V("interp_4000_knots_vjp_2pct", 8, _interp_knots(bug=1.02), ("float64",), True, note="custom_vjp 2% off"),
+    V("interp_4000_knots_vjp_0.5pct", 8, _interp_knots(bug=1.005, seed=27), ("float64",), True),
+    V("interp_4000_knots_vjp_15pct", 8, _interp_knots(bug=1.15, seed=28), ("float32",), True),
     # 8. float32 ReLU nets
     V("eqx_mlp_relu_w48", 8, _eqx_mlp(), ("float32",), False, note="eqx.nn.MLP(16, 10, 48, 2)"),
     V("eqx_mlp_relu_w48_k1", 8, _eqx_mlp(init_key=1), ("float32",), False, key=1),

@@ -194,7 +194,7 @@ def _run(
                 call_jitted(body, args, step, key, cotangents, tangent, dec.raw["analytic"], items)
             )
 
-        dec = _host.escalate(agg, dec, call)
+        dec = _host.segments(agg, _host.escalate(agg, dec, call), call)
         info = dict(dec.info)
         extra = info.pop("extra_evaluations", 0)
         raw = dict(dec.raw, evaluations=dec.raw["evaluations"] + extra)
@@ -418,7 +418,11 @@ def check_grad(
     1% of the values are measured again in one more batch at steps
     h/512 … 256h (and, for elements, a step relative to |x_i| with no floor); the most
     precise resolved measurement decides, and a marginal failure needs a second step to
-    confirm it (``result.escalated``, ``result.escalation_evaluations``).
+    confirm it (``result.escalated``, ``result.escalation_evaluations``). A failure left
+    standing is then tested along its own step: where the rule under test, averaged along
+    the step as the stencil weighs it, agrees with the finite difference (f's slope changes
+    within every step that resolves f: kinks denser than the step), it is a kink, not a
+    failure (``result.notes`` says so).
 
     A leaf passes when one of its measurements passed and none failed; the check passes
     when every leaf passed. f(x) is evaluated twice in every batch and by the AD pass: if

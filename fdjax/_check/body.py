@@ -30,6 +30,7 @@ from .outcomes import DirectionKind
 from .rows import (
     VectorSource,
     NUM_PROBES,
+    DirectionPerturbation,
     DirectionRows,
     Linear,
     Samples,
@@ -119,10 +120,22 @@ class _Problem:
         if self.cfg.kind == "grad":
             return jax.value_and_grad(self.fd_fn)(self.x)
         if self.cfg.kind == "vjp":
-            y, pull = jax.vjp(self.f_flat, self.x)
-            a = pull(jax.tree_util.tree_map(lambda ci, yi: ci.astype(yi.dtype), self.c, y))[0]
+            y, a = self._vjp_at(self.x)
             return contract(self.c, y), a
         return self.fd_fn(self.x), None
+
+    def _vjp_at(self, z):
+        """(f(z), the VJP of the cotangents c at z)."""
+        y, pull = jax.vjp(self.f_flat, z)
+        return y, pull(jax.tree_util.tree_map(lambda ci, yi: ci.astype(yi.dtype), self.c, y))[0]
+
+    def slope_at(self, z, v):
+        """The rule under test at z along v: ⟨∇f(z), v⟩ (vjp: ⟨vjp_c(z), v⟩; jvp: its JVP)."""
+        if self.cfg.kind == "grad":
+            return jnp.vdot(jax.grad(self.fd_fn)(z), v)
+        if self.cfg.kind == "vjp":
+            return jnp.vdot(self._vjp_at(z)[1], v)
+        return jax.jvp(self.fd_fn, (z,), (v,))[1]
 
     def linear(self, analytic=None) -> Linear:
         """The analytic side as a linear functional: a·δ, or ⟨c, J·δ⟩ by JVP (check_jvp)."""
@@ -427,3 +440,55 @@ class _EscalateBody:
                 fa=pb.fa,
             )
         return out
+
+
+@dataclasses.dataclass(frozen=True)
+class _SegmentBody:
+    """The rule under test at points along the steps of failed measurements.
+
+    ``items`` is ``(e_idx, e_h, d_sel, d_h)``: element ``e_idx[j]`` at x + s·e_h[j]·e_i and
+    direction ``d_sel[j]`` of the direction layout at x + s·d_h[j]·v, for every s of
+    ``nodes``. Returns the analytic directional derivatives there ([len(nodes), M] each, under
+    ``"e"`` and ``"d"``): ∂f/∂x_i, or ⟨∇f, v⟩ (⟨c, J·v⟩ for vector functions), computed by the
+    same rule as the check's analytic side (``segment`` integrates them along the step).
+    """
+
+    cfg: _Config
+    nodes: tuple[float, ...]
+
+    def __call__(self, args, step, key, cotangents, tangent, analytic, items) -> dict:
+        cfg = self.cfg
+        e_idx, e_h, d_sel, d_h = items
+        pb = _Problem(cfg, args, key, cotangents)
+        s = jnp.asarray(self.nodes, pb.dt)
+        m = len(self.nodes)
+        out = {}
+        if e_idx.shape[0]:
+            idx = jnp.tile(e_idx, m)
+            coeff = (s[:, None] * e_h.astype(pb.dt)[None, :]).reshape(-1)
+
+            def element(row):
+                i, c = row
+                return pb.slope_at(pb.x.at[i].add(c), jax.nn.one_hot(i, pb.n, dtype=pb.dt))
+
+            out["e"] = self._map(element, (idx, coeff), pb.n).reshape(m, -1)
+        if d_sel.shape[0]:
+            drows, _, _ = pb.directions()
+            along_v = analytic.astype(pb.dt) if cfg.kind != "jvp" else None
+            tangent_v = None if tangent is None else tangent.astype(pb.dt)
+            pert = DirectionPerturbation(pb.s_dir, along_v, tangent_v)
+            rows = {f: jnp.tile(getattr(drows, f)[d_sel], m) for f in ("kind", "index", "lo", "hi")}
+            rows["coeff"] = (s[:, None] * d_h.astype(pb.dt)[None, :]).reshape(-1)
+
+            def direction(row):
+                v = pert.vector(pb.x, row)
+                return pb.slope_at(pb.x + row["coeff"] * v, v)
+
+            out["d"] = self._map(direction, rows, pb.n).reshape(m, -1)
+        return out
+
+    def _map(self, fn, rows, n: int):
+        """fn over the rows, a few at a time (one at a time where batching was unfaithful)."""
+        total = int(jax.tree_util.tree_leaves(rows)[0].shape[0])
+        batch = max(1, min(total, (1 << 20) // max(n, 1))) if self.cfg.opts.vectorize else 1
+        return jax.lax.map(fn, rows, batch_size=batch)

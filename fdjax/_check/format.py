@@ -196,9 +196,17 @@ def element_rows(r, max_rows: int | None = None) -> list[int]:
     return out.tolist() if max_rows is None else out[:max_rows].tolist()
 
 
+def kink_text(dp: float, dm: float, tol: float, sub: bool) -> str:
+    """Why a measurement is a kink: the one-sided slopes D± differ, or (where they agree)
+    f's slope varies inside the step (dense kinks, the segment test)."""
+    if abs(dp - dm) <= tol:
+        return f"not smooth within the step: D+ = {dp:.4g} ≈ D− = {dm:.4g}, but f's slope varies inside it"
+    return f"kink: D+ = {dp:.4g}, D− = {dm:.4g}; analytic {'is' if sub else 'is NOT'} between them"
+
+
 def _inconclusive_text(reason: Reason, tol: float, dp: float, dm: float, sub: bool) -> str:
     if reason == Reason.KINK:
-        return f"kink: D+ = {dp:.4g}, D- = {dm:.4g}; analytic {'is' if sub else 'is NOT'} between them"
+        return kink_text(dp, dm, tol, sub)
     if reason == Reason.UNRESOLVED:
         return f"unresolved: tolerance {tol:.2g} is not below half the values compared"
     if reason == Reason.NONDETERMINISTIC:

@@ -81,8 +81,10 @@ _REASON_MESSAGES = {
         "check in higher precision (precision='float64'), or rescale the parameters or the loss",
     ),
     Reason.KINK: (
-        "f is not smooth at any step tried (the one-sided slopes differ): only a subgradient can be checked",
-        "check at a point away from the kink (ReLU at 0, max ties, clip bounds)",
+        "f is not smooth at any step tried (the one-sided slopes differ, or f's slope varies inside the "
+        "step): only a subgradient, or the mean slope over the step, can be checked",
+        "check at a point away from the kink (ReLU at 0, max ties, clip bounds), or in float64 where a "
+        "smaller step resolves f",
     ),
     Reason.NONFINITE: (
         "f was NaN/inf at the perturbed points of every step tried",

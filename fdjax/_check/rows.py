@@ -103,6 +103,11 @@ class DirectionPerturbation:
     tangent: jax.Array | None  # [N] user tangent (None when none)
 
     def __call__(self, x, row):
+        coeff = row["coeff"].astype(x.dtype)
+        return jnp.where(coeff == 0, x, x + coeff * self.vector(x, row))
+
+    def vector(self, x, row):
+        """v of the row (``kind``, ``index``, ``lo``, ``hi``), zero outside [lo, hi)."""
         n = x.shape[0]
         kind = row["kind"]
         ax = jnp.abs(x)
@@ -113,9 +118,7 @@ class DirectionPerturbation:
         if self.tangent is not None:
             v = jnp.where(kind == VectorSource.TANGENT, self.tangent.astype(x.dtype), v)
         i = jnp.arange(n, dtype=jnp.int32)
-        v = jnp.where((i >= row["lo"]) & (i < row["hi"]), v, jnp.zeros_like(v))
-        coeff = row["coeff"].astype(x.dtype)
-        return jnp.where(coeff == 0, x, x + coeff * v)
+        return jnp.where((i >= row["lo"]) & (i < row["hi"]), v, jnp.zeros_like(v))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from .._check import Reason
+from .._check.format import kink_text
 
 
 def _f(v: Any) -> float:
@@ -264,7 +265,7 @@ def _nonfinite_why(check: dict, analytic: Any, numeric: Any) -> str:
     return "a non-finite value was met"
 
 
-def _why(check: dict, group: dict, i: int, out: str, nonfinite: bool, ratio: float, along: str = "") -> str:
+def _why(check: dict, group: dict, i: int, out: str, nonfinite: bool, ratio: float) -> str:
     """Why one measurement came out as it did, in a few words."""
     if nonfinite:
         return "non-finite: " + _nonfinite_why(check, group["analytic"][i], group["numeric"][i])
@@ -273,14 +274,8 @@ def _why(check: dict, group: dict, i: int, out: str, nonfinite: bool, ratio: flo
     if out == "pass":
         return f"{ratio:.2g} × tolerance"
     if out == "kink":
-        if along:
-            sub = "a valid" if group["subgradient"][i] else "NOT a valid"
-            return (
-                f"kink: D+ = {_f(group['slope_plus'][i]):.4g}, D− = {_f(group['slope_minus'][i]):.4g}, "
-                f"{sub} subgradient"
-            )
-        sub = "" if group["subgradient"][i] else "; analytic NOT between them"
-        return f"kink: D+ = {_f(group['slope_plus'][i]):.4g}, D− = {_f(group['slope_minus'][i]):.4g}{sub}"
+        dp, dm, tol = _f(group["slope_plus"][i]), _f(group["slope_minus"][i]), _f(group["tolerance"][i])
+        return kink_text(dp, dm, tol, bool(group["subgradient"][i]))
     if out == "unresolved":
         return f"unresolved: tolerance {_f(group['tolerance'][i]):.2g} not below the values compared"
     if out == "nondeterministic":
@@ -377,7 +372,7 @@ def direction_rows(check: dict | None, n: int | None = None) -> list[dict[str, A
                 "reason": result if st == "inconclusive" else None,
                 "outcome": result,
                 "nonfinite": nonfinite,
-                "why": _why(check, d, i, result, nonfinite, ratio, along="v"),
+                "why": _why(check, d, i, result, nonfinite, ratio),
             }
         )
     key = [

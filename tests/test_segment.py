@@ -1,0 +1,131 @@
+"""The segment test (fdjax/_check/segment.py): a failure that f's slope changing within the
+step explains is inconclusive; a wrong rule still fails."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import fdjax
+from fdjax import CheckStatus, Reason
+from fdjax._check import segment
+from fdjax._check.model import Measurement
+from fdjax._fd import Stencil
+
+STENCILS = [(-1, 1), (-2, -1, 1, 2), (0, 1), (0, 1, 2), (-3, -2, -1, 0)]
+
+
+@pytest.mark.parametrize("offsets", STENCILS, ids=str)
+def test_kernel_integrates_the_stencil(offsets):
+    """Σ_k w_k·∫_0^{o_k} s^p ds = Σ_k w_k·o_k^{p+1}/(p+1): exact for p ≤ 1 (the trapezoid rule
+    on each piece), to O(Δs²) for p = 2, for both the fine and the every-other-node rule."""
+    st = Stencil.from_offsets(list(offsets))
+    nodes, fine, coarse = segment.kernel(st)
+    s = np.asarray(nodes)
+    o, w = np.asarray(st.offsets), np.asarray(st.weights)
+    for p, rtol in ((0, 1e-12), (1, 1e-12), (2, 1e-2)):
+        exact = float(np.sum(w * o ** (p + 1) / (p + 1)))
+        scale = float(np.sum(np.abs(w * o ** (p + 1))))
+        assert fine @ s**p == pytest.approx(exact, abs=rtol * scale)
+        assert coarse @ s**p == pytest.approx(exact, abs=4 * rtol * scale)
+    assert fine @ s**0 == pytest.approx(1.0)  # the derivative of a linear f is its slope
+
+
+def test_kernel_needs_whole_offsets():
+    assert segment.kernel(Stencil.from_offsets([-0.5, 0.5])) is None
+
+
+def _fail(numeric, analytic, roundoff=1e-4):
+    m = len(numeric)
+    num, ana = np.asarray(numeric, float), np.asarray(analytic, float)
+    z, ro = np.zeros(m), np.broadcast_to(np.asarray(roundoff, float), (m,))
+    return Measurement(
+        numeric=num,
+        analytic=ana,
+        error=num - ana,
+        tolerance=10 * ro,
+        truncation=z,
+        roundoff=ro,
+        ad_rounding=z,
+        kink=np.zeros(m, bool),
+        slope_plus=num,
+        slope_minus=num,
+        subgradient=np.zeros(m, bool),
+        finite=np.ones(m, bool),
+        first_bad_offset=np.full(m, np.nan),
+        status=np.full(m, CheckStatus.FAIL, np.int8),
+        reason=np.zeros(m, np.int8),
+        step=np.ones(m),
+    )
+
+
+def test_judge_staircase():
+    """G(s) = 1 + 0.1·s plus 300 small jumps: the central difference is its mean over
+    (−1, 1) exactly; the gradient at s = 0 is off from it. A rule off by 1% along the whole
+    step, or a test too coarse to see the failure, leaves the failure standing."""
+    rng = np.random.default_rng(0)
+    jumps_at = rng.uniform(-1, 1, 300)
+    jumps = 1e-3 * jumps_at + rng.normal(0, 2e-4, 300)  # convex on average: D − A ≈ 0.025
+
+    def G(s):
+        s = np.asarray(s)[..., None]
+        return (1 + 0.1 * s[..., 0]) + np.sum(jumps * (s > jumps_at), axis=-1)
+
+    fine = np.linspace(-1, 1, 200_001)
+    D = float(np.mean(G(fine)))  # the central difference of f: the mean slope
+    A = float(G(0.0))
+    assert abs(D - A) > 0.02
+    st = Stencil.from_offsets([-1, 1])
+    nodes, rf, rc = segment.kernel(st)
+    g = G(np.asarray(nodes))
+    slopes = np.stack([g, 1.01 * g, g], axis=1)  # a right rule, a 1% wrong one, a right one
+    meas = _fail([D, D, D], [A, 1.01 * A, A], roundoff=[1e-4, 1e-4, 0.05])
+    out, hit, gap, off = segment.judge(meas, np.arange(3), slopes, (rf, rc), margin=10.0)
+    assert hit.tolist() == [0]
+    assert out.status.tolist() == [CheckStatus.INCONCLUSIVE, CheckStatus.FAIL, CheckStatus.FAIL]
+    assert out.reason[0] == Reason.KINK and out.kink[0]
+    assert gap < 10 * 1e-4 + abs(rf @ g - rc @ g)
+    assert off == pytest.approx(abs(A - rf @ g))
+
+
+def _temperature(rows=2000, classes=10, seed=0):
+    """t ↦ mean_i max_j L_ij/t_j − L_iy/t_y (L 2000×10, ~±30): thousands of kinks within
+    any float32 step that resolves f."""
+    r = np.random.default_rng(seed)
+    L = jnp.asarray(r.normal(size=(rows, classes)) * 30.0, jnp.float32)
+    onehot = jnp.asarray(np.eye(classes)[r.integers(0, classes, rows)], jnp.float32)
+
+    def f(t):
+        z = L / t
+        return jnp.mean(jnp.max(z, -1) - jnp.sum(onehot * z, -1))
+
+    return f, jnp.full((classes,), 1.7, jnp.float32)
+
+
+def _scaled(f, factor):
+    @jax.custom_vjp
+    def g(t):
+        return f(t)
+
+    g.defvjp(lambda t: (f(t), t), lambda t, ct: (factor * ct * jax.grad(f)(t),))
+    return g
+
+
+@pytest.fixture(scope="module")
+def dense_kinks():
+    return _temperature()
+
+
+@pytest.mark.parametrize("mode", ["full", "directional", "locate"])
+def test_dense_kinks_float32(dense_kinks, mode):
+    """Correct: nothing fails, and the result says why the failures were not the gradient's.
+    A custom_vjp 1% wrong along the same function fails in every mode."""
+    f, t = dense_kinks
+    r = fdjax.check_grad(f, t, mode=mode)
+    assert int(r.status) != CheckStatus.FAIL, r
+    assert not np.any(np.asarray(r.directions.status) == CheckStatus.FAIL)
+    assert not np.any(np.asarray(r.elements.status) == CheckStatus.FAIL)
+    assert any("slope changing within the step" in n for n in r.notes), r.notes
+    bad = fdjax.check_grad(_scaled(f, 1.01), t, mode=mode)
+    assert int(bad.status) == CheckStatus.FAIL, bad
+    assert not any("slope changing within the step" in n for n in bad.notes)
