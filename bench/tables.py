@@ -572,8 +572,21 @@ def false_alarms_table(d: dict) -> str:
     return "\n\n".join(parts)
 
 
+#: Larger runs of the same benchmark on this machine (too slow for one run): (file, heading).
+_FALSE_ALARMS_MORE = (
+    (
+        "false_alarms_large.json",
+        "Models of 1e5 and 1e6 parameters on the same CPU (the modes that do not grow with N):",
+    ),
+    ("false_alarms_subset_1e5.json", "Subset mode at 1e5 parameters on the same CPU:"),
+)
+
+
 def false_alarms() -> str:
     text = false_alarms_table(_load("false_alarms.json"))
+    for name, heading in _FALSE_ALARMS_MORE:
+        if (RESULTS / name).exists():
+            text += f"\n\n{heading}\n\n" + false_alarms_table(_load(name))
     if (RESULTS / "false_alarms_gpu.json").exists():
         text += "\n\nThe same benchmark on a GPU:\n\n" + false_alarms_table(_load("false_alarms_gpu.json"))
     return text

@@ -379,3 +379,28 @@ def test_sharded_rows_two_devices():
 
 def test_engine_reexports():
     assert _engine.Layout is Layout
+
+
+_SWEEP = """
+import sys
+import jax, jax.numpy as jnp, numpy as np
+jax.config.update("jax_enable_x64", True)
+import fdjax
+fdjax.enable_compilation_cache(sys.argv[1])
+r = np.random.default_rng(0)
+p = {"w1": jnp.asarray(r.normal(size=(35, 27))), "b1": jnp.zeros(27), "w2": jnp.ones(27), "b2": jnp.zeros(())}
+X, Y = jnp.asarray(r.normal(size=(64, 35))), jnp.asarray(r.normal(size=64))
+loss = lambda p: jnp.mean((jnp.tanh(X @ p["w1"] + p["b1"]) @ p["w2"] + p["b2"] - Y) ** 2)
+jax.block_until_ready(fdjax.sweep(loss, p).estimate)
+"""
+
+
+def test_structured_program_is_the_same_in_every_process(tmp_path):
+    """The persistent compilation cache keys a program by its text: a second process must
+    build the structured plan's program exactly as the first did (its shared values once
+    came in the order of a set of jaxpr variables, by id), or it compiles it again."""
+    cache = tmp_path / "cache"
+    for _ in range(2):
+        subprocess.run([sys.executable, "-c", _SWEEP, str(cache)], check=True, timeout=300)
+    rows = [f.name for f in cache.iterdir() if f.name.startswith("jit__call")]
+    assert len(rows) == 1, rows

@@ -173,7 +173,10 @@ def prepare(plan: LinearPlan, consts: Sequence[Any], leaf: jax.Array) -> dict:
     for e in plan.after:
         need.update(u for u in e.invars if not isinstance(u, Literal))
     need.update(v for v in jaxpr.outvars if not isinstance(v, Literal))
-    return {v: env[v] for v in need if v in env}
+    # in the jaxpr's order, not the set's (by id): the rows' program, and so its persistent
+    # cache key, must not change from one process to the next
+    order = [*jaxpr.constvars, *jaxpr.invars, *(v for e in jaxpr.eqns for v in e.outvars)]
+    return {v: env[v] for v in order if v in need and v in env}
 
 
 #: Elementwise primitives through which a change confined to a slab stays confined to it.
