@@ -78,11 +78,13 @@ def test_judge_staircase():
     st = Stencil.from_offsets([-1, 1])
     nodes, rf, rc = segment.kernel(st)
     g = G(np.asarray(nodes))
-    slopes = np.stack([g, 1.01 * g, g], axis=1)  # a right rule, a 1% wrong one, a right one
-    meas = _fail([D, D, D], [A, 1.01 * A, A], roundoff=[1e-4, 1e-4, 0.05])
-    out, hit, gap, off = segment.judge(meas, np.arange(3), slopes, (rf, rc), margin=10.0)
+    # a right rule, a 1% wrong one, a right one seen too coarsely, one wrong at x alone
+    at_x = np.where(np.asarray(nodes) == 0, A + 0.05, g)
+    slopes = np.stack([g, 1.01 * g, g, at_x], axis=1)
+    meas = _fail([D, D, D, D], [A, 1.01 * A, A, A + 0.05], roundoff=[1e-4, 1e-4, 0.05, 1e-4])
+    out, hit, gap, off = segment.judge(meas, np.arange(4), slopes, (nodes, rf, rc), margin=10.0)
     assert hit.tolist() == [0]
-    assert out.status.tolist() == [CheckStatus.INCONCLUSIVE, CheckStatus.FAIL, CheckStatus.FAIL]
+    assert out.status.tolist() == [CheckStatus.INCONCLUSIVE] + [CheckStatus.FAIL] * 3
     assert out.reason[0] == Reason.KINK and out.kink[0]
     assert gap < 10 * 1e-4 + abs(rf @ g - rc @ g)
     assert off == pytest.approx(abs(A - rf @ g))

@@ -211,8 +211,7 @@ def segments(agg: _Aggregate, dec: Decision, call: Callable[[_SegmentBody, tuple
     rule = _seg.kernel(agg.stencil)
     if rule is None:
         return dec
-    nodes, fine, coarse = rule
-    weights = (fine, coarse)
+    nodes = rule[0]
     e_idx = np.asarray(raw["e_idx"])[e_sel].astype(np.int32)
     items = (
         _pad(e_idx),
@@ -223,10 +222,10 @@ def segments(agg: _Aggregate, dec: Decision, call: Callable[[_SegmentBody, tuple
     out = call(_SegmentBody(dec.cfg, nodes), items)
     changed, gap, off = 0, 0.0, 0.0
     if d_sel.size:
-        dmeas, hit, g1, o1 = _seg.judge(dmeas, d_sel, out["d"][:, : d_sel.size], weights, agg.margin)
+        dmeas, hit, g1, o1 = _seg.judge(dmeas, d_sel, out["d"][:, : d_sel.size], rule, agg.margin)
         changed, gap, off = changed + hit.size, max(gap, g1), max(off, o1)
     if e_sel.size:
-        emeas, hit, g1, o1 = _seg.judge(emeas, e_sel, out["e"][:, : e_sel.size], weights, agg.margin)
+        emeas, hit, g1, o1 = _seg.judge(emeas, e_sel, out["e"][:, : e_sel.size], rule, agg.margin)
         changed, gap, off = changed + hit.size, max(gap, g1), max(off, o1)
     info = dict(dec.info)
     info["escalated"] = int(info.get("escalated", 0)) + int(chosen.size)

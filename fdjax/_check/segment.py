@@ -21,7 +21,10 @@ f's slope changing within the step (INCONCLUSIVE, KINK) when
   is smooth, of the right size where G is a staircase of many small jumps; there is no
   truncation term: D is the integral), and
 - that tolerance is below half of |D − A| (A the gradient at x): the test could have seen
-  an error as large as the failure.
+  an error as large as the failure, and
+- the rule's median over the nodes within h/8 of x is within half of |A − Ā| of A: the
+  rule near x agrees with the rule at x (a rule wrong at x alone, right a node away, is a
+  bug that the average would hide).
 
 Otherwise the failure stands. A wrong rule (a − ∇f ≠ 0 along the step) integrates to a wrong
 difference, so a bug escapes only if its error averages to zero at the scale of the step.
@@ -41,6 +44,8 @@ from .._fd import Stencil
 
 #: Points along each step at which the rule is evaluated.
 NODES = 64
+#: The rule's median over the nodes within this many steps of x stands for its value near x.
+NEAR = 0.125
 #: At most this many failures are tested; an AD evaluation counts as this many of f.
 MAX_ITEMS = 16
 AD_COST = 3
@@ -95,12 +100,16 @@ def judge(meas: Measurement, sel: np.ndarray, slopes: np.ndarray, rules, margin:
     g = np.asarray(slopes, np.float64)
     d = np.asarray(meas.numeric, np.float64)[sel]
     a = np.asarray(meas.analytic, np.float64)[sel]
-    fine, coarse = rules
+    nodes, fine, coarse = rules
     mean = fine @ g
     q = np.abs(mean - coarse @ g)
     tol = margin * (np.asarray(meas.roundoff)[sel] + np.asarray(meas.ad_rounding)[sel]) + q
     gap = np.abs(d - mean)
-    explained = np.isfinite(mean) & np.isfinite(q) & (gap <= tol) & (2.0 * tol < np.abs(d - a))
+    # the rule near x must be near its value at x: a rule wrong at x alone (right a node
+    # away) is a bug the average would hide
+    near = np.median(g[np.abs(np.asarray(nodes)) <= NEAR], axis=0)
+    smooth_at_x = np.abs(a - near) <= 0.5 * np.abs(a - mean)
+    explained = np.isfinite(mean) & np.isfinite(q) & (gap <= tol) & (2.0 * tol < np.abs(d - a)) & smooth_at_x
     hit = np.flatnonzero(explained)
     if hit.size == 0:
         return meas, hit, 0.0, 0.0
