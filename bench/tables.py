@@ -838,7 +838,33 @@ def compile_bound() -> str:
     return note + "\n\n" + _table(header, rows, "rrr" + "r" * len(cols) + "r")
 
 
+def train_step() -> str:
+    """The check inside a jitted optax step (``python -m bench.train_step``)."""
+    d = _load("train_step.json")
+    header = ["mode", "N", "plain step compile (s)", "step + check compile (s)", "ratio"]
+    header += ["checked step (ms)", "passed"]
+    rows = [
+        [
+            f"`{r['mode']}`",
+            f"{r['n']:,}",
+            f"{r['plain_compile_s']:.2f}",
+            f"{r['checked_compile_s']:.2f}",
+            f"{r['ratio']:.1f}×",
+            f"{r['checked_step_s'] * 1e3:.1f}",
+            "yes" if r["passed"] else "**no**",
+        ]
+        for r in d["rows"]
+    ]
+    note = (
+        f"`{d['command']}` (`bench/results/train_step.json`): a tanh MLP loss, float32, N = 1,152, "
+        f"`optax.adam`, jitted; compile = first call − second call, medians of {d['rows'][0]['repeats']} "
+        "fresh processes; the checked step returns `check_grad(...).passed`."
+    )
+    return note + "\n\n" + _table(header, rows, "lrrrrrl")
+
+
 TABLES: dict[str, Callable[[], str]] = {
+    "train-step": train_step,
     "suite-throughput": suite_throughput,
     "suite-chunks": suite_chunks,
     "suite-devices": suite_devices,
