@@ -154,7 +154,7 @@ def escalate(agg: _Aggregate, dec: Decision, call: Callable[[_EscalateBody, tupl
     raw, (dmeas, emeas, sigma) = dec.raw, dec.measured
     steps = len(LADDER) + len(FLOORLESS)
     per_item = steps * len(check_offsets(agg.stencil))
-    budget = max(_esc.MIN_BUDGET, int(_esc.BUDGET_FACTOR * int(raw["evaluations"])))
+    budget = _budget(raw)
     e_keep = np.asarray(raw["e_keep"], bool)
     e_prio = _esc.priority(emeas, e_keep)
     d_prio = _esc.priority(dmeas, np.asarray(raw["d"].valid, bool))
@@ -195,22 +195,19 @@ def escalate(agg: _Aggregate, dec: Decision, call: Callable[[_EscalateBody, tupl
 
 def segments(agg: _Aggregate, dec: Decision, call: Callable[[_SegmentBody, tuple], dict]) -> Decision:
     """Failures left standing, tested along their step (module ``segment``)."""
-    if dec.info.get("deterministic") is False or agg.stencil.complex_step:
+    rule = None if agg.stencil.complex_step else _seg.kernel(agg.stencil)
+    if dec.info.get("deterministic") is False or rule is None:
         return dec
     raw, (dmeas, emeas, sigma) = dec.raw, dec.measured
     d_score = _seg.candidates(dmeas, np.asarray(raw["d"].valid, bool))
     e_score = _seg.candidates(emeas, np.asarray(raw["e_keep"], bool))
     score = np.concatenate([d_score, e_score])
-    budget = max(_esc.MIN_BUDGET, int(_esc.BUDGET_FACTOR * int(raw["evaluations"])))
-    cap = min(_seg.MAX_ITEMS, budget // (_seg.AD_COST * _seg.NODES))
+    cap = min(_seg.MAX_ITEMS, _budget(raw) // (_seg.AD_COST * _seg.NODES))
     chosen = np.argsort(score, kind="stable")[: int(np.sum(np.isfinite(score)))][:cap]
     if chosen.size == 0:
         return dec
     nd = d_score.size
     d_sel, e_sel = np.sort(chosen[chosen < nd]), np.sort(chosen[chosen >= nd] - nd)
-    rule = _seg.kernel(agg.stencil)
-    if rule is None:
-        return dec
     nodes = rule[0]
     e_idx = np.asarray(raw["e_idx"])[e_sel].astype(np.int32)
     items = (
@@ -227,8 +224,7 @@ def segments(agg: _Aggregate, dec: Decision, call: Callable[[_SegmentBody, tuple
     if e_sel.size:
         emeas, hit, g1, o1 = _seg.judge(emeas, e_sel, out["e"][:, : e_sel.size], rule, agg.margin)
         changed, gap, off = changed + hit.size, max(gap, g1), max(off, o1)
-    info = dict(dec.info)
-    info["escalated"] = int(info.get("escalated", 0)) + int(chosen.size)
+    info = dict(dec.info)  # the failures tested were escalated already: only their cost adds up
     info["escalation_evaluations"] = int(info.get("escalation_evaluations", 0)) + _seg.AD_COST * len(
         nodes
     ) * int(chosen.size)
@@ -242,6 +238,11 @@ def segments(agg: _Aggregate, dec: Decision, call: Callable[[_SegmentBody, tuple
             "resolve f"
         )
     return Decision(raw, Measured(dmeas, emeas, sigma), dec.cfg, info)
+
+
+def _budget(raw) -> int:
+    """Evaluations escalation may spend: max(MIN_BUDGET, BUDGET_FACTOR × the first batches')."""
+    return max(_esc.MIN_BUDGET, int(_esc.BUDGET_FACTOR * int(raw["evaluations"])))
 
 
 #: Directions have no floorless steps: smaller ones instead.
