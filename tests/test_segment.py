@@ -20,7 +20,7 @@ def test_kernel_integrates_the_stencil(offsets):
     """Σ_k w_k·∫_0^{o_k} s^p ds = Σ_k w_k·o_k^{p+1}/(p+1): exact for p ≤ 1 (the trapezoid rule
     on each piece), to O(Δs²) for p = 2, for both the fine and the every-other-node rule."""
     st = Stencil.from_offsets(list(offsets))
-    nodes, fine, coarse = segment.kernel(st)
+    nodes, fine, coarse, _ = segment.kernel(st)
     s = np.asarray(nodes)
     o, w = np.asarray(st.offsets), np.asarray(st.weights)
     for p, rtol in ((0, 1e-12), (1, 1e-12), (2, 1e-2)):
@@ -76,18 +76,62 @@ def test_judge_staircase():
     A = float(G(0.0))
     assert abs(D - A) > 0.02
     st = Stencil.from_offsets([-1, 1])
-    nodes, rf, rc = segment.kernel(st)
-    g = G(np.asarray(nodes))
+    rule = segment.kernel(st)
+    nodes = np.asarray(rule.nodes)
+    g, tiny = G(nodes), 1e-4
+    g_near = G(np.array([-tiny, tiny]))  # no jump that close to x
     # a right rule, a 1% wrong one, a right one seen too coarsely, one wrong at x alone
-    at_x = np.where(np.asarray(nodes) == 0, A + 0.05, g)
+    at_x = np.where(nodes == 0, A + 0.05, g)
     slopes = np.stack([g, 1.01 * g, g, at_x], axis=1)
+    near_x = np.stack([g_near, 1.01 * g_near, g_near, g_near], axis=1)
     meas = _fail([D, D, D, D], [A, 1.01 * A, A, A + 0.05], roundoff=[1e-4, 1e-4, 0.05, 1e-4])
-    out, hit, gap, off = segment.judge(meas, np.arange(4), slopes, (nodes, rf, rc), margin=10.0)
+    out, hit, gap, off = segment.judge(meas, np.arange(4), slopes, near_x, rule, margin=10.0)
     assert hit.tolist() == [0]
     assert out.status.tolist() == [CheckStatus.INCONCLUSIVE] + [CheckStatus.FAIL] * 3
     assert out.reason[0] == Reason.KINK and out.kink[0]
-    assert gap < 10 * 1e-4 + abs(rf @ g - rc @ g)
-    assert off == pytest.approx(abs(A - rf @ g))
+    assert gap < 10 * 1e-4 + segment.quadrature_error(g[:, None], rule)[0]
+    assert off == pytest.approx(abs(A - rule.fine @ g))
+    # a jump just beside x, on one side: the median of the three is still the rule at x
+    beside = np.array([g_near[0], g_near[1] + 0.3])
+    out, hit, _, _ = segment.judge(meas, np.arange(1), g[:, None], beside[:, None], rule, margin=10.0)
+    assert hit.tolist() == [0]
+
+
+@pytest.mark.parametrize("offsets", STENCILS, ids=str)
+def test_quadrature_error_bounds_jumps_and_is_small_where_smooth(offsets):
+    """Q bounds the trapezoid rule's true error for G with a few large jumps anywhere between
+    nodes (where |Ā − Ā₂| alone can be several times too small), and adds nothing to
+    |Ā − Ā₂| where G is smooth (it must not make every failure on a smooth f look explained)."""
+    st = Stencil.from_offsets(list(offsets))
+    rule = segment.kernel(st)
+    s = np.asarray(rule.nodes)
+    o, w = np.asarray(st.offsets, float), np.asarray(st.weights, float)
+    rng = np.random.default_rng(1)
+    lo, hi = min(0.0, o.min()), max(0.0, o.max())
+    worst_rich = 0.0
+    for _ in range(200):
+        at = rng.uniform(lo, hi, 3)
+        size = rng.normal(0, 1, 3)
+        g = 1.0 + np.sum(size * (s[:, None] > at), axis=1)
+        exact = _exact_jumps(o, w, at, size)
+        err = abs(rule.fine @ g - exact)
+        q = segment.quadrature_error(g[:, None], rule)[0]
+        assert err <= q
+        worst_rich = max(worst_rich, err / max(abs(rule.fine @ g - rule.coarse @ g), 1e-300))
+    assert worst_rich > 1.0  # the Richardson estimate alone would not have bounded them
+    smooth = np.cos(s)
+    q = segment.quadrature_error(smooth[:, None], rule)[0]
+    assert q <= 2 * abs(rule.fine @ smooth - rule.coarse @ smooth)
+
+
+def _exact_jumps(o, w, at, size):
+    """Σ_k w_k·∫_0^{o_k} G(s) ds for G = 1 + Σ_j size_j·[s > at_j]."""
+    total = float(np.sum(w * o))
+    for a, z in zip(at, size, strict=True):
+        # ∫_0^o [s > a] ds: (o − max(a, 0))₊ for o > 0, −(0 − max(a, o))₊ for o < 0
+        part = np.where(o > 0, np.maximum(o - max(a, 0.0), 0.0), -np.maximum(-np.maximum(a, o), 0.0))
+        total += float(np.sum(w * part)) * z
+    return total
 
 
 def _temperature(rows=2000, classes=10, seed=0):

@@ -404,3 +404,46 @@ def test_structured_program_is_the_same_in_every_process(tmp_path):
         subprocess.run([sys.executable, "-c", _SWEEP, str(cache)], check=True, timeout=300)
     rows = [f.name for f in cache.iterdir() if f.name.startswith("jit__call")]
     assert len(rows) == 1, rows
+
+
+def test_escalation_groups_elements_by_leaf():
+    """``host._by_leaf``: the elements grouped by leaf, each group padded to a power of two
+    by repeating its first, and where each element landed."""
+    from fdjax._check.host import _by_leaf
+
+    items = np.array([9, 1, 7, 0, 3, 12], np.int32)  # leaves of sizes 4 (0-3), 5 (4-8), 6 (9-14)
+    src, pos, counts = _by_leaf(items, ((2, 2), (5,), (3, 2)))
+    assert counts == (4, 1, 2)
+    assert items[src].tolist() == [1, 0, 3, 1, 7, 9, 12]
+    np.testing.assert_array_equal(items[src][pos], items)
+
+
+def test_large_escalation_runs_the_structured_plan(monkeypatch):
+    """A float32 MLP checked in full: hundreds of elements are unresolved at the first step
+    and escalated (≥ 8192 rows), through the linear plan, with the verdicts of the dense
+    plan; a 3x wrong gradient still fails."""
+    from fdjax._check import host
+
+    loss, params, x, y = examples.mlp((24, 32, 10), 32, dtype=jnp.float32)
+    log: list = []
+    with listen_groups(log.append):
+        res = fdjax.check_grad(loss, params, x, y, mode="full")
+    assert res.passed and res.escalated * 40 >= host.STRUCTURED_ROWS
+    assert len(log) >= 2 and "linear" in {g.strategy for g in log[-1]}
+    monkeypatch.setattr(host, "STRUCTURED_ROWS", 1 << 60)  # the same escalation, dense
+    log.clear()
+    with listen_groups(log.append):
+        dense = fdjax.check_grad(loss, params, x, y, mode="full")
+    assert log == []  # the first batch's program is reused; a dense escalation has no plan
+    assert dense.escalated == res.escalated
+    same = np.asarray(dense.elements.status) == np.asarray(res.elements.status)
+    assert same.mean() > 0.99  # float32 rows of two plans round differently
+
+    @jax.custom_vjp  # every gradient 3x too large
+    def scaled(p):
+        return p
+
+    scaled.defvjp(lambda p: (p, None), lambda _, g: (jax.tree.map(lambda a: 3 * a, g),))
+    monkeypatch.undo()
+    bad = fdjax.check_grad(lambda p, x, y: loss(scaled(p), x, y), params, x, y, mode="full")
+    assert not bad.passed

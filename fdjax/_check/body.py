@@ -403,10 +403,12 @@ class _EscalateBody:
     ``items`` is ``(e_idx, e_h, d_sel, d_mult)``: element ``e_idx[j]`` is measured at each
     step ``e_h[t, j]``, direction ``d_sel[j]`` of the direction layout at its own step times
     ``d_mult[t, j]`` (one engine batch each; the rows are step-major: every item at the
-    first step, then at the second, ...).
+    first step, then at the second, ...). With ``leaf_counts`` the elements lie in x's
+    leaves in order, so many in each: the rows take the engine's structure-aware plan.
     """
 
     cfg: _Config
+    leaf_counts: tuple[int, ...] | None = None
 
     def __call__(self, args, step, key, cotangents, tangent, analytic, items) -> dict:
         cfg = self.cfg
@@ -417,7 +419,22 @@ class _EscalateBody:
             idx = jnp.tile(e_idx, e_h.shape[0])
             a_e = pb.linear(analytic).at(idx).astype(pb.dt)
             h = e_h.astype(pb.dt).reshape(-1)
-            out["e"] = basis_samples(pb.fd_fn, pb.x, a_e, idx, h, cfg.stencil, cfg.opts, fa=pb.fa)
+            leaf_of = None
+            if self.leaf_counts is not None:
+                per_item = np.repeat(np.arange(len(self.leaf_counts)), self.leaf_counts)
+                leaf_of = np.tile(per_item, e_h.shape[0])
+            out["e"] = basis_samples(
+                pb.fd_fn,
+                pb.x,
+                a_e,
+                idx,
+                h,
+                cfg.stencil,
+                cfg.opts,
+                fa=pb.fa,
+                layout=pb.layout,
+                leaf_of=leaf_of,
+            )
         if d_sel.shape[0]:
             drows, _, _ = pb.directions()
             m = d_mult.shape[0]
@@ -446,11 +463,12 @@ class _EscalateBody:
 class _SegmentBody:
     """The rule under test at points along the steps of failed measurements.
 
-    ``items`` is ``(e_idx, e_h, d_sel, d_h)``: element ``e_idx[j]`` at x + s·e_h[j]·e_i and
-    direction ``d_sel[j]`` of the direction layout at x + s·d_h[j]·v, for every s of
-    ``nodes``. Returns the analytic directional derivatives there ([len(nodes), M] each, under
-    ``"e"`` and ``"d"``): ∂f/∂x_i, or ⟨∇f, v⟩ (⟨c, J·v⟩ for vector functions), computed by the
-    same rule as the check's analytic side (``segment`` integrates them along the step).
+    ``items`` is ``(e_idx, e_h, e_tiny, d_sel, d_h, d_tiny)``: element ``e_idx[j]`` at
+    x + s·e_h[j]·e_i and direction ``d_sel[j]`` of the direction layout at x + s·d_h[j]·v,
+    for every s of ``nodes`` and then s = −tiny[j] and +tiny[j]. Returns the analytic
+    directional derivatives there ([len(nodes) + 2, M] each, under ``"e"`` and ``"d"``):
+    ∂f/∂x_i, or ⟨∇f, v⟩ (⟨c, J·v⟩ for vector functions), computed by the same rule as the
+    check's analytic side (``segment`` integrates them along the step).
     """
 
     cfg: _Config
@@ -458,14 +476,20 @@ class _SegmentBody:
 
     def __call__(self, args, step, key, cotangents, tangent, analytic, items) -> dict:
         cfg = self.cfg
-        e_idx, e_h, d_sel, d_h = items
+        e_idx, e_h, e_tiny, d_sel, d_h, d_tiny = items
         pb = _Problem(cfg, args, key, cotangents)
         s = jnp.asarray(self.nodes, pb.dt)
-        m = len(self.nodes)
+        m = len(self.nodes) + 2
+
+        def at(nodes_h, h, tiny):
+            """[m, M] multiples of each item's step: the nodes, then ∓tiny."""
+            h, tiny = h.astype(pb.dt), tiny.astype(pb.dt)
+            return jnp.concatenate([nodes_h[:, None] * h[None, :], jnp.stack([-tiny * h, tiny * h])])
+
         out = {}
         if e_idx.shape[0]:
             idx = jnp.tile(e_idx, m)
-            coeff = (s[:, None] * e_h.astype(pb.dt)[None, :]).reshape(-1)
+            coeff = at(s, e_h, e_tiny).reshape(-1)
 
             def element(row):
                 i, c = row
@@ -478,7 +502,7 @@ class _SegmentBody:
             tangent_v = None if tangent is None else tangent.astype(pb.dt)
             pert = DirectionPerturbation(pb.s_dir, along_v, tangent_v)
             rows = {f: jnp.tile(getattr(drows, f)[d_sel], m) for f in ("kind", "index", "lo", "hi")}
-            rows["coeff"] = (s[:, None] * d_h.astype(pb.dt)[None, :]).reshape(-1)
+            rows["coeff"] = at(s, d_h, d_tiny).reshape(-1)
 
             def direction(row):
                 v = pert.vector(pb.x, row)

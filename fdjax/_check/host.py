@@ -31,6 +31,7 @@ from .aggregate import Measured, _Aggregate, per_element
 from .body import FLOORLESS, LADDER, _Config, _EscalateBody, _SegmentBody, ladder_steps
 from .model import check_offsets
 from .rows import measure_samples
+from .._engine.structure import MIN_ROWS
 from .._fd import eps_of
 
 #: f(x) twice in one program may differ by this many eps·|f| (nothing, in practice).
@@ -165,22 +166,25 @@ def escalate(agg: _Aggregate, dec: Decision, call: Callable[[_EscalateBody, tupl
         return dec
     nd = d_prio.size
     d_sel, e_sel = np.sort(chosen[chosen < nd]), np.sort(chosen[chosen >= nd] - nd)
-    e_idx, d_rows = _pad(np.asarray(raw["e_idx"])[e_sel].astype(np.int32)), _pad(d_sel.astype(np.int32))
-    e_h = ladder_steps(_pad(np.asarray(raw["e"].h)[e_sel]), _pad(np.asarray(raw["e_x"])[e_sel]))
+    e_items = np.asarray(raw["e_idx"])[e_sel].astype(np.int32)
+    structured = per_item * e_sel.size >= STRUCTURED_ROWS
+    src, pos, leaf_counts = _by_leaf(e_items, agg.leaf_shapes) if structured else _padded(e_sel.size)
+    d_rows = _pad(d_sel.astype(np.int32))
+    e_h = ladder_steps(np.asarray(raw["e"].h)[e_sel][src], np.asarray(raw["e_x"])[e_sel][src])
     d_mult = np.repeat(np.asarray(_D_LADDER, e_h.dtype)[:, None], d_rows.size, axis=1)
-    out = call(_EscalateBody(dec.cfg), (e_idx, e_h, d_rows, d_mult))
+    out = call(_EscalateBody(dec.cfg, leaf_counts), (e_items[src], e_h, d_rows, d_mult))
     k = len(check_offsets(agg.stencil))
     eps = eps_of(raw["analytic"].dtype)
     evals = 0
     if e_sel.size:
         s = out["e"]
         lad = per_element(measure_samples(s, sigma, agg.stencil, agg.margin, eps, np, agg.eps_work), s.q, np)
-        emeas = _esc.merge(emeas, _unpad(lad, steps, e_sel.size), e_sel, LADDER + (0.0,) * len(FLOORLESS))
+        emeas = _esc.merge(emeas, _unpad(lad, steps, pos), e_sel, LADDER + (0.0,) * len(FLOORLESS))
         evals += k * int(s.h.shape[0]) + 2
     if d_sel.size:
         s = out["d"]
         lad = measure_samples(s, sigma, agg.stencil, agg.margin, eps, np, agg.eps_work)
-        dmeas = _esc.merge(dmeas, _unpad(lad, steps, d_sel.size), d_sel, _D_LADDER)
+        dmeas = _esc.merge(dmeas, _unpad(lad, steps, np.arange(d_sel.size)), d_sel, _D_LADDER)
         evals += k * int(s.h.shape[0]) + 2
     info = dict(dec.info)
     info["escalated"] = int(chosen.size)
@@ -208,25 +212,33 @@ def segments(agg: _Aggregate, dec: Decision, call: Callable[[_SegmentBody, tuple
         return dec
     nd = d_score.size
     d_sel, e_sel = np.sort(chosen[chosen < nd]), np.sort(chosen[chosen >= nd] - nd)
-    nodes = rule[0]
+    nodes = rule.nodes
+    eps = max(eps_of(raw["analytic"].dtype), agg.eps_work)
+    rel = agg.stencil.default_step(eps)
     e_idx = np.asarray(raw["e_idx"])[e_sel].astype(np.int32)
+    e_h, d_h = np.asarray(emeas.step)[e_sel], np.asarray(dmeas.step)[d_sel]
     items = (
         _pad(e_idx),
-        _pad(np.asarray(emeas.step)[e_sel]),
+        _pad(e_h),
+        _pad(_seg.tiny_offsets(np.asarray(raw["e"].h)[e_sel], e_h, eps, rel)),
         _pad(d_sel.astype(np.int32)),
-        _pad(np.asarray(dmeas.step)[d_sel]),
+        _pad(d_h),
+        _pad(_seg.tiny_offsets(np.asarray(raw["d"].h)[d_sel], d_h, eps, rel)),
     )
     out = call(_SegmentBody(dec.cfg, nodes), items)
     changed, gap, off = 0, 0.0, 0.0
-    if d_sel.size:
-        dmeas, hit, g1, o1 = _seg.judge(dmeas, d_sel, out["d"][:, : d_sel.size], rule, agg.margin)
-        changed, gap, off = changed + hit.size, max(gap, g1), max(off, o1)
-    if e_sel.size:
-        emeas, hit, g1, o1 = _seg.judge(emeas, e_sel, out["e"][:, : e_sel.size], rule, agg.margin)
+    m = len(nodes)
+    for name, sel in (("d", d_sel), ("e", e_sel)):
+        if not sel.size:
+            continue
+        g = np.asarray(out[name])[:, : sel.size]
+        meas = dmeas if name == "d" else emeas
+        meas, hit, g1, o1 = _seg.judge(meas, sel, g[:m], g[m:], rule, agg.margin)
+        dmeas, emeas = (meas, emeas) if name == "d" else (dmeas, meas)
         changed, gap, off = changed + hit.size, max(gap, g1), max(off, o1)
     info = dict(dec.info)  # the failures tested were escalated already: only their cost adds up
-    info["escalation_evaluations"] = int(info.get("escalation_evaluations", 0)) + _seg.AD_COST * len(
-        nodes
+    info["escalation_evaluations"] = int(info.get("escalation_evaluations", 0)) + _seg.AD_COST * (
+        len(nodes) + 2
     ) * int(chosen.size)
     if changed:
         info.setdefault("notes", []).append(
@@ -245,6 +257,10 @@ def _budget(raw) -> int:
     return max(_esc.MIN_BUDGET, int(_esc.BUDGET_FACTOR * int(raw["evaluations"])))
 
 
+#: An element escalation of at least this many rows takes the engine's structure-aware plan
+#: (below, the engine would run it dense anyway: no need for a program per set of leaves).
+STRUCTURED_ROWS = MIN_ROWS
+
 #: Directions have no floorless steps: smaller ones instead.
 _D_LADDER = LADDER + (LADDER[0] / 8, LADDER[0] / 64)
 
@@ -260,11 +276,35 @@ def _pad(a: np.ndarray) -> np.ndarray:
     return a if a.size == n else np.concatenate([a, np.repeat(a[:1], n - a.size)])
 
 
-def _unpad(meas, steps: int, s: int):
-    """The ladder's measurements of the first ``s`` (unpadded) items at each step."""
+def _padded(s: int) -> tuple[np.ndarray, np.ndarray, None]:
+    """(source of each padded slot, slot of each item, None): ``s`` items padded to
+    ``_bucket(s)`` by repeating the first."""
+    return _pad(np.arange(s)), np.arange(s), None
+
+
+def _by_leaf(items: np.ndarray, leaf_shapes) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
+    """As ``_padded``, for the structure-aware plan: the element indices ``items`` grouped by
+    leaf, each leaf's group padded to ``_bucket`` of its size (by repeating its first), and
+    those sizes (static: fewer distinct programs than one per set of elements)."""
+    sizes = [int(np.prod(shape, dtype=np.int64)) for shape in leaf_shapes]
+    starts = np.cumsum([0] + sizes)
+    leaf = np.searchsorted(starts, items, side="right") - 1
+    src: list[np.ndarray] = []
+    counts: list[int] = []
+    pos = np.empty(items.size, np.int64)
+    for lf in range(len(sizes)):
+        mine = np.flatnonzero(leaf == lf)
+        pos[mine] = sum(counts) + np.arange(mine.size)
+        src.append(_pad(mine))
+        counts.append(_bucket(mine.size))
+    return np.concatenate(src).astype(np.int64), pos, tuple(counts)
+
+
+def _unpad(meas, steps: int, pos: np.ndarray):
+    """The ladder's measurements of the items at slots ``pos`` at each step."""
 
     def cut(a):
         a = np.asarray(a)
-        return a.reshape(steps, -1)[:, :s].reshape(-1)
+        return a.reshape(steps, -1)[:, pos].reshape(-1)
 
     return type(meas)(*(cut(v) for v in meas))

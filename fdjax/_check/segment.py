@@ -16,15 +16,23 @@ same AD as the analytic side) is evaluated at ``NODES`` points along the measure
 step and integrated with K (trapezoid rule on each piece where K is constant), Ā. It is
 f's slope changing within the step (INCONCLUSIVE, KINK) when
 
-- |D − Ā| ≤ margin·(round-off + AD rounding) + Q, with Q = |Ā − Ā₂|, Ā₂ the rule on every
-  other node (the usual estimate of the finer rule's error: a few times too large where G
-  is smooth, of the right size where G is a staircase of many small jumps; there is no
-  truncation term: D is the integral), and
+- |D − Ā| ≤ margin·(round-off + AD rounding) + Q (there is no truncation term: D is the
+  integral), and
 - that tolerance is below half of |D − A| (A the gradient at x): the test could have seen
   an error as large as the failure, and
-- the rule's median over the nodes within h/8 of x is within half of |A − Ā| of A: the
-  rule near x agrees with the rule at x (a rule wrong at x alone, right a node away, is a
-  bug that the average would hide).
+- the median of the rule at x − δ, at x and at x + δ is within half of |A − Ā| of A, δ a
+  few ulps of x's scale (``TINY``·eps·h₁/rel, h₁ the first step and rel the default
+  relative step; at most a 64th of the step): the rule near x agrees with the rule at x (a
+  rule wrong at x alone, right next to it, is a bug that the average would hide). A kink of
+  f that close to x is improbable; one on one side only leaves the median at A.
+
+The quadrature error Q is the larger of two estimates. |Ā − Ā₂|, Ā₂ the rule on every
+other node, is the usual one where G is smooth (a few times too large there). Where G
+jumps, it can be several times too small (a few large jumps land anywhere between nodes),
+so Q is at least Σ_j |K_j|·Δs·|d_j − d̄_j|/2 over the intervals between nodes, d_j the
+change of G across interval j and d̄_j the mean of its neighbours' (the smooth part): a
+jump J inside an interval moves the trapezoid rule by at most |K|·Δs·|J|/2, and this counts
+it twice; for smooth G it is O(Δs³·G'') per interval.
 
 Otherwise the failure stands. A wrong rule (a − ∇f ≠ 0 along the step) integrates to a wrong
 difference, so a bug escapes only if its error averages to zero at the scale of the step.
@@ -35,6 +43,8 @@ Not for the complex step (not a difference of f values). Runs on the host (NumPy
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from . import escalate as _esc
@@ -44,32 +54,49 @@ from .._fd import Stencil
 
 #: Points along each step at which the rule is evaluated.
 NODES = 64
-#: The rule's median over the nodes within this many steps of x stands for its value near x.
-NEAR = 0.125
+#: The rule is also evaluated at x ± δ, δ = TINY·eps·h₁/rel (a few ulps of x's scale), at
+#: most MAX_TINY steps.
+TINY = 8.0
+MAX_TINY = 1 / 64
 #: At most this many failures are tested; an AD evaluation counts as this many of f.
 MAX_ITEMS = 16
 AD_COST = 3
 
 
-def kernel(stencil: Stencil) -> tuple[tuple[float, ...], np.ndarray, np.ndarray] | None:
-    """(nodes s_j in units of h, the trapezoid rule's weights K_j·w_j on them, and those of
-    the rule on every other node) for the stencil's averaging kernel; None where an offset
-    is not a whole number of steps (the pieces where K is constant would not fall on nodes)."""
+class Rule(NamedTuple):
+    """The stencil's averaging kernel K discretized on nodes along the step."""
+
+    nodes: tuple[float, ...]  # s_j in units of h, increasing
+    fine: np.ndarray  # the trapezoid rule's weights K·w_j on every node
+    coarse: np.ndarray  # the same rule on every other node
+    jump: np.ndarray  # |K|·Δs/2 on each interval between consecutive nodes
+
+
+def kernel(stencil: Stencil) -> Rule | None:
+    """The ``Rule`` of the stencil's averaging kernel; None where an offset is not a whole
+    number of steps (the pieces where K is constant would not fall on nodes)."""
     offs = np.asarray(stencil.offsets, np.float64)
     if np.any(offs != np.round(offs)):
         return None
     lo, hi = int(min(0.0, offs.min())), int(max(0.0, offs.max()))
     per = max(2, 2 * (NODES // (2 * (hi - lo))))  # nodes per unit step, even
     s = lo + np.arange((hi - lo) * per + 1) / per
-    fine, coarse = np.zeros(s.size), np.zeros(s.size)
+    fine, coarse, jump = np.zeros(s.size), np.zeros(s.size), np.zeros(s.size - 1)
     for a in range(lo, hi):  # K is constant on (a, a + 1)
         mid = a + 0.5
         k = sum(w * (0 < mid < o) - w * (o < mid < 0) for o, w in zip(offs, stencil.weights, strict=True))
         j = (a - lo) * per
         fine[j : j + per + 1] += k * _trapezoid(per + 1) / per
         coarse[j : j + per + 1 : 2] += k * _trapezoid(per // 2 + 1) * 2 / per
+        jump[j : j + per] = abs(k) / (2 * per)
     used = (fine != 0) | (coarse != 0)
-    return tuple(float(v) for v in s[used]), fine[used], coarse[used]
+    # an interval between used nodes that are not neighbours on the grid spans pieces where
+    # K = 0 (nothing to integrate there)
+    both = used[:-1] & used[1:]
+    pos = np.flatnonzero(used)
+    return Rule(
+        tuple(float(v) for v in s[used]), fine[used], coarse[used], np.where(both, jump, 0.0)[pos[:-1]]
+    )
 
 
 def _trapezoid(n: int) -> np.ndarray:
@@ -93,21 +120,43 @@ def candidates(meas: Measurement, valid) -> np.ndarray:
         return np.where(ok, err / tol, np.inf)
 
 
-def judge(meas: Measurement, sel: np.ndarray, slopes: np.ndarray, rules, margin: float):
+def tiny_offsets(first_step, step, eps: float, rel: float) -> np.ndarray:
+    """δ/h per item (module doc): TINY·eps·h₁/rel in units of the step h, at most MAX_TINY."""
+    first, h = np.abs(np.asarray(first_step, np.float64)), np.abs(np.asarray(step, np.float64))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s = TINY * eps * first / (rel * h)
+    return np.where(np.isfinite(s) & (s > 0), np.minimum(s, MAX_TINY), MAX_TINY)
+
+
+def quadrature_error(g: np.ndarray, rule: Rule) -> np.ndarray:
+    """Q per column of ``g`` [nodes, M] (module doc): the larger of |Ā − Ā₂| and the jumps'."""
+    rich = np.abs(rule.fine @ g - rule.coarse @ g)
+    if g.shape[0] < 2:
+        return rich
+    d = np.diff(g, axis=0)
+    prev = np.concatenate([d[:1], d[:-1]])
+    nxt = np.concatenate([d[1:], d[-1:]])
+    jumps = rule.jump @ np.abs(d - 0.5 * (prev + nxt))
+    return np.maximum(rich, jumps)
+
+
+def judge(
+    meas: Measurement, sel: np.ndarray, slopes: np.ndarray, near_x: np.ndarray, rule: Rule, margin: float
+):
     """``meas`` with the failures ``sel`` that f's slope along the step explains made
-    INCONCLUSIVE (KINK); ``slopes`` [nodes, len(sel)] are the rule's G_j. Returns (meas,
-    the positions in ``sel`` changed, the largest |D − Ā| among them, the largest |A − Ā|)."""
+    INCONCLUSIVE (KINK); ``slopes`` [nodes, len(sel)] are the rule's G_j, ``near_x``
+    [2, len(sel)] the rule at x − δ and x + δ. Returns (meas, the positions in ``sel``
+    changed, the largest |D − Ā| among them, the largest |A − Ā|)."""
     g = np.asarray(slopes, np.float64)
     d = np.asarray(meas.numeric, np.float64)[sel]
     a = np.asarray(meas.analytic, np.float64)[sel]
-    nodes, fine, coarse = rules
-    mean = fine @ g
-    q = np.abs(mean - coarse @ g)
+    mean = rule.fine @ g
+    q = quadrature_error(g, rule)
     tol = margin * (np.asarray(meas.roundoff)[sel] + np.asarray(meas.ad_rounding)[sel]) + q
     gap = np.abs(d - mean)
-    # the rule near x must be near its value at x: a rule wrong at x alone (right a node
-    # away) is a bug the average would hide
-    near = np.median(g[np.abs(np.asarray(nodes)) <= NEAR], axis=0)
+    # the rule next to x must be near its value at x: a rule wrong at x alone is a bug the
+    # average would hide (a kink of f on one side of x only leaves the median at A)
+    near = np.median(np.concatenate([np.asarray(near_x, np.float64), a[None]]), axis=0)
     smooth_at_x = np.abs(a - near) <= 0.5 * np.abs(a - mean)
     explained = np.isfinite(mean) & np.isfinite(q) & (gap <= tol) & (2.0 * tol < np.abs(d - a)) & smooth_at_x
     hit = np.flatnonzero(explained)
