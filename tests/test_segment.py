@@ -85,7 +85,7 @@ def test_judge_staircase():
     slopes = np.stack([g, 1.01 * g, g, at_x], axis=1)
     near_x = np.stack([g_near, 1.01 * g_near, g_near, g_near], axis=1)
     meas = _fail([D, D, D, D], [A, 1.01 * A, A, A + 0.05], roundoff=[1e-4, 1e-4, 0.05, 1e-4])
-    out, hit, gap, off = segment.judge(meas, np.arange(4), slopes, near_x, rule, margin=10.0)
+    out, hit, gap, off, _ = segment.judge(meas, np.arange(4), slopes, near_x, rule, margin=10.0)
     assert hit.tolist() == [0]
     assert out.status.tolist() == [CheckStatus.INCONCLUSIVE] + [CheckStatus.FAIL] * 3
     assert out.reason[0] == Reason.KINK and out.kink[0]
@@ -93,8 +93,35 @@ def test_judge_staircase():
     assert off == pytest.approx(abs(A - rule.fine @ g))
     # a jump just beside x, on one side: the median of the three is still the rule at x
     beside = np.array([g_near[0], g_near[1] + 0.3])
-    out, hit, _, _ = segment.judge(meas, np.arange(1), g[:, None], beside[:, None], rule, margin=10.0)
+    out, hit, *_ = segment.judge(meas, np.arange(1), g[:, None], beside[:, None], rule, margin=10.0)
     assert hit.tolist() == [0]
+
+
+@pytest.mark.parametrize("seed", [5, 9, 21])
+def test_undecided_on_coarse_nodes_is_decided_on_fine_ones(seed):
+    """1000 random jumps of G along the step: on 64 nodes the jumps' bound leaves the test
+    undecided (the FD value agrees with Ā, but the tolerance is not below half the failure);
+    on FINE_NODES the bound shrinks and the failure is explained. A 1% wrong rule still
+    stands on the fine nodes."""
+    rng = np.random.default_rng(seed)
+    at, size = rng.uniform(-1, 1, 1000), rng.normal(0, 3e-3, 1000)
+
+    def G(s):
+        return 1.0 + np.sum(size * (np.asarray(s)[..., None] > at), axis=-1)
+
+    D, A = float(np.mean(G(np.linspace(-1, 1, 400_001)))), float(G(0.0))
+    st = Stencil.from_offsets([-1, 1])
+    near = G(np.array([-1e-6, 1e-6]))[:, None]
+    coarse, fine = segment.kernel(st), segment.kernel(st, segment.FINE_NODES)
+    first = segment.judge(
+        _fail([D], [A], 1e-6), np.arange(1), G(np.asarray(coarse.nodes))[:, None], near, coarse, 10.0
+    )
+    assert first.hit.size == 0 and first.undecided.tolist() == [0]
+    g = G(np.asarray(fine.nodes))[:, None]
+    second = segment.judge(_fail([D], [A], 1e-6), np.arange(1), g, near, fine, 10.0)
+    assert second.hit.tolist() == [0] and second.meas.status[0] == CheckStatus.INCONCLUSIVE
+    wrong = segment.judge(_fail([D], [1.01 * A], 1e-6), np.arange(1), 1.01 * g, 1.01 * near, fine, 10.0)
+    assert wrong.hit.size == 0 and wrong.meas.status[0] == CheckStatus.FAIL
 
 
 @pytest.mark.parametrize("offsets", STENCILS, ids=str)

@@ -212,42 +212,47 @@ def segments(agg: _Aggregate, dec: Decision, call: Callable[[_SegmentBody, tuple
         return dec
     nd = d_score.size
     d_sel, e_sel = np.sort(chosen[chosen < nd]), np.sort(chosen[chosen >= nd] - nd)
-    nodes = rule.nodes
     eps = max(eps_of(raw["analytic"].dtype), agg.eps_work)
     rel = agg.stencil.default_step(eps)
-    e_idx = np.asarray(raw["e_idx"])[e_sel].astype(np.int32)
-    e_h, d_h = np.asarray(emeas.step)[e_sel], np.asarray(dmeas.step)[d_sel]
-    items = (
-        _pad(e_idx),
-        _pad(e_h),
-        _pad(_seg.tiny_offsets(np.asarray(raw["e"].h)[e_sel], e_h, eps, rel)),
-        _pad(d_sel.astype(np.int32)),
-        _pad(d_h),
-        _pad(_seg.tiny_offsets(np.asarray(raw["d"].h)[d_sel], d_h, eps, rel)),
-    )
-    out = call(_SegmentBody(dec.cfg, nodes), items)
-    changed, gap, off = 0, 0.0, 0.0
-    m = len(nodes)
-    for name, sel in (("d", d_sel), ("e", e_sel)):
-        if not sel.size:
-            continue
-        g = np.asarray(out[name])[:, : sel.size]
-        meas = dmeas if name == "d" else emeas
-        meas, hit, g1, o1 = _seg.judge(meas, sel, g[:m], g[m:], rule, agg.margin)
-        dmeas, emeas = (meas, emeas) if name == "d" else (dmeas, meas)
-        changed, gap, off = changed + hit.size, max(gap, g1), max(off, o1)
+    changed, gap, off, cost = 0, 0.0, 0.0, 0
+    for pass_rule in (rule, _seg.kernel(agg.stencil, _seg.FINE_NODES)):
+        assert pass_rule is not None
+        nodes = pass_rule.nodes
+        e_h, d_h = np.asarray(emeas.step)[e_sel], np.asarray(dmeas.step)[d_sel]
+        items = (
+            _pad(np.asarray(raw["e_idx"])[e_sel].astype(np.int32)),
+            _pad(e_h),
+            _pad(_seg.tiny_offsets(np.asarray(raw["e"].h)[e_sel], e_h, eps, rel)),
+            _pad(d_sel.astype(np.int32)),
+            _pad(d_h),
+            _pad(_seg.tiny_offsets(np.asarray(raw["d"].h)[d_sel], d_h, eps, rel)),
+        )
+        out = call(_SegmentBody(dec.cfg, nodes), items)
+        cost += _seg.AD_COST * (len(nodes) + 2) * int(d_sel.size + e_sel.size)
+        m = len(nodes)
+        again = {}
+        for name, sel in (("d", d_sel), ("e", e_sel)):
+            if not sel.size:
+                continue
+            g = np.asarray(out[name])[:, : sel.size]
+            judged = _seg.judge(dmeas if name == "d" else emeas, sel, g[:m], g[m:], pass_rule, agg.margin)
+            dmeas, emeas = (judged.meas, emeas) if name == "d" else (dmeas, judged.meas)
+            changed, gap, off = changed + judged.hit.size, max(gap, judged.gap), max(off, judged.off)
+            again[name] = sel[judged.undecided]
+        d_sel, e_sel = again.get("d", d_sel[:0]), again.get("e", e_sel[:0])
+        left = d_sel.size + e_sel.size  # undecided: once more on finer nodes, within the budget
+        if left == 0 or _budget(raw) - cost < _seg.AD_COST * (_seg.FINE_NODES + 3) * left:
+            break
     info = dict(dec.info)  # the failures tested were escalated already: only their cost adds up
-    info["escalation_evaluations"] = int(info.get("escalation_evaluations", 0)) + _seg.AD_COST * (
-        len(nodes) + 2
-    ) * int(chosen.size)
+    info["escalation_evaluations"] = int(info.get("escalation_evaluations", 0)) + cost
     if changed:
         info.setdefault("notes", []).append(
             f"{changed} failure(s) were f's slope changing within the step, not the gradient: the AD "
-            f"gradient at {len(nodes)} points along each step, averaged as the stencil weighs them, agrees "
-            f"with the finite difference (|D − Ā| ≤ {gap:.2g}) while the gradient at x differs from that "
-            f"average by up to {off:.2g}: f has kinks denser than any step that resolves it (a max or "
-            "sort over many rows in float32?); inconclusive (kink), check in float64 where smaller steps "
-            "resolve f"
+            f"gradient at {len(rule.nodes)} (or more) points along each step, averaged as the stencil "
+            f"weighs them, agrees with the finite difference (|D − Ā| ≤ {gap:.2g}) while the gradient at "
+            f"x differs from that average by up to {off:.2g}: f has kinks denser than any step that "
+            "resolves it (a max or sort over many rows in float32?); inconclusive (kink), check in "
+            "float64 where smaller steps resolve f"
         )
     return Decision(raw, Measured(dmeas, emeas, sigma), dec.cfg, info)
 

@@ -32,7 +32,10 @@ jumps, it can be several times too small (a few large jumps land anywhere betwee
 so Q is at least Σ_j |K_j|·Δs·|d_j − d̄_j|/2 over the intervals between nodes, d_j the
 change of G across interval j and d̄_j the mean of its neighbours' (the smooth part): a
 jump J inside an interval moves the trapezoid rule by at most |K|·Δs·|J|/2, and this counts
-it twice; for smooth G it is O(Δs³·G'') per interval.
+it twice; for smooth G it is O(Δs³·G'') per interval. Where the bound alone leaves the
+test undecided (the FD value agrees with Ā, the rounding terms are below half the failure,
+Q is not), the failure is tested again on ``FINE_NODES`` nodes: many small jumps cancel
+within an interval, so the bound shrinks with the nodes' spacing.
 
 Otherwise the failure stands. A wrong rule (a − ∇f ≠ 0 along the step) integrates to a wrong
 difference, so a bug escapes only if its error averages to zero at the scale of the step.
@@ -58,6 +61,8 @@ NODES = 64
 #: most MAX_TINY steps.
 TINY = 8.0
 MAX_TINY = 1 / 64
+#: Failures the quadrature error alone left undecided are tested again on this many.
+FINE_NODES = 512
 #: At most this many failures are tested; an AD evaluation counts as this many of f.
 MAX_ITEMS = 16
 AD_COST = 3
@@ -72,14 +77,15 @@ class Rule(NamedTuple):
     jump: np.ndarray  # |K|·Δs/2 on each interval between consecutive nodes
 
 
-def kernel(stencil: Stencil) -> Rule | None:
-    """The ``Rule`` of the stencil's averaging kernel; None where an offset is not a whole
-    number of steps (the pieces where K is constant would not fall on nodes)."""
+def kernel(stencil: Stencil, nodes: int = NODES) -> Rule | None:
+    """The ``Rule`` of the stencil's averaging kernel on about ``nodes`` intervals; None where
+    an offset is not a whole number of steps (the pieces where K is constant would not fall
+    on nodes)."""
     offs = np.asarray(stencil.offsets, np.float64)
     if np.any(offs != np.round(offs)):
         return None
     lo, hi = int(min(0.0, offs.min())), int(max(0.0, offs.max()))
-    per = max(2, 2 * (NODES // (2 * (hi - lo))))  # nodes per unit step, even
+    per = max(2, 2 * (nodes // (2 * (hi - lo))))  # nodes per unit step, even
     s = lo + np.arange((hi - lo) * per + 1) / per
     fine, coarse, jump = np.zeros(s.size), np.zeros(s.size), np.zeros(s.size - 1)
     for a in range(lo, hi):  # K is constant on (a, a + 1)
@@ -140,13 +146,21 @@ def quadrature_error(g: np.ndarray, rule: Rule) -> np.ndarray:
     return np.maximum(rich, jumps)
 
 
+class Judged(NamedTuple):
+    meas: Measurement  # with the failures explained made INCONCLUSIVE (KINK)
+    hit: np.ndarray  # the positions in ``sel`` explained
+    gap: float  # the largest |D − Ā| among them
+    off: float  # the largest |A − Ā| among them
+    undecided: np.ndarray  # positions in ``sel`` the quadrature error alone left undecided
+
+
 def judge(
     meas: Measurement, sel: np.ndarray, slopes: np.ndarray, near_x: np.ndarray, rule: Rule, margin: float
-):
-    """``meas`` with the failures ``sel`` that f's slope along the step explains made
-    INCONCLUSIVE (KINK); ``slopes`` [nodes, len(sel)] are the rule's G_j, ``near_x``
-    [2, len(sel)] the rule at x − δ and x + δ. Returns (meas, the positions in ``sel``
-    changed, the largest |D − Ā| among them, the largest |A − Ā|)."""
+) -> Judged:
+    """The failures ``sel`` of ``meas`` that f's slope along the step explains (module doc);
+    ``slopes`` [nodes, len(sel)] are the rule's G_j, ``near_x`` [2, len(sel)] the rule at
+    x − δ and x + δ. A failure that agrees with Ā but whose tolerance, made wide by Q alone,
+    is not below half of |D − A| is ``undecided``: finer nodes may decide it."""
     g = np.asarray(slopes, np.float64)
     d = np.asarray(meas.numeric, np.float64)[sel]
     a = np.asarray(meas.analytic, np.float64)[sel]
@@ -158,12 +172,15 @@ def judge(
     # average would hide (a kink of f on one side of x only leaves the median at A)
     near = np.median(np.concatenate([np.asarray(near_x, np.float64), a[None]]), axis=0)
     smooth_at_x = np.abs(a - near) <= 0.5 * np.abs(a - mean)
-    explained = np.isfinite(mean) & np.isfinite(q) & (gap <= tol) & (2.0 * tol < np.abs(d - a)) & smooth_at_x
+    rounding = tol - q
+    agrees = np.isfinite(mean) & np.isfinite(q) & (gap <= tol) & smooth_at_x
+    explained = agrees & (2.0 * tol < np.abs(d - a))
+    undecided = np.flatnonzero(agrees & ~explained & (2.0 * rounding < np.abs(d - a)))
     hit = np.flatnonzero(explained)
     if hit.size == 0:
-        return meas, hit, 0.0, 0.0
+        return Judged(meas, hit, 0.0, 0.0, undecided)
     rows = sel[hit]
     status, reason, kink = (np.array(v, copy=True) for v in (meas.status, meas.reason, meas.kink))
     status[rows], reason[rows], kink[rows] = CheckStatus.INCONCLUSIVE, Reason.KINK, True
     out = Measurement(**{**meas._asdict(), "status": status, "reason": reason, "kink": kink})
-    return out, hit, float(gap[hit].max()), float(np.abs(a - mean)[hit].max())
+    return Judged(out, hit, float(gap[hit].max()), float(np.abs(a - mean)[hit].max()), undecided)
