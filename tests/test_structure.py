@@ -424,7 +424,9 @@ def test_large_escalation_runs_the_structured_plan(monkeypatch):
     plan; a 3x wrong gradient still fails."""
     from fdjax._check import host
 
-    loss, params, x, y = examples.mlp((24, 32, 10), 32, dtype=jnp.float32)
+    # 3,610 parameters: the budget (the first pass's ~4N evaluations) holds 8192 rows of
+    # 40 (10 steps × 4 offsets) whatever else the first pass spent
+    loss, params, x, y = examples.mlp((64, 48, 10), 32, dtype=jnp.float32)
     log: list = []
     with listen_groups(log.append):
         res = fdjax.check_grad(loss, params, x, y, mode="full")
