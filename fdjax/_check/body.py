@@ -129,6 +129,10 @@ class _Problem:
         y, pull = jax.vjp(self.f_flat, z)
         return y, pull(jax.tree_util.tree_map(lambda ci, yi: ci.astype(yi.dtype), self.c, y))[0]
 
+    def vector_at(self, z):
+        """The rule under test at z as a vector: ∇f(z) (vjp: the VJP of c at z); not for jvp."""
+        return jax.grad(self.fd_fn)(z) if self.cfg.kind == "grad" else self._vjp_at(z)[1]
+
     def slope_at(self, z, v):
         """The rule under test at z along v: ⟨∇f(z), v⟩ (vjp: ⟨vjp_c(z), v⟩; jvp: its JVP)."""
         if self.cfg.kind == "grad":
@@ -495,7 +499,7 @@ class _SegmentBody:
                 i, c = row
                 return pb.slope_at(pb.x.at[i].add(c), jax.nn.one_hot(i, pb.n, dtype=pb.dt))
 
-            out["e"] = self._map(element, (idx, coeff), pb.n).reshape(m, -1)
+            out["e"] = _map_rows(element, (idx, coeff), pb.n, cfg.opts.vectorize).reshape(m, -1)
         if d_sel.shape[0]:
             drows, _, _ = pb.directions()
             along_v = analytic.astype(pb.dt) if cfg.kind != "jvp" else None
@@ -508,11 +512,94 @@ class _SegmentBody:
                 v = pert.vector(pb.x, row)
                 return pb.slope_at(pb.x + row["coeff"] * v, v)
 
-            out["d"] = self._map(direction, rows, pb.n).reshape(m, -1)
+            out["d"] = _map_rows(direction, rows, pb.n, cfg.opts.vectorize).reshape(m, -1)
         return out
 
-    def _map(self, fn, rows, n: int):
-        """fn over the rows, a few at a time (one at a time where batching was unfaithful)."""
-        total = int(jax.tree_util.tree_leaves(rows)[0].shape[0])
-        batch = max(1, min(total, (1 << 20) // max(n, 1))) if self.cfg.opts.vectorize else 1
-        return jax.lax.map(fn, rows, batch_size=batch)
+
+def _map_rows(fn, rows, n: int, vectorize: bool):
+    """fn over the rows, a few at a time (one at a time where batching was unfaithful)."""
+    total = int(jax.tree_util.tree_leaves(rows)[0].shape[0])
+    batch = max(1, min(total, (1 << 20) // max(n, 1))) if vectorize else 1
+    if batch == total:
+        return jax.vmap(fn)(rows)
+    return jax.lax.map(fn, rows, batch_size=batch)
+
+
+@dataclasses.dataclass(frozen=True)
+class _JitterBody:
+    """Failures measured again at x moved by a few ulps (module ``jitter``).
+
+    ``items`` is ``(e_idx, e_h, d_sel, d_h)``: element ``e_idx[j]`` at step ``e_h[j]`` and
+    direction ``d_sel[j]`` of the direction layout at step ``d_h[j]``, each measured at
+    ``jitters`` bases b_k = x + ulps·eps·|x|∘u_k (u_k ``signed_uniform``; rounded to the
+    leaves' dtypes), with its step times 1 + stretch·s_k (s_k signed uniform). Returns
+    [jitters, M] arrays: the stencil's FD value at b_k (``"e_fd"``, ``"d_fd"``) and the rule
+    under test at b_k along the same vector (``"e_rule"``, ``"d_rule"``). One mapped
+    program for both (a small one: compile time counts here).
+    """
+
+    cfg: _Config
+    jitters: int
+    ulps: float
+    stretch: float
+
+    def __call__(self, args, step, key, cotangents, tangent, analytic, items) -> dict:
+        cfg, st = self.cfg, self.cfg.stencil
+        e_idx, e_h, d_sel, d_h = items
+        pb = _Problem(cfg, args, key, cotangents)
+        x, dt, k = pb.x, pb.dt, self.jitters
+        seed, mag = seed_of(key, 5), self.ulps * pb.eps * jnp.abs(x)
+        js = jnp.arange(k, dtype=jnp.int32)
+        bases = jax.vmap(lambda j: pb.fa.quantize(x + mag * signed_uniform(seed, j, (pb.n,), dt)))(js)
+        # the step too, by a factor that is not a power of two: the rounding of x_i + h, and
+        # of every sum it enters, changes (a ladder of 2^k·h repeats the same mantissa)
+        scale = 1 + self.stretch * signed_uniform(seed, k, (k,), dt)
+        # the rule at each base as a whole vector, one AD pass each (for jvp: per row)
+        vectors = None if cfg.kind == "jvp" else jax.vmap(pb.vector_at)(bases)
+        drows, _, _ = pb.directions()
+        along_v = analytic.astype(dt) if cfg.kind != "jvp" else None
+        tangent_v = None if tangent is None else tangent.astype(dt)
+        pert = DirectionPerturbation(pb.s_dir, along_v, tangent_v)
+        me, md = int(e_idx.shape[0]), int(d_sel.shape[0])
+
+        def tiled(a):
+            return jnp.tile(a, k)
+
+        # the directions' vectors once, then rows only index them: the random vectors' hashing
+        # is not repeated (nor duplicated by fusion) per row and offset
+        dirs = {f: getattr(drows, f)[d_sel] for f in ("kind", "index", "lo", "hi")}
+        dvecs = jax.vmap(lambda r: pert.vector(x, r))(dirs) if md else jnp.zeros((1, pb.n), dt)
+        bases, dvecs = jax.lax.optimization_barrier((bases, dvecs))
+        table = {
+            "direction": tiled(
+                jnp.concatenate([jnp.zeros((me,), jnp.int32), jnp.arange(md, dtype=jnp.int32)])
+            )
+        }
+        table["element"] = tiled(jnp.concatenate([e_idx, jnp.full((md,), -1, jnp.int32)]))
+        table["h"] = tiled(jnp.concatenate([e_h, d_h]).astype(dt))
+        table["base"] = jnp.repeat(js, me + md)
+
+        def row(r):
+            j, i, base = r["base"], r["element"], bases[r["base"]]
+            e = jax.nn.one_hot(i, pb.n, dtype=dt)
+            v = jnp.where(i >= 0, e, dvecs[r["direction"]])
+            h = r["h"] * scale[j]
+            # an element's step as f sees it from this base (b_i + h rounds its own way)
+            bi = jnp.vdot(e, base)
+            h = jnp.where(i >= 0, jnp.vdot(e, pb.fa.quantize(base + h * e)) - bi, h)
+            d = sum(
+                w * pb.fd_fn(pb.fa.quantize(base + (o * h) * v))
+                for o, w in zip(st.offsets, st.weights, strict=True)
+            )
+            if st.center_weight != 0.0:
+                d = d + st.center_weight * pb.fd_fn(base)
+            rule = pb.slope_at(base, v) if vectors is None else jnp.vdot(vectors[j], v)
+            return jnp.stack([d / h, rule])
+
+        vals = _map_rows(row, table, pb.n, cfg.opts.vectorize).reshape(k, me + md, 2)
+        out = {}
+        if me:
+            out["e_fd"], out["e_rule"] = vals[:, :me, 0], vals[:, :me, 1]
+        if md:
+            out["d_fd"], out["d_rule"] = vals[:, me:, 0], vals[:, me:, 1]
+        return out

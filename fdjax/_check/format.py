@@ -204,9 +204,14 @@ def kink_text(dp: float, dm: float, tol: float, sub: bool) -> str:
     return f"kink: D+ = {dp:.4g}, D− = {dm:.4g}; analytic {'is' if sub else 'is NOT'} between them"
 
 
-def _inconclusive_text(reason: Reason, tol: float, dp: float, dm: float, sub: bool) -> str:
+def _inconclusive_text(reason: Reason, tol: float, dp: float, dm: float, sub: bool, err: float) -> str:
     if reason == Reason.KINK:
         return kink_text(dp, dm, tol, sub)
+    if reason == Reason.UNRESOLVED and err > tol > 0:
+        return (
+            f"unresolved: |diff| is {err / tol:.3g} × the tolerance {tol:.2g} but not confirmed (by another "
+            "step, or beyond what chance allows among many measurements)"
+        )
     if reason == Reason.UNRESOLVED:
         return f"unresolved: tolerance {tol:.2g} is not below half the values compared"
     if reason == Reason.NONDETERMINISTIC:
@@ -236,7 +241,7 @@ def _why(r, i) -> str:
         return "non-finite value at one of this element's offsets, at every step tried"
     if s == CheckStatus.INCONCLUSIVE:
         return _inconclusive_text(
-            why, tol, float(el.slope_plus[i]), float(el.slope_minus[i]), bool(el.subgradient[i])
+            why, tol, float(el.slope_plus[i]), float(el.slope_minus[i]), bool(el.subgradient[i]), err
         )
     return CheckStatus(s).label
 
@@ -403,6 +408,7 @@ def _direction_line(r, d) -> str:
             float(dr.slope_plus[d]),
             float(dr.slope_minus[d]),
             bool(dr.subgradient[d]),
+            abs(a - n),
         )
     elif st == CheckStatus.FAIL:
         verdict = f"FAIL: |diff| is {abs(a - n) / tol if tol > 0 else math.inf:.3g} × tolerance"

@@ -26,9 +26,10 @@ from typing import Any
 import numpy as np
 
 from . import escalate as _esc
+from . import jitter as _jit
 from . import segment as _seg
 from .aggregate import Measured, _Aggregate, per_element
-from .body import FLOORLESS, LADDER, _Config, _EscalateBody, _SegmentBody, ladder_steps
+from .body import FLOORLESS, LADDER, _Config, _EscalateBody, _JitterBody, _SegmentBody, ladder_steps
 from .model import check_offsets
 from .rows import measure_samples
 from .._engine.structure import MIN_ROWS
@@ -253,6 +254,52 @@ def segments(agg: _Aggregate, dec: Decision, call: Callable[[_SegmentBody, tuple
             f"x differs from that average by up to {off:.2g}: f has kinks denser than any step that "
             "resolves it (a max or sort over many rows in float32?); inconclusive (kink), check in "
             "float64 where smaller steps resolve f"
+        )
+    return Decision(raw, Measured(dmeas, emeas, sigma), dec.cfg, info)
+
+
+def jitter(agg: _Aggregate, dec: Decision, call: Callable[[_JitterBody, tuple], dict]) -> Decision:
+    """Failures left standing, measured again at x moved by a few ulps (module ``jitter``)."""
+    if dec.info.get("deterministic") is False or agg.stencil.complex_step:
+        return dec
+    raw, (dmeas, emeas, sigma) = dec.raw, dec.measured
+    d_score = _jit.candidates(dmeas, np.asarray(raw["d"].valid, bool))
+    e_score = _jit.candidates(emeas, np.asarray(raw["e_keep"], bool))
+    score = np.concatenate([d_score, e_score])
+    st = agg.stencil
+    # f at the stencil's offsets per item and base, the rule once per base (per item for jvp)
+    per_item = _jit.JITTERS * (
+        len(st.offsets) + (st.center_weight != 0.0) + (agg.kind == "jvp") * _seg.AD_COST
+    )
+    cap = min(_jit.MAX_ITEMS, (_budget(raw) - _jit.JITTERS * _seg.AD_COST) // per_item)
+    chosen = np.argsort(score, kind="stable")[: int(np.sum(np.isfinite(score)))][:cap]
+    if chosen.size == 0:
+        return dec
+    nd = d_score.size
+    d_sel, e_sel = np.sort(chosen[chosen < nd]), np.sort(chosen[chosen >= nd] - nd)
+    items = (
+        _pad(np.asarray(raw["e_idx"])[e_sel].astype(np.int32)),
+        _pad(np.asarray(emeas.step)[e_sel]),
+        _pad(d_sel.astype(np.int32)),
+        _pad(np.asarray(dmeas.step)[d_sel]),
+    )
+    out = call(_JitterBody(dec.cfg, _jit.JITTERS, _jit.ULPS, _jit.STRETCH), items)
+    changed, spread = 0, 0.0
+    for name, sel in (("d", d_sel), ("e", e_sel)):
+        if not sel.size:
+            continue
+        fd, rule = (np.asarray(out[f"{name}_{part}"])[:, : sel.size] for part in ("fd", "rule"))
+        judged = _jit.judge(dmeas if name == "d" else emeas, sel, fd, rule, agg.margin)
+        dmeas, emeas = (judged.meas, emeas) if name == "d" else (dmeas, judged.meas)
+        changed, spread = changed + judged.hit.size, max(spread, judged.spread)
+    info = dict(dec.info)
+    cost = per_item * int(chosen.size) + (agg.kind != "jvp") * _jit.JITTERS * _seg.AD_COST
+    info["escalation_evaluations"] = int(info.get("escalation_evaluations", 0)) + cost
+    if changed:
+        info.setdefault("notes", []).append(
+            f"{changed} failure(s) were within f's rounding at the perturbed points: measured again with x "
+            f"moved by a few ulps, the FD value and the gradient move by up to {spread:.2g} (f small but "
+            "computed from large terms that cancel?); judged again with that rounding"
         )
     return Decision(raw, Measured(dmeas, emeas, sigma), dec.cfg, info)
 
