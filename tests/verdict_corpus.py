@@ -59,7 +59,7 @@ CLASSES = {
     3: "very different scales; nothing checkable",
     4: "bugs near the float32 floor",
     5: "domain boundaries",
-    6: "large cancelling terms (float32)",
+    6: "large cancelling terms",
     7: "unfaithful batched evaluation",
     8: "float32 ReLU nets",
     9: "nondeterministic f",
@@ -604,6 +604,30 @@ def _cancelling_means(n=32, m=500, seed=15):
     return build
 
 
+def _feasible_penalty(n=1000, seed=31, barrier=None):
+    """100·(Σx − 1)² at a feasible x (Σx = 1 up to rounding): f = 0, ∇f = 0, but Σx rounds
+    by ~eps at x ± h, and the FD values are those residues times 100 (the jitter test). With
+    ``barrier``, plus 1e-3·Σ log x whose custom_vjp gradient is ``barrier`` times right."""
+
+    def build(dtype):
+        r = _rng(seed)
+        x = r.random(n) + 0.1
+
+        @jax.custom_vjp
+        def log_barrier(v):
+            return 1e-3 * jnp.sum(jnp.log(v))
+
+        log_barrier.defvjp(lambda v: (log_barrier(v), v), lambda v, g: (barrier * g * 1e-3 / v,))
+
+        def f(v):
+            pen = 100.0 * (jnp.sum(v) - 1.0) ** 2
+            return pen if barrier is None else pen + log_barrier(v)
+
+        return f, (_cast(x / x.sum(), dtype),)
+
+    return build
+
+
 # ------------------------------------------------------------------------------------------
 # Class 7: unfaithful batched evaluation
 
@@ -936,6 +960,10 @@ CASES: list[VerdictCase] = [
     V("ce_logits_90_b256", 6, _ce_logits_90(batch=256, seed=23), ("float32",), False),
     V("ce_logits_90_c32", 6, _ce_logits_90(batch=128, n_in=8, n_out=32, seed=24), ("float32",), False),
     V("cancelling_means_1e3", 6, _cancelling_means(), BOTH, False),
+    V("feasible_penalty", 6, _feasible_penalty(), BOTH, False, note="100·(Σx − 1)² at Σx = 1, 1000 params"),
+    V("feasible_penalty_n300", 6, _feasible_penalty(n=300, seed=32), BOTH, False),
+    V("feasible_penalty_barrier_1pct", 6, _feasible_penalty(n=10, seed=33, barrier=1.01), BOTH, True),
+    V("feasible_penalty_barrier_ok", 6, _feasible_penalty(n=300, seed=34, barrier=1.0), BOTH, False),
     # 7. unfaithful batched evaluation
     V("temperature_max", 7, _temperature(), BOTH, False, note="1 param, L 2000×10 (×30), seed 0"),
     V("temperature_max_seed2", 7, _temperature(seed=2, scale=90.0), ("float32",), False),

@@ -272,7 +272,8 @@ def jitter(agg: _Aggregate, dec: Decision, call: Callable[[_JitterBody, tuple], 
         len(st.offsets) + (st.center_weight != 0.0) + (agg.kind == "jvp") * _seg.AD_COST
     )
     cap = min(_jit.MAX_ITEMS, (_budget(raw) - _jit.JITTERS * _seg.AD_COST) // per_item)
-    chosen = np.argsort(score, kind="stable")[: int(np.sum(np.isfinite(score)))][:cap]
+    ranked = np.argsort(score, kind="stable")[: int(np.sum(np.isfinite(score)))]
+    chosen, untested = ranked[:cap], ranked[cap:]
     if chosen.size == 0:
         return dec
     nd = d_score.size
@@ -300,6 +301,13 @@ def jitter(agg: _Aggregate, dec: Decision, call: Callable[[_JitterBody, tuple], 
             f"{changed} failure(s) were within f's rounding at the perturbed points: measured again with x "
             f"moved by a few ulps, the FD value and the gradient move by up to {spread:.2g} (f small but "
             "computed from large terms that cancel?); judged again with that rounding"
+        )
+    if changed == chosen.size and untested.size:  # every one tested was the rounding
+        dmeas = _jit.set_aside(dmeas, untested[untested < nd])
+        emeas = _jit.set_aside(emeas, untested[untested >= nd] - nd)
+        info["notes"].append(
+            f"{untested.size} smaller failure(s) were not measured again (budget): inconclusive, as every "
+            "larger one was the rounding"
         )
     return Decision(raw, Measured(dmeas, emeas, sigma), dec.cfg, info)
 

@@ -10,19 +10,26 @@ scale with h). The AD pass rounds the same sum in another program and gets exact
 
 So each failure that escalation and the segment test left standing is measured again at
 ``JITTERS`` bases b_k = x + ``ULPS``·eps·|x|∘u_k (u_k random signs times a uniform
-magnitude in [0.5, 1.5); a few ulps of every coordinate, so every rounding inside f changes
-while f's smooth part does not): the FD value D_k at b_k with the measurement's own step,
-and the rule under test A_k at b_k. The spread of {D, D_1, …, D_K} is D's rounding, that of
-{A_1, …, A_K} the analytic side's (A at x itself is left out: a rule wrong at x alone,
-right a few ulps away, is a bug). They replace the model's round-off and AD terms where
-larger, and the measurement is judged again with the check's margin: a failure within the
-measured rounding becomes PASS where the widened tolerance still resolves the values,
-else INCONCLUSIVE (unresolved). For a smooth, well-conditioned f the spreads are a few
-ulps of D and A, far below the model's terms, and nothing changes; a bug is the same at
-every base, so it still fails.
+magnitude in [0.5, 1.5): a few ulps of every coordinate), with its step stretched by a
+factor 1 + ``STRETCH``·s_k (s_k the same kind of number: not a power of two, so the rounding
+of x_i ± h and of every sum it enters changes; the escalation ladder's 2^k·h keep the
+mantissa and often the very same residues). At each base: the FD value D_k with that step
+and the rule under test A_k. The spread (max − min) of D_k − A_k over the bases, and of
+D − median(A_k) (the first FD value against the rule next to x), is the comparison's
+rounding there. Where the gradient itself changes within a few ulps of x (large curvature:
+the penalty's Hessian is 200·11ᵀ), D_k and A_k move together and their difference does
+not; a bug is the same at every base, so the difference does not move either. A at x
+itself is left out: a rule wrong at x alone, right a few ulps away, is a bug.
 
-At most ``MAX_ITEMS`` failures are tested, the most marginal first, within the escalation
-budget; the rest stand. Not for the complex step (no difference of f values). Runs on the
+``FACTOR`` times the spread is added to the tolerance (to its round-off term) and the
+measurement is judged again: PASS where the wider tolerance still resolves the values, else
+INCONCLUSIVE (unresolved). For a smooth, well-conditioned f the spread is a few ulps and
+nothing changes.
+
+At most ``MAX_ITEMS`` failures are tested, the largest |D − A| first, within the escalation
+budget. When every one tested was the rounding, the smaller ones not tested are INCONCLUSIVE
+(unresolved), not FAIL: nothing confirms them and the larger ones were all rounding; when
+any tested one stands, so do they. Not for the complex step (no difference of f values). Runs on the
 host (NumPy).
 """
 
@@ -36,36 +43,42 @@ from .model import RESOLUTION, Measurement
 from .outcomes import CheckStatus, Reason
 
 #: Bases at which each failure is measured again.
-JITTERS = 4
+JITTERS = 6
 #: Each coordinate moves by up to this many eps·|x_i| (random sign and magnitude).
 ULPS = 4.0
 #: ... and the step by a factor 1 + STRETCH·s_k (s_k a random sign times [0.5, 1.5)).
 STRETCH = 1 / 8
-#: The tolerance grows by this many times the measured spreads (each the range of a few
-#: samples, about 2.3 standard deviations of the rounding: the margin applied to them).
+#: The tolerance grows by this many times the measured spread (the range of a few samples,
+#: about 2 standard deviations of the rounding: the margin applied to it).
 FACTOR = 3.0
 #: At most this many failures are tested.
 MAX_ITEMS = 512
 
 
 def candidates(meas: Measurement, valid) -> np.ndarray:
-    """err/tol of the failures to test (inf for the others): every finite failure."""
+    """−|D − A| of the failures to test (the largest first), inf for the others."""
     status = np.asarray(meas.status)
-    err, tol = np.abs(np.asarray(meas.error)), np.asarray(meas.tolerance)
     ok = (
         np.asarray(valid, bool)
         & (status == CheckStatus.FAIL)
         & np.isfinite(np.asarray(meas.analytic))
         & np.isfinite(np.asarray(meas.numeric))
     )
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(ok, err / np.where(tol > 0, tol, np.finfo(np.float64).tiny), np.inf)
+    return np.where(ok, -np.abs(np.asarray(meas.error, np.float64)), np.inf)
+
+
+def set_aside(meas: Measurement, sel: np.ndarray) -> Measurement:
+    """The failures ``sel`` made INCONCLUSIVE (unresolved): not tested, while every larger
+    failure tested was the rounding."""
+    status, reason = np.array(meas.status, copy=True), np.array(meas.reason, copy=True)
+    status[sel], reason[sel] = CheckStatus.INCONCLUSIVE, Reason.UNRESOLVED
+    return Measurement(**{**meas._asdict(), "status": status, "reason": reason})
 
 
 class Judged(NamedTuple):
     meas: Measurement  # with the failures that the measured rounding explains judged again
     hit: np.ndarray  # the positions in ``sel`` explained
-    spread: float  # the largest measured rounding (D's plus A's) among them
+    spread: float  # the largest measured spread of D_k − A_k among them
 
 
 def judge(meas: Measurement, sel: np.ndarray, fd: np.ndarray, rule: np.ndarray, margin: float) -> Judged:
@@ -75,24 +88,21 @@ def judge(meas: Measurement, sel: np.ndarray, fd: np.ndarray, rule: np.ndarray, 
     d0 = np.asarray(meas.numeric, np.float64)[sel]
     a0 = np.asarray(meas.analytic, np.float64)[sel]
     ok = np.all(np.isfinite(fd), axis=0) & np.all(np.isfinite(rule), axis=0)
-    s_d = np.ptp(np.concatenate([d0[None], fd]), axis=0)
-    s_a = np.ptp(rule, axis=0)
-    roundoff = np.asarray(meas.roundoff, np.float64)[sel] + FACTOR * s_d / margin
-    ad = np.asarray(meas.ad_rounding, np.float64)[sel] + FACTOR * s_a / margin
+    # D − A at each base, and D at x against the rule next to x (the median of the A_k)
+    diffs = np.concatenate([fd - rule, (d0 - np.median(rule, axis=0))[None]])
+    spread = np.ptp(diffs, axis=0)
+    roundoff = np.asarray(meas.roundoff, np.float64)[sel] + FACTOR * spread / margin
+    ad = np.asarray(meas.ad_rounding, np.float64)[sel]
     tol = margin * (np.asarray(meas.truncation, np.float64)[sel] + roundoff + ad)
     hit = np.flatnonzero(ok & (np.abs(d0 - a0) <= tol))
     if hit.size == 0:
         return Judged(meas, hit, 0.0)
     rows = sel[hit]
     resolved = RESOLUTION * tol[hit] < np.maximum(np.abs(a0[hit]), np.abs(d0[hit]))
-    fields = {
-        f: np.array(getattr(meas, f), copy=True)
-        for f in ("status", "reason", "tolerance", "roundoff", "ad_rounding")
-    }
+    fields = {f: np.array(getattr(meas, f), copy=True) for f in ("status", "reason", "tolerance", "roundoff")}
     fields["status"][rows] = np.where(resolved, CheckStatus.PASS, CheckStatus.INCONCLUSIVE)
     fields["reason"][rows] = np.where(resolved, Reason.NONE, Reason.UNRESOLVED)
     fields["tolerance"][rows] = tol[hit]
     fields["roundoff"][rows] = roundoff[hit]
-    fields["ad_rounding"][rows] = ad[hit]
     out = Measurement(**{**meas._asdict(), **fields})
-    return Judged(out, hit, float((s_d + s_a)[hit].max()))
+    return Judged(out, hit, float(spread[hit].max()))
