@@ -9,33 +9,9 @@ import pytest
 import fdjax
 from fdjax import CheckStatus, Reason
 from fdjax._check import host, jitter
-from fdjax._check.model import Measurement
+from failures import failing
 
 NOTE = "rounding at the perturbed points"
-
-
-def _failing(numeric, analytic, roundoff=1e-6):
-    m = len(numeric)
-    num, ana = np.asarray(numeric, float), np.asarray(analytic, float)
-    z, ro = np.zeros(m), np.full(m, roundoff)
-    return Measurement(
-        numeric=num,
-        analytic=ana,
-        error=num - ana,
-        tolerance=10 * ro,
-        truncation=z,
-        roundoff=ro,
-        ad_rounding=z,
-        kink=np.zeros(m, bool),
-        slope_plus=num,
-        slope_minus=num,
-        subgradient=np.zeros(m, bool),
-        finite=np.ones(m, bool),
-        first_bad_offset=np.full(m, np.nan),
-        status=np.full(m, CheckStatus.FAIL, np.int8),
-        reason=np.zeros(m, np.int8),
-        step=np.ones(m),
-    )
 
 
 def test_judge():
@@ -44,7 +20,7 @@ def test_judge():
     is the same a few ulps from x but differs at x (wrong at x alone): it stands. Column 3: a
     large gradient, the miss within the measured rounding: PASS with the wider tolerance.
     Column 4: a base where f is not finite: no evidence, it stands."""
-    meas = _failing([1e-4, 1.01, 1.0, 10.0001, 1e-4], [0.0, 1.0, 1.2, 10.0, 0.0])
+    meas = failing([1e-4, 1.01, 1.0, 10.0001, 1e-4], [0.0, 1.0, 1.2, 10.0, 0.0], roundoff=1e-6)
     fd = np.array(
         [
             [-1e-4, 1.01, 1.0, 10.0, np.nan],

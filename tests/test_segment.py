@@ -9,7 +9,7 @@ import pytest
 import fdjax
 from fdjax import CheckStatus, Reason
 from fdjax._check import segment
-from fdjax._check.model import Measurement
+from failures import failing
 from fdjax._fd import Stencil
 
 STENCILS = [(-1, 1), (-2, -1, 1, 2), (0, 1), (0, 1, 2), (-3, -2, -1, 0)]
@@ -33,30 +33,6 @@ def test_kernel_integrates_the_stencil(offsets):
 
 def test_kernel_needs_whole_offsets():
     assert segment.kernel(Stencil.from_offsets([-0.5, 0.5])) is None
-
-
-def _fail(numeric, analytic, roundoff=1e-4):
-    m = len(numeric)
-    num, ana = np.asarray(numeric, float), np.asarray(analytic, float)
-    z, ro = np.zeros(m), np.broadcast_to(np.asarray(roundoff, float), (m,))
-    return Measurement(
-        numeric=num,
-        analytic=ana,
-        error=num - ana,
-        tolerance=10 * ro,
-        truncation=z,
-        roundoff=ro,
-        ad_rounding=z,
-        kink=np.zeros(m, bool),
-        slope_plus=num,
-        slope_minus=num,
-        subgradient=np.zeros(m, bool),
-        finite=np.ones(m, bool),
-        first_bad_offset=np.full(m, np.nan),
-        status=np.full(m, CheckStatus.FAIL, np.int8),
-        reason=np.zeros(m, np.int8),
-        step=np.ones(m),
-    )
 
 
 def test_judge_staircase():
@@ -84,7 +60,7 @@ def test_judge_staircase():
     at_x = np.where(nodes == 0, A + 0.05, g)
     slopes = np.stack([g, 1.01 * g, g, at_x], axis=1)
     near_x = np.stack([g_near, 1.01 * g_near, g_near, g_near], axis=1)
-    meas = _fail([D, D, D, D], [A, 1.01 * A, A, A + 0.05], roundoff=[1e-4, 1e-4, 0.05, 1e-4])
+    meas = failing([D, D, D, D], [A, 1.01 * A, A, A + 0.05], roundoff=[1e-4, 1e-4, 0.05, 1e-4])
     out, hit, gap, off, _ = segment.judge(meas, np.arange(4), slopes, near_x, rule, margin=10.0)
     assert hit.tolist() == [0]
     assert out.status.tolist() == [CheckStatus.INCONCLUSIVE] + [CheckStatus.FAIL] * 3
@@ -114,13 +90,13 @@ def test_undecided_on_coarse_nodes_is_decided_on_fine_ones(seed):
     near = G(np.array([-1e-6, 1e-6]))[:, None]
     coarse, fine = segment.kernel(st), segment.kernel(st, segment.FINE_NODES)
     first = segment.judge(
-        _fail([D], [A], 1e-6), np.arange(1), G(np.asarray(coarse.nodes))[:, None], near, coarse, 10.0
+        failing([D], [A], 1e-6), np.arange(1), G(np.asarray(coarse.nodes))[:, None], near, coarse, 10.0
     )
     assert first.hit.size == 0 and first.undecided.tolist() == [0]
     g = G(np.asarray(fine.nodes))[:, None]
-    second = segment.judge(_fail([D], [A], 1e-6), np.arange(1), g, near, fine, 10.0)
+    second = segment.judge(failing([D], [A], 1e-6), np.arange(1), g, near, fine, 10.0)
     assert second.hit.tolist() == [0] and second.meas.status[0] == CheckStatus.INCONCLUSIVE
-    wrong = segment.judge(_fail([D], [1.01 * A], 1e-6), np.arange(1), 1.01 * g, 1.01 * near, fine, 10.0)
+    wrong = segment.judge(failing([D], [1.01 * A], 1e-6), np.arange(1), 1.01 * g, 1.01 * near, fine, 10.0)
     assert wrong.hit.size == 0 and wrong.meas.status[0] == CheckStatus.FAIL
 
 
