@@ -49,14 +49,23 @@ def switched_on() -> bool:
         ValueError: a value that is not one of the accepted spellings (the message names
             the variable; the caller says who read it).
     """
-    value = os.environ.get(ENV_SWITCH, "").strip()
+    return env_switch(ENV_SWITCH, "cache")
+
+
+def env_switch(variable: str, what: str) -> bool:
+    """Whether the environment variable ``variable`` leaves ``what`` on (unset or empty: on).
+
+    Raises:
+        ValueError: a value that is not one of the accepted spellings (naming the variable).
+    """
+    value = os.environ.get(variable, "").strip()
     if not value or value.lower() in _ON:
         return True
     if value.lower() in _OFF:
         return False
     raise ValueError(
-        f"the environment variable {ENV_SWITCH} must be one of {list(_OFF)} (cache off) or "
-        f"{list(_ON)} (cache on), got {value!r}"
+        f"the environment variable {variable} must be one of {list(_OFF)} ({what} off) or "
+        f"{list(_ON)} ({what} on), got {value!r}"
     )
 
 

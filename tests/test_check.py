@@ -77,8 +77,14 @@ def test_jit_result_matches_eager():
     traced = jax.jit(lambda p, x: fdjax.check_grad(bad_loss, p, x))(P, X)
     e, t = eager.elements, traced.elements
     np.testing.assert_array_equal(np.asarray(e.status), np.asarray(t.status))
-    np.testing.assert_allclose(np.asarray(e.numeric), np.asarray(t.numeric), rtol=1e-12)
-    np.testing.assert_allclose(np.asarray(e.tolerance), np.asarray(t.tolerance), rtol=1e-9)
+    # Two programs (the eager check's, compiled for compile time when small, and the user's
+    # jit, optimized as XLA chooses) round f differently: their FD values agree within the
+    # round-off term, and their tolerances within the few ulps of noise each measures.
+    diff = np.abs(np.asarray(e.numeric) - np.asarray(t.numeric))
+    roundoff = np.maximum(np.asarray(e.roundoff), np.asarray(t.roundoff))
+    assert np.all(diff <= roundoff), (diff, roundoff)
+    ratio = np.asarray(e.tolerance) / np.asarray(t.tolerance)
+    assert np.all((ratio > 0.25) & (ratio < 4)), ratio
     assert str(traced).startswith("fdjax.check_grad: FAILED")
 
 

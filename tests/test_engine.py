@@ -415,3 +415,72 @@ def test_compiled_bodies_are_bounded_and_an_evicted_one_compiles_again(monkeypat
     # the first function's body was dropped: it runs again (compiled anew), with the same values
     np.testing.assert_allclose(grads[0](X), jnp.cos(X), rtol=1e-7, atol=1e-9)
     assert len(jit_mod._JITTED) == 3
+
+
+def _flops(fn, *args):
+    return _plan.jaxpr_flops(jax.make_jaxpr(fn)(*args))
+
+
+def test_jaxpr_flops_counts_products_loops_and_branches():
+    a, b = jnp.ones((3, 4)), jnp.ones((4, 5))
+    assert _flops(jnp.matmul, a, b) == 2 * 3 * 4 * 5
+    x, k = jnp.ones((2, 3, 10, 10)), jnp.ones((8, 3, 3, 3))  # NCHW, OIHW
+    conv = functools.partial(jax.lax.conv_general_dilated, window_strides=(1, 1), padding="SAME")
+    assert _flops(conv, x, k) == 2 * (2 * 8 * 10 * 10) * (3 * 3 * 3)
+    # a scan's body counts once per step; lax.map is a scan
+    assert _flops(lambda m: jax.lax.map(lambda r: r @ r, m), jnp.ones((7, 4, 4))) == 7 * 2 * 4**3
+    # the larger branch of a cond
+    big = _flops(lambda p, m: jax.lax.cond(p, lambda m: m @ m, lambda m: m + 1, m), True, jnp.ones((6, 6)))
+    assert 2 * 6**3 <= big <= 2 * 6**3 + 1  # (+ the predicate's conversion)
+    # calls count their body (a jit inside, AD of a custom rule)
+    assert _flops(jax.jit(jnp.matmul), a, b) == 2 * 3 * 4 * 5
+    # an unknown trip count is unbounded work
+    assert _flops(lambda c: jax.lax.while_loop(lambda c: c < 3.0, lambda c: c + 1, c), 0.0) == math.inf
+
+
+def test_small_programs_compile_quickly_on_cpu_and_large_ones_optimized(monkeypatch):
+    """On CPU a program of little work is compiled with XLA's quick options, one of much work
+    (or a loop of unknown length) with XLA's defaults; the values agree either way."""
+    from fdjax._engine import jit as jit_mod
+
+    chosen = []
+    original = jit_mod.compile_options
+
+    def record(jaxpr, platform):
+        options = original(jaxpr, platform)
+        chosen.append(options)
+        return options
+
+    monkeypatch.setattr(jit_mod, "compile_options", record)
+    small = lambda v: jnp.sum(jnp.sin(v) ** 2)  # noqa: E731
+    np.testing.assert_allclose(fdjax.grad(small)(X), jax.grad(small)(X), rtol=1e-7, atol=1e-9)
+    assert chosen == [jit_mod.QUICK_CPU_OPTIONS]
+    assert original(jax.make_jaxpr(small)(X), "gpu") is None  # accelerators: XLA's defaults
+
+    m = jnp.asarray(np.random.default_rng(0).standard_normal((2000, 2000)) / 50)
+    assert _flops(lambda a: a @ a, m) == 2 * 2000**3 > jit_mod.QUICK_COMPILE_FLOPS
+    assert original(jax.make_jaxpr(lambda a: a @ a)(m), "cpu") is None
+    looped = lambda v: jax.lax.while_loop(lambda c: c[0] < 3, lambda c: (c[0] + 1, c[1] * 2), (0, v))[1]  # noqa: E731
+    assert original(jax.make_jaxpr(looped)(X), "cpu") is None
+    chosen.clear()
+    # 2·300 rows of two products of 2000 rows (1e7 FLOPs each): beyond the threshold
+    wide = lambda v: jnp.sum(jnp.tanh(m @ (m[:, : v.shape[0]] @ v)) ** 2)  # noqa: E731
+    np.testing.assert_allclose(fdjax.grad(wide)(X), jax.grad(wide)(X), rtol=1e-6, atol=1e-8)
+    assert chosen == [None]
+
+
+def test_quick_compilation_is_switched_off_by_its_environment_variable(monkeypatch):
+    from fdjax._engine import jit as jit_mod
+
+    jaxpr = jax.make_jaxpr(lambda v: jnp.sum(v**2))(X)
+    for on in ("", "1", "yes"):
+        monkeypatch.setenv("FDJAX_QUICK_COMPILE", on)
+        assert jit_mod.compile_options(jaxpr, "cpu") == jit_mod.QUICK_CPU_OPTIONS
+    for off in ("0", "false", "OFF"):
+        monkeypatch.setenv("FDJAX_QUICK_COMPILE", off)
+        assert jit_mod.compile_options(jaxpr, "cpu") is None
+    monkeypatch.setenv("FDJAX_QUICK_COMPILE", "fast")
+    with pytest.raises(
+        ValueError, match=r"FDJAX_QUICK_COMPILE must be one of .*\(quick compilation off\).*got 'fast'"
+    ):
+        jit_mod.compile_options(jaxpr, "cpu")

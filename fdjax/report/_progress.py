@@ -248,5 +248,5 @@ class Progress:
         passes = f" in {st['passes']} passes" if st["passes"] > 1 else ""
         self.line(
             f"{description:<10} {st['done']:>9,} evaluations{passes:<12} {elapsed:6.1f} s "
-            f"(compiling {st['compile']:.1f} s)"
+            f"(compiling {st['compile']:.2f} s)"
         )
