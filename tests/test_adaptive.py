@@ -21,7 +21,7 @@ import pytest
 
 import fdjax
 from fdjax import Status
-from fdjax._engine.jit import compile_options
+from fdjax._engine.compile import compile_options
 from fdjax._engine import Options
 from fdjax._fd import DEFAULT_LEVELS, METHODS
 from fdjax._fd import adaptive_basis

@@ -13,6 +13,8 @@ import fdjax
 from fdjax import examples
 from fdjax import _engine
 from fdjax._engine import plan as _plan
+from fdjax._engine import compile as _compile
+from fdjax._engine.compile import WorkJit
 from fdjax._engine import Basis, Directions, Options, RandomDirections
 from subprocess_json import RSS_PRELUDE, run_json
 
@@ -45,7 +47,8 @@ def run(f, rows, chunk_size=None, use_jit=True, perturb=None, x=X, **kw):
     def go(x, rows):
         return _engine.evaluate(f, x, perturb, rows, Options(chunk_size=chunk_size, devices=1, **kw))
 
-    return np.asarray((jax.jit(go) if use_jit else go)(x, rows))
+    # as fdjax runs the engine: in a program compiled for its work (WorkJit)
+    return np.asarray((WorkJit(go) if use_jit else go)(x, rows))
 
 
 def reference(f, rows, x=X):
@@ -418,7 +421,7 @@ def test_compiled_bodies_are_bounded_and_an_evicted_one_compiles_again(monkeypat
 
 
 def _flops(fn, *args):
-    return _plan.jaxpr_flops(jax.make_jaxpr(fn)(*args))
+    return _compile.jaxpr_flops(jax.make_jaxpr(fn)(*args))
 
 
 def test_jaxpr_flops_counts_products_loops_and_branches():
@@ -441,24 +444,22 @@ def test_jaxpr_flops_counts_products_loops_and_branches():
 def test_small_programs_compile_quickly_on_cpu_and_large_ones_optimized(monkeypatch):
     """On CPU a program of little work is compiled with XLA's quick options, one of much work
     (or a loop of unknown length) with XLA's defaults; the values agree either way."""
-    from fdjax._engine import jit as jit_mod
-
     chosen = []
-    original = jit_mod.compile_options
+    original = _compile.compile_options
 
     def record(jaxpr, platform):
         options = original(jaxpr, platform)
         chosen.append(options)
         return options
 
-    monkeypatch.setattr(jit_mod, "compile_options", record)
+    monkeypatch.setattr(_compile, "compile_options", record)
     small = lambda v: jnp.sum(jnp.sin(v) ** 2)  # noqa: E731
     np.testing.assert_allclose(fdjax.grad(small)(X), jax.grad(small)(X), rtol=1e-7, atol=1e-9)
-    assert chosen == [jit_mod.QUICK_CPU_OPTIONS]
+    assert chosen == [_compile.QUICK_CPU_OPTIONS]
     assert original(jax.make_jaxpr(small)(X), "gpu") is None  # accelerators: XLA's defaults
 
     m = jnp.asarray(np.random.default_rng(0).standard_normal((2000, 2000)) / 50)
-    assert _flops(lambda a: a @ a, m) == 2 * 2000**3 > jit_mod.QUICK_COMPILE_FLOPS
+    assert _flops(lambda a: a @ a, m) == 2 * 2000**3 > _compile.QUICK_COMPILE_FLOPS
     assert original(jax.make_jaxpr(lambda a: a @ a)(m), "cpu") is None
     looped = lambda v: jax.lax.while_loop(lambda c: c[0] < 3, lambda c: (c[0] + 1, c[1] * 2), (0, v))[1]  # noqa: E731
     assert original(jax.make_jaxpr(looped)(X), "cpu") is None
@@ -470,17 +471,15 @@ def test_small_programs_compile_quickly_on_cpu_and_large_ones_optimized(monkeypa
 
 
 def test_quick_compilation_is_switched_off_by_its_environment_variable(monkeypatch):
-    from fdjax._engine import jit as jit_mod
-
     jaxpr = jax.make_jaxpr(lambda v: jnp.sum(v**2))(X)
     for on in ("", "1", "yes"):
         monkeypatch.setenv("FDJAX_QUICK_COMPILE", on)
-        assert jit_mod.compile_options(jaxpr, "cpu") == jit_mod.QUICK_CPU_OPTIONS
+        assert _compile.compile_options(jaxpr, "cpu") == _compile.QUICK_CPU_OPTIONS
     for off in ("0", "false", "OFF"):
         monkeypatch.setenv("FDJAX_QUICK_COMPILE", off)
-        assert jit_mod.compile_options(jaxpr, "cpu") is None
+        assert _compile.compile_options(jaxpr, "cpu") is None
     monkeypatch.setenv("FDJAX_QUICK_COMPILE", "fast")
     with pytest.raises(
         ValueError, match=r"FDJAX_QUICK_COMPILE must be one of .*\(quick compilation off\).*got 'fast'"
     ):
-        jit_mod.compile_options(jaxpr, "cpu")
+        _compile.compile_options(jaxpr, "cpu")

@@ -85,7 +85,11 @@ def test_undecided_on_coarse_nodes_is_decided_on_fine_ones(seed):
     def G(s):
         return 1.0 + np.sum(size * (np.asarray(s)[..., None] > at), axis=-1)
 
-    D, A = float(np.mean(G(np.linspace(-1, 1, 400_001)))), float(G(0.0))
+    # D: the mean of G over 400,001 evenly spaced steps, counted per jump (G over the grid
+    # at once would be a 400,001 × 1000 array)
+    grid = np.linspace(-1, 1, 400_001)
+    above = grid.size - np.searchsorted(grid, at, side="right")  # grid points past each jump
+    D, A = float(1.0 + np.sum(size * above) / grid.size), float(G(0.0))
     st = Stencil.from_offsets([-1, 1])
     near = G(np.array([-1e-6, 1e-6]))[:, None]
     coarse, fine = segment.kernel(st), segment.kernel(st, segment.FINE_NODES)

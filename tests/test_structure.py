@@ -20,6 +20,7 @@ import fdjax
 from fdjax import _engine, examples
 from fdjax._engine import Layout, Options, evaluate_coordinates, listen_groups
 from fdjax._engine import structure
+from fdjax._engine.compile import WorkJit
 from fdjax._engine.structure import MAX_GROUPS, leaf_groups
 from fdjax._pytree import flatten_args
 
@@ -42,7 +43,8 @@ def _values(loss, params, args, strategy, *, index=None, dtype_step=None):
     layout = Layout(fa.float_sizes, lambda pieces: loss(*fa.call_pieces(pieces)))
     log: list = []
     opts = Options(devices=1, strategy=strategy)
-    run = jax.jit(
+    # as fdjax runs the engine: in a program compiled for its work (WorkJit)
+    run = WorkJit(
         lambda x, c: evaluate_coordinates(lambda v: loss(*fa.call_args(v)), x, c, opts, layout, index)
     )
     with listen_groups(log.append):

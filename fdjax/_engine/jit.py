@@ -14,12 +14,10 @@ from typing import Any
 from collections.abc import Callable
 
 import jax
-import numpy as np
 
 from . import batch as _engine
 from .devices import replicate, uncommit
-from .plan import jaxpr_flops
-from .._cache import env_switch
+from .compile import WorkJit
 from .._pytree import is_array, is_traced
 
 
@@ -61,36 +59,20 @@ def _call(dynamic, *, body, statics, treedef):
 #: (each holds XLA's code pages; thousands of them exhaust the process's memory maps).
 MAX_BODIES = 32
 
-#: On CPU, a program whose work is at most this many FLOPs (``plan.jaxpr_flops``: its
-#: jaxpr's equations, loops times their trip counts) is compiled with ``QUICK_CPU_OPTIONS``.
-#: Such a program runs in a fraction of a second even unoptimized, while XLA's full
-#: optimization costs most of a small check's time. Measured on full checks of MLPs (one
-#: process, 2 cores): 200 parameters, both programs quick: first call 0.5 s instead of 0.9 s;
-#: 6.8k parameters (2.9e9 FLOPs): 1.2 s instead of 1.4-1.7 s, but each later call 0.58 s
-#: instead of 0.39 s; 22k parameters (1.9e10 FLOPs): first call 4.2 s instead of 3.6 s. So
-#: the threshold sits below where the slower run costs more than the compile saves.
-QUICK_COMPILE_FLOPS = 2e9
-#: LLVM without optimization passes, and XLA:CPU's elemental IR emitters instead of the
-#: MLIR fusion emitters: the same operations and the same IEEE arithmetic (no fast-math
-#: either way), emitted and compiled about 3x faster, run up to 2x slower.
-QUICK_CPU_OPTIONS = {"xla_backend_optimization_level": 0, "xla_cpu_use_fusion_emitters": False}
-
 
 class _Programs:
-    """One body's ``jax.jit`` (called as is inside the user's trace) and its compiled
-    executables, one per (statics, tree, argument signature)."""
+    """One body's ``WorkJit`` (compiled programs per statics, tree and argument signature)."""
 
-    __slots__ = ("jitted", "compiled")
+    __slots__ = ("jit",)
 
     def __init__(self, body):
-        self.jitted = jax.jit(functools.partial(_call, body=body), static_argnames=("statics", "treedef"))
-        self.compiled: dict[Any, Any] = {}
+        self.jit = WorkJit(functools.partial(_call, body=body), static_argnames=("statics", "treedef"))
 
 
 _JITTED: collections.OrderedDict[Any, _Programs] = collections.OrderedDict()
 
 
-def _programs(body) -> _Programs:
+def _run(dynamic, *, body, statics, treedef):
     programs = _JITTED.get(body)
     if programs is None:
         programs = _JITTED[body] = _Programs(body)
@@ -98,48 +80,7 @@ def _programs(body) -> _Programs:
             _JITTED.popitem(last=False)
     else:
         _JITTED.move_to_end(body)
-    return programs
-
-
-def _signature(leaf) -> tuple:
-    """What a compiled executable is specialized to: shape, dtype, weak type, placement."""
-    if isinstance(leaf, jax.Array):
-        sharding = leaf.sharding if getattr(leaf, "_committed", True) else None
-        aval = jax.typeof(leaf)
-        return (aval.shape, aval.dtype, getattr(aval, "weak_type", False), sharding)
-    return (np.shape(leaf), np.result_type(leaf), False, None)
-
-
-def _platform(dynamic) -> str:
-    for leaf in dynamic:
-        if isinstance(leaf, jax.Array):
-            return str(getattr(next(iter(leaf.sharding.device_set)), "platform", jax.default_backend()))
-    return jax.default_backend()
-
-
-#: ``FDJAX_QUICK_COMPILE=0`` compiles every program with XLA's defaults.
-ENV_QUICK = "FDJAX_QUICK_COMPILE"
-
-
-def compile_options(jaxpr, platform: str) -> dict | None:
-    """XLA options for a program: ``QUICK_CPU_OPTIONS`` for a small one on CPU, else None."""
-    if platform == "cpu" and env_switch(ENV_QUICK, "quick compilation"):
-        if jaxpr_flops(jaxpr) <= QUICK_COMPILE_FLOPS:
-            return dict(QUICK_CPU_OPTIONS)
-    return None
-
-
-def _run(dynamic, *, body, statics, treedef):
-    programs = _programs(body)
-    if is_traced(dynamic):  # inside the user's jit: the body is part of the user's program
-        return programs.jitted(dynamic, statics=statics, treedef=treedef)
-    key = (statics, treedef, tuple(_signature(leaf) for leaf in dynamic))
-    compiled = programs.compiled.get(key)
-    if compiled is None:
-        traced = programs.jitted.trace(dynamic, statics=statics, treedef=treedef)
-        options = compile_options(traced.jaxpr, _platform(dynamic))
-        compiled = programs.compiled[key] = traced.lower().compile(compiler_options=options)
-    return compiled(dynamic)
+    return programs.jit(dynamic, statics=statics, treedef=treedef)
 
 
 def call_jitted(body: Callable, *payload: Any) -> Any:

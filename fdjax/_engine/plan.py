@@ -38,6 +38,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.extend.core import ClosedJaxpr, jaxpr_as_fun
 
+from .compile import compile_options
+
 
 #: Default bytes one chunk may use on CPU.
 DEFAULT_MEMORY_BUDGET = 256 * 2**20
@@ -129,59 +131,6 @@ def _jaxpr_bytes(jaxpr) -> int:
     return total + fused
 
 
-def _size(v) -> int:
-    aval = getattr(v, "aval", None)
-    shape = getattr(aval, "shape", None)
-    return math.prod(shape) if shape is not None else 0
-
-
-def _sub_jaxprs(params) -> list:
-    """The sub-jaxprs among an equation's parameters (a ``cond``'s branches are one tuple)."""
-    found = []
-    for p in params.values():
-        items = p if isinstance(p, (tuple, list)) else (p,)
-        for item in items:
-            sub = getattr(item, "jaxpr", item)
-            if hasattr(sub, "eqns"):
-                found.append(sub)
-    return found
-
-
-def jaxpr_flops(jaxpr) -> float:
-    """The work of one run of a jaxpr in FLOPs, counted from its equations: 2·M·N·K per
-    matrix product (convolutions alike), the largest operand or result size for any other
-    operation, a ``scan`` body times its length, the largest branch of a ``cond``, and
-    ``inf`` for a ``while`` loop (its trip count is not known before it runs).
-
-    A rough count, for choosing how hard XLA should optimize a program (``jit``), not a
-    time estimate; sub-jaxprs of calls (``jit``, ``custom_vjp``, ``shard_map``...) count once.
-    """
-    jaxpr = getattr(jaxpr, "jaxpr", jaxpr)
-    total = 0.0
-    for eqn in jaxpr.eqns:
-        name, params = eqn.primitive.name, eqn.params
-        if name == "while":
-            return math.inf
-        subs = _sub_jaxprs(params)
-        if name == "scan":
-            total += params["length"] * sum(jaxpr_flops(s) for s in subs)
-        elif name == "cond":
-            total += max((jaxpr_flops(s) for s in subs), default=0.0)
-        elif subs:
-            total += sum(jaxpr_flops(s) for s in subs)
-        elif name == "dot_general":
-            (contract_lhs, _), _ = params["dimension_numbers"]
-            lhs = eqn.invars[0].aval.shape
-            total += 2.0 * _size(eqn.outvars[0]) * math.prod(lhs[d] for d in contract_lhs)
-        elif name == "conv_general_dilated":
-            rhs = eqn.invars[1].aval.shape
-            out_features = rhs[params["dimension_numbers"].rhs_spec[0]]
-            total += 2.0 * _size(eqn.outvars[0]) * math.prod(rhs) / max(out_features, 1)
-        else:
-            total += max([_size(v) for v in (*eqn.invars, *eqn.outvars)], default=0)
-    return total
-
-
 def _struct(v):
     return jax.ShapeDtypeStruct(v.aval.shape, v.aval.dtype)
 
@@ -219,7 +168,8 @@ def measure_row(closed, copy_bytes: int) -> RowCost:
         return estimate_row(closed, copy_bytes)
     if key in _COSTS:
         return _COSTS[key]
-    compiled = _safe(lowered.compile)
+    options = compile_options(closed, jax.default_backend())
+    compiled = _safe(lambda: lowered.compile(compiler_options=options))
     cost = _first(_safe(compiled.cost_analysis)) if compiled is not None else {}
     cost = cost or _first(_safe(lowered.cost_analysis))
     flops = float(cost.get("flops", math.nan))

@@ -21,6 +21,7 @@ import numpy as np
 from .. import _engine
 from .basis import all_finite
 from .._engine import Options
+from .._engine.compile import WorkJit
 from .ladder import (
     DEFAULT_LEVELS,
     ROUNDOFF_ULPS,
@@ -240,7 +241,7 @@ def _read_ladder(raw, stencil: Stencil, levels: int, xp):
 
 
 #: The analysis in JAX, jitted on its own: traced into the caller's program under a trace.
-_read_ladder_jit = jax.jit(functools.partial(_read_ladder, xp=jnp), static_argnames=("stencil", "levels"))
+_read_ladder_jit = WorkJit(functools.partial(_read_ladder, xp=jnp), static_argnames=("stencil", "levels"))
 
 
 def split_channels(a, f0, sizes):
