@@ -437,6 +437,10 @@ def test_jaxpr_flops_counts_products_loops_and_branches():
     assert 2 * 6**3 <= big <= 2 * 6**3 + 1  # (+ the predicate's conversion)
     # calls count their body (a jit inside, AD of a custom rule)
     assert _flops(jax.jit(jnp.matmul), a, b) == 2 * 3 * 4 * 5
+    # matrix products apart from what XLA emits as its own loops (convolutions included)
+    assert _compile.jaxpr_work(jax.make_jaxpr(jnp.matmul)(a, b)) == (2 * 3 * 4 * 5, 0)
+    assert _compile.jaxpr_work(jax.make_jaxpr(conv)(x, k)) == (0, 2 * (2 * 8 * 10 * 10) * (3 * 3 * 3))
+    assert _compile.jaxpr_work(jax.make_jaxpr(jnp.tanh)(a)) == (0, 12)
     # an unknown trip count is unbounded work
     assert _flops(lambda c: jax.lax.while_loop(lambda c: c < 3.0, lambda c: c + 1, c), 0.0) == math.inf
 
@@ -463,6 +467,10 @@ def test_small_programs_compile_quickly_on_cpu_and_large_ones_optimized(monkeypa
     assert original(jax.make_jaxpr(lambda a: a @ a)(m), "cpu") is None
     looped = lambda v: jax.lax.while_loop(lambda c: c[0] < 3, lambda c: (c[0] + 1, c[1] * 2), (0, v))[1]  # noqa: E731
     assert original(jax.make_jaxpr(looped)(X), "cpu") is None
+    # loops of more than QUICK_COMPILE_LOOPS (here a 2e4 x 1e4 elementwise map): optimized
+    assert (
+        original(jax.make_jaxpr(jnp.tanh)(jax.ShapeDtypeStruct((20_000, 10_000), jnp.float64)), "cpu") is None
+    )
     chosen.clear()
     # 2·300 rows of two products of 2000 rows (1e7 FLOPs each): beyond the threshold
     wide = lambda v: jnp.sum(jnp.tanh(m @ (m[:, : v.shape[0]] @ v)) ** 2)  # noqa: E731

@@ -1,7 +1,7 @@
 """How fdjax compiles its programs: XLA's options chosen by the work of the program.
 
 At the sizes people check most, XLA:CPU's optimization is most of a first call's time. A
-program's work is counted from its jaxpr (``jaxpr_flops``); on CPU a small one is compiled
+program's work is counted from its jaxpr (``jaxpr_work``); on CPU a small one is compiled
 with ``QUICK_CPU_OPTIONS``, a large one with XLA's defaults (``compile_options``).
 ``WorkJit`` is ``jax.jit`` with that choice made per compiled program.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import collections
 import math
-from typing import Any
+from typing import Any, NamedTuple
 from collections.abc import Callable
 
 import jax
@@ -19,15 +19,20 @@ import numpy as np
 from .._cache import env_switch
 from .._pytree import is_traced
 
-#: On CPU, a program whose work is at most this many FLOPs (``jaxpr_flops``: its jaxpr's
-#: equations, loops times their trip counts) is compiled with ``QUICK_CPU_OPTIONS``. Such a
-#: program runs in a fraction of a second even unoptimized, while XLA's full optimization
-#: costs most of a small check's time. Measured on full checks of MLPs (one process, 2
-#: cores): 200 parameters, both programs quick: first call 0.5 s instead of 0.9 s; 6.8k
-#: parameters (2.9e9 FLOPs): 1.2 s instead of 1.4-1.7 s, but each later call 0.58 s instead
-#: of 0.39 s; 22k parameters (1.9e10 FLOPs): first call 4.2 s instead of 3.6 s. So the
-#: threshold sits below where the slower run costs more than the compile saves.
+#: On CPU, a program whose work (``jaxpr_work``: its jaxpr's equations, loops times their
+#: trip counts) is at most this many FLOPs of matrix products and ``QUICK_COMPILE_LOOPS`` of
+#: everything else is compiled with ``QUICK_CPU_OPTIONS``. Such a program runs in a fraction
+#: of a second even unoptimized, while XLA's full optimization costs most of a small check's
+#: time. Measured on full checks (one process, 2 cores): a 200-parameter MLP, both programs
+#: quick: first call 0.5 s instead of 0.9 s; a 6.8k-parameter MLP (products 2.2e9, loops
+#: 6e8): 1.2 s instead of 1.4-1.7 s, but each later call 0.58 s instead of 0.39 s; a
+#: 22k-parameter one (1.9e10 FLOPs): 4.2 s instead of 3.6 s; the 690-parameter CNN of the
+#: ``fdjax`` command, whose element rows are grouped convolutions (loops 3.3e8): 0.87 s
+#: instead of 0.45 s. So the thresholds sit below where the slower run costs more than the
+#: compile saves.
 QUICK_COMPILE_FLOPS = 2e9
+#: ... and of everything XLA emits as its own loops (``Work.loops``).
+QUICK_COMPILE_LOOPS = 1e8
 #: LLVM without optimization passes, and XLA:CPU's elemental IR emitters instead of the
 #: MLIR fusion emitters: the same operations in IEEE arithmetic (no fast-math either way),
 #: compiled about 3x faster, run up to 2x slower. Without optimization LLVM forms no fused
@@ -57,45 +62,69 @@ def _sub_jaxprs(params) -> list:
     return found
 
 
-def jaxpr_flops(jaxpr) -> float:
-    """The work of one run of a jaxpr in FLOPs, counted from its equations: 2·M·N·K per
-    matrix product (convolutions alike), the largest operand or result size for any other
-    operation, a ``scan`` body times its length, the largest branch of a ``cond``, and
-    ``inf`` for a ``while`` loop (its trip count is not known before it runs).
+class Work(NamedTuple):
+    """The work of one run of a program (``jaxpr_work``).
 
-    A rough count, for choosing how hard XLA should optimize a program (``jit``), not a
-    time estimate; sub-jaxprs of calls (``jit``, ``custom_vjp``, ``shard_map``...) count once.
+    Attributes:
+        products: FLOPs of matrix products (``dot_general``), which XLA:CPU hands to a
+            compiled library however the program itself is compiled.
+        loops: the work of everything XLA emits as its own loops, convolutions included
+            (vmapped over perturbed kernels they become grouped convolutions, which XLA:CPU
+            emits itself): the largest operand or result per operation, 2·(output size)·
+            (kernel size per output) per convolution. Unoptimized, these run up to 7x slower.
+    """
+
+    products: float
+    loops: float
+
+
+def jaxpr_work(jaxpr) -> Work:
+    """The work of one run of a jaxpr, counted from its equations: a ``scan`` body times
+    its length, the larger branch of a ``cond``, sub-jaxprs of calls (``jit``,
+    ``custom_vjp``, ``shard_map``...) once, and ``inf`` loops for a ``while`` loop (its trip
+    count is not known before it runs). A rough count, for choosing how hard XLA should
+    optimize a program, not a time estimate.
     """
     jaxpr = getattr(jaxpr, "jaxpr", jaxpr)
-    total = 0.0
+    products = loops = 0.0
     for eqn in jaxpr.eqns:
         name, params = eqn.primitive.name, eqn.params
         if name == "while":
-            return math.inf
-        subs = _sub_jaxprs(params)
+            return Work(products, math.inf)
+        subs = [jaxpr_work(s) for s in _sub_jaxprs(params)]
         if name == "scan":
-            total += params["length"] * sum(jaxpr_flops(s) for s in subs)
+            products += params["length"] * sum(w.products for w in subs)
+            loops += params["length"] * sum(w.loops for w in subs)
         elif name == "cond":
-            total += max((jaxpr_flops(s) for s in subs), default=0.0)
+            larger = max(subs, key=lambda w: w.products + w.loops, default=Work(0.0, 0.0))
+            products, loops = products + larger.products, loops + larger.loops
         elif subs:
-            total += sum(jaxpr_flops(s) for s in subs)
+            products += sum(w.products for w in subs)
+            loops += sum(w.loops for w in subs)
         elif name == "dot_general":
             (contract_lhs, _), _ = params["dimension_numbers"]
             lhs = eqn.invars[0].aval.shape
-            total += 2.0 * _size(eqn.outvars[0]) * math.prod(lhs[d] for d in contract_lhs)
+            products += 2.0 * _size(eqn.outvars[0]) * math.prod(lhs[d] for d in contract_lhs)
         elif name == "conv_general_dilated":
             rhs = eqn.invars[1].aval.shape
             out_features = rhs[params["dimension_numbers"].rhs_spec[0]]
-            total += 2.0 * _size(eqn.outvars[0]) * math.prod(rhs) / max(out_features, 1)
+            loops += 2.0 * _size(eqn.outvars[0]) * math.prod(rhs) / max(out_features, 1)
         else:
-            total += max([_size(v) for v in (*eqn.invars, *eqn.outvars)], default=0)
-    return total
+            loops += max([_size(v) for v in (*eqn.invars, *eqn.outvars)], default=0)
+    return Work(products, loops)
+
+
+def jaxpr_flops(jaxpr) -> float:
+    """The total work of one run of a jaxpr (``jaxpr_work``: products plus loops)."""
+    work = jaxpr_work(jaxpr)
+    return work.products + work.loops
 
 
 def compile_options(jaxpr, platform: str) -> dict | None:
     """XLA options for a program: ``QUICK_CPU_OPTIONS`` for a small one on CPU, else None."""
     if platform == "cpu" and env_switch(ENV_QUICK, "quick compilation"):
-        if jaxpr_flops(jaxpr) <= QUICK_COMPILE_FLOPS:
+        work = jaxpr_work(jaxpr)
+        if work.products <= QUICK_COMPILE_FLOPS and work.loops <= QUICK_COMPILE_LOOPS:
             return dict(QUICK_CPU_OPTIONS)
     return None
 
