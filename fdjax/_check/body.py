@@ -25,7 +25,7 @@ import numpy as np
 
 from . import locate as _locate
 from .model import check_offsets
-from .random import rademacher, sample, seed_of, signed_uniform
+from .random import rademacher, sample, seed_of, seeds_of, signed_uniform
 from .outcomes import DirectionKind
 from .rows import (
     VectorSource,
@@ -85,7 +85,7 @@ class _Problem:
         self.cfg, self.fa = cfg, fa
         self.x, self.n, self.dt = varying(fa.x), fa.size, fa.x.dtype
         self.eps = eps_of(self.dt)
-        self.s_dir, self.s_sub, s_ord, s_cot = (seed_of(key, i) for i in (1, 2, 3, 4))
+        self.s_dir, self.s_sub, s_ord, s_cot = seeds_of(key, (1, 2, 3, 4))
         self.starts = np.cumsum([0] + [int(np.prod(s, dtype=np.int64)) for s in fa.float_shapes])
 
         def f_flat(flat):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 
 _GOLD = 0x9E3779B1
@@ -30,9 +31,14 @@ def _fmix(z):
 
 def seed_of(key, stream: int = 0):
     """A uint32 seed from a jax.random key (typed or raw uint32[2]) and a stream number."""
+    return seeds_of(key, (stream,))[0]
+
+
+def seeds_of(key, streams: tuple[int, ...]):
+    """``seed_of(key, s)`` for each stream s, as one uint32 vector (one hash, traced once)."""
     data = jax.random.key_data(key) if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) else key
     data = _u32(jnp.ravel(data))
-    z = jnp.uint32(stream & 0xFFFFFFFF)
+    z = jnp.asarray(np.asarray([s & 0xFFFFFFFF for s in streams], np.uint32))
     for j in range(data.shape[0]):
         z = _fmix(z ^ (data[j] + jnp.uint32(_GOLD) * jnp.uint32(j + 1)))
     return z
