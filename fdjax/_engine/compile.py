@@ -114,12 +114,6 @@ def jaxpr_work(jaxpr) -> Work:
     return Work(products, loops)
 
 
-def jaxpr_flops(jaxpr) -> float:
-    """The total work of one run of a jaxpr (``jaxpr_work``: products plus loops)."""
-    work = jaxpr_work(jaxpr)
-    return work.products + work.loops
-
-
 def compile_options(jaxpr, platform: str) -> dict | None:
     """XLA options for a program: ``QUICK_CPU_OPTIONS`` for a small one on CPU, else None."""
     if platform == "cpu" and env_switch(ENV_QUICK, "quick compilation"):

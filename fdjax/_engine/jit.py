@@ -1,4 +1,4 @@
-"""Calling a traced body under one cached ``jax.jit``, and host-side checks after it.
+"""Calling a traced body under one cached ``WorkJit`` (``jax.jit`` compiled for its work).
 
 Array leaves of the arguments are traced; every other leaf (Python numbers, strings,
 callables) is static and part of the cache key, as in ``equinox.filter_jit``. The body,
@@ -60,27 +60,18 @@ def _call(dynamic, *, body, statics, treedef):
 MAX_BODIES = 32
 
 
-class _Programs:
-    """One body's ``WorkJit`` (compiled programs per statics, tree and argument signature)."""
-
-    __slots__ = ("jit",)
-
-    def __init__(self, body):
-        self.jit = WorkJit(functools.partial(_call, body=body), static_argnames=("statics", "treedef"))
-
-
-_JITTED: collections.OrderedDict[Any, _Programs] = collections.OrderedDict()
+_JITTED: collections.OrderedDict[Any, WorkJit] = collections.OrderedDict()
 
 
 def _run(dynamic, *, body, statics, treedef):
     programs = _JITTED.get(body)
     if programs is None:
-        programs = _JITTED[body] = _Programs(body)
+        programs = _JITTED[body] = WorkJit(functools.partial(_call, body=body), ("statics", "treedef"))
         while len(_JITTED) > MAX_BODIES:
             _JITTED.popitem(last=False)
     else:
         _JITTED.move_to_end(body)
-    return programs.jit(dynamic, statics=statics, treedef=treedef)
+    return programs(dynamic, statics=statics, treedef=treedef)
 
 
 def call_jitted(body: Callable, *payload: Any) -> Any:
