@@ -48,6 +48,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; _LAZY below says the same 
     from ._errors import NonFiniteError as NonFiniteError
     from ._engine import LargePlanWarning as LargePlanWarning
     from ._cache import enable_compilation_cache as enable_compilation_cache
+    from ._engine import clear_caches as clear_caches
 
 #: public name -> the private subsystem that defines it
 _LAZY: dict[str, str] = {
@@ -80,6 +81,7 @@ _LAZY: dict[str, str] = {
     "NonFiniteError": "._errors",
     "LargePlanWarning": "._engine",
     "enable_compilation_cache": "._cache",
+    "clear_caches": "._engine",
 }
 
 __all__ = list(_LAZY)

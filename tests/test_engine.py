@@ -420,6 +420,39 @@ def test_compiled_bodies_are_bounded_and_an_evicted_one_compiles_again(monkeypat
     assert len(jit_mod._JITTED) == 3
 
 
+def test_clear_caches_frees_every_compiled_program_and_the_next_call_compiles_again():
+    """``fdjax.clear_caches()`` drops the programs of every body, transform and sweep; the
+    same call then compiles anew and gives the same values."""
+    from fdjax._engine import jit as jit_mod
+
+    compiled = []
+
+    def listen(event, *args, **kwargs):
+        compiled.append(event) if event == "/jax/core/compile/backend_compile_duration" else None
+
+    f = lambda v: jnp.sum(jnp.sin(v) ** 3)  # noqa: E731
+    g = fdjax.grad(f)
+    s = lambda v: fdjax.sweep(f, v, num_steps=6)  # noqa: E731
+    jax.monitoring.register_event_time_span_listener(listen)
+    try:
+        first, swept = g(X), s(X)
+        assert compiled  # the grad's and the sweep's programs
+        compiled.clear()
+        np.testing.assert_array_equal(g(X), first)
+        assert compiled == []  # kept
+        fdjax.clear_caches()
+        assert not jit_mod._JITTED and all(not w.programs for w in _compile._LIVE)
+        again = g(X)
+        assert compiled  # compiled anew
+        compiled.clear()
+        np.testing.assert_array_equal(s(X).estimate, swept.estimate)
+        assert compiled
+    finally:
+        jax.monitoring.unregister_event_time_span_listener(listen)
+    np.testing.assert_array_equal(again, first)
+    np.testing.assert_allclose(first, 3 * jnp.sin(X) ** 2 * jnp.cos(X), rtol=1e-7, atol=1e-9)
+
+
 def _flops(fn, *args):
     return sum(_compile.jaxpr_work(jax.make_jaxpr(fn)(*args)))  # products + loops
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from . import host as _host
 from .aggregate import _Aggregate
-from .body import _Config, _DirectionBody, _ElementBody, _LocateBody, no_elements
+from .body import _Config, _DirectionBody, _FirstBody, _LocateBody, merge_parts, no_elements
 from .model import DEFAULT_MARGIN, check_offsets
 from .outcomes import CheckStatus
 from .rows import measure_samples, probe_sigma
@@ -255,9 +255,10 @@ def _any_direction_fails(raw, cfg: _Config, margin: float) -> bool:
 
 @dataclasses.dataclass(frozen=True)
 class _Bodies:
-    """The first batches of a check: the direction body (every mode; its configuration does
-    not include the mode, so one compilation serves every mode), then the element rows of
-    full/subset or the bisection of locate; their raw values merged into one dict."""
+    """The first batches of a check, their raw values in one dict. Full and subset: the
+    direction and element rows in one program (``_FirstBody``). Directional and locate: the
+    direction body, then (locate, when a direction fails) the bisection, which needs the
+    failing directions on the host first."""
 
     cfg: _Config
     mode: str
@@ -267,18 +268,10 @@ class _Bodies:
 
     def __call__(self, args, step, key, cotangents, tangent) -> dict:
         cfg, mode = self.cfg, self.mode
-        raw = call_jitted(_DirectionBody(cfg), args, step, key, cotangents, tangent)
         if mode in ("full", "subset"):
-            part = call_jitted(
-                _ElementBody(cfg, mode, self.subset_k),
-                args,
-                step,
-                key,
-                cotangents,
-                raw["analytic"],
-                raw["f0_ad"],
-            )
-        elif mode == "locate" and not is_traced(raw) and not _any_direction_fails(raw, cfg, self.margin):
+            return call_jitted(_FirstBody(cfg, mode, self.subset_k), args, step, key, cotangents, tangent)
+        raw = call_jitted(_DirectionBody(cfg), args, step, key, cotangents, tangent)
+        if mode == "locate" and not is_traced(raw) and not _any_direction_fails(raw, cfg, self.margin):
             # nothing to bisect: the bisection body is not compiled at all
             part = no_elements(raw["d"], int(raw["analytic"].shape[0]), raw["analytic"].dtype)
         elif mode == "locate":
@@ -294,9 +287,7 @@ class _Bodies:
             )
         else:
             part = no_elements(raw["d"], int(raw["analytic"].shape[0]), raw["analytic"].dtype)
-        raw = dict(raw, **{name: v for name, v in part.items() if name != "evaluations"})
-        raw["evaluations"] = raw["evaluations"] + part["evaluations"]
-        return raw
+        return merge_parts(raw, part)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

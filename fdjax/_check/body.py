@@ -302,6 +302,30 @@ class _ElementBody:
 
 
 @dataclasses.dataclass(frozen=True)
+class _FirstBody:
+    """Modes full and subset in one program: the direction body, then the element rows that
+    use its AD gradient (one trace, one lowering, one XLA compilation instead of two)."""
+
+    cfg: _Config
+    mode: str
+    subset_k: tuple[int, ...]
+
+    def __call__(self, args, step, key, cotangents, tangent) -> dict:
+        raw = _DirectionBody(self.cfg)(args, step, key, cotangents, tangent)
+        part = _ElementBody(self.cfg, self.mode, self.subset_k)(
+            args, step, key, cotangents, raw["analytic"], raw["f0_ad"]
+        )
+        return merge_parts(raw, part)
+
+
+def merge_parts(raw: dict, part: dict) -> dict:
+    """The first batch's raw values with a second part's added (evaluations summed)."""
+    out = dict(raw, **{name: v for name, v in part.items() if name != "evaluations"})
+    out["evaluations"] = raw["evaluations"] + part["evaluations"]
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
 class _LocateBody:
     """Mode locate: judge the directions, bisect the failing ones, confirm element-wise."""
 

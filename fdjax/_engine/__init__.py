@@ -15,6 +15,7 @@ from .batch import chunk_plan as chunk_plan
 from .batch import evaluate as evaluate
 from .batch import listen as listen
 from .jit import call_jitted as call_jitted
+from .jit import clear_caches as clear_caches
 from .structure import Layout as Layout
 from .structure import evaluate_coordinates as evaluate_coordinates
 from .structure import listen_groups as listen_groups

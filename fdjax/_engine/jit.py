@@ -17,7 +17,8 @@ import jax
 
 from . import batch as _engine
 from .devices import replicate, uncommit
-from .compile import WorkJit
+from . import plan as _plan
+from .compile import WorkJit, clear_programs
 from .._pytree import is_array, is_traced
 
 
@@ -111,3 +112,18 @@ def call_jitted(body: Callable, *payload: Any) -> Any:
 
 #: Plan sizes announced by the first trace of each (body, statics, shapes) call.
 _PLAN_ROWS: dict[tuple, tuple[int, ...]] = {}
+
+
+def clear_caches() -> None:
+    """Drop every compiled program and cached plan that fdjax holds.
+
+    fdjax keeps the programs it compiled (check bodies, transforms, sweeps: at most
+    ``MAX_BODIES`` functions' worth) so that calling it again on the same function and
+    shapes runs at once. This frees them: a long process that checks many functions (a test
+    suite, a notebook) gets their memory back, and the next call traces and compiles again.
+    JAX's own caches (the user's jitted functions) are ``jax.clear_caches()``'s.
+    """
+    _JITTED.clear()
+    _PLAN_ROWS.clear()
+    _plan.clear_costs()
+    clear_programs()

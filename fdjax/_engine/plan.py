@@ -78,6 +78,11 @@ class RowCost:
 _COSTS: dict[str, RowCost] = {}
 
 
+def clear_costs() -> None:
+    """Forget the measured row costs (``measure_row``'s cache)."""
+    _COSTS.clear()
+
+
 def itemsize(dtype) -> int:
     """Bytes per element; extended dtypes (PRNG keys) count their underlying uint32 words."""
     if jnp.issubdtype(dtype, jax.dtypes.extended):

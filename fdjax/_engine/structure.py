@@ -138,43 +138,53 @@ def evaluate_coordinates(
         raise ValueError(f"layout sizes sum to {int(starts[-1])}, x has {n} elements")
     if leaf_of is None:
         leaf_of = np.searchsorted(starts, idx, side="right") - 1
-    leaf_of = np.asarray(leaf_of, np.int64)
+    leaf_of = np.asarray(leaf_of, np.int32)  # int32 throughout: a 1e7 plan's indices are host arrays
     if leaf_of.shape != (m,):
         raise ValueError(f"leaf_of has shape {leaf_of.shape}, expected ({m},): one piece per coordinate")
     pieces = [x[int(a) : int(b)] for a, b in zip(starts[:-1], starts[1:])]
     groups = leaf_groups(layout.sizes, opts.strategy)
     outs, order, report = [], [], []
     for leaves in groups:
-        sel = np.nonzero(np.isin(leaf_of, leaves))[0]
-        if sel.size == 0:
+        member = np.zeros(len(layout.sizes), bool)
+        member[list(leaves)] = True
+        sel = _selection(np.flatnonzero(member[leaf_of]))
+        size = len(range(m)[sel]) if isinstance(sel, slice) else int(sel.size)
+        if size == 0:
             continue
-        first = np.zeros(len(layout.sizes), np.int64)  # where each leaf starts in the group's vector
-        first[list(leaves)] = np.cumsum([0] + [layout.sizes[i] for i in leaves])[:-1]
-        lf = leaf_of[sel]
-        local = idx[sel] - starts[lf].astype(np.int32)  # idx static (NumPy) or traced
-        j = first[lf].astype(np.int32) + local
+        # where each leaf starts in the group's vector, less where it starts in x
+        shift = np.zeros(len(layout.sizes), np.int32)
+        shift[list(leaves)] = np.cumsum([0] + [layout.sizes[i] for i in leaves])[:-1] - starts[list(leaves)]
+        j = idx[sel] + shift[leaf_of[sel]]  # idx static (NumPy) or traced
         c = coeff[:, sel].reshape(-1)
         out, strategy, detail, plan = None, "leaf", "", None
         if len(leaves) == 1 and opts.strategy == "auto":
             out, plan, detail = _linear(layout, pieces, leaves[0], j, c, k, opts)
             strategy = "linear" if out is not None else "leaf"
         if out is None and len(leaves) == len(pieces):  # one group of every leaf: the dense plan
-            out, strategy = _dense(fn, x, coeff[:, sel], idx[sel], opts, sel.size), "dense"
+            out, strategy = _dense(fn, x, coeff[:, sel], idx[sel], opts, size), "dense"
             out = jax.tree_util.tree_map(lambda a: a.reshape((-1,) + a.shape[2:]), out)
         elif out is None:
             out, plan = _leaf(layout, pieces, leaves, j, c, k, opts)
-        outs.append(jax.tree_util.tree_map(lambda a, s=sel.size: a.reshape((k, s) + a.shape[1:]), out))
+        outs.append(jax.tree_util.tree_map(lambda a, s=size: a.reshape((k, s) + a.shape[1:]), out))
         order.append(sel)
         chunk = plan["chunk_size"] if plan else 0
-        report.append(Group(tuple(leaves), strategy, int(k * sel.size), detail, chunk))
+        report.append(Group(tuple(leaves), strategy, int(k * size), detail, chunk))
     for callback in tuple(_group_listeners):
         callback(report)
-    perm = np.concatenate(order)
     joined = jax.tree_util.tree_map(lambda *a: jnp.concatenate(a, axis=1), *outs)
-    if np.array_equal(perm, np.arange(m)):
-        return joined
+    runs = [sel.start for sel in order if isinstance(sel, slice)]
+    if len(runs) == len(order) and runs == sorted(runs):
+        return joined  # runs of coordinates, in order: no permutation
+    perm = np.concatenate([np.arange(m, dtype=np.int32)[sel] for sel in order])
     inverse = np.argsort(perm)
     return jax.tree_util.tree_map(lambda a: jnp.take(a, jnp.asarray(inverse), axis=1), joined)
+
+
+def _selection(sel: np.ndarray) -> np.ndarray | slice:
+    """Sorted positions as a slice when they are a contiguous run (no index array to keep)."""
+    if sel.size and int(sel[-1]) - int(sel[0]) + 1 == sel.size:
+        return slice(int(sel[0]), int(sel[-1]) + 1)
+    return sel
 
 
 def _dense(fn, x, coeff, idx, opts, m):
