@@ -186,6 +186,10 @@ class FlatArgs:
         """Positional arguments with the float leaves replaced by ``flat``."""
         return self._with_floats(iter(self.unravel(flat)))
 
+    def call_floats(self, floats: Sequence[Any]) -> tuple:
+        """Positional arguments with the float leaves replaced by ``floats`` (leaf by leaf)."""
+        return self._with_floats(iter(floats))
+
     @property
     def float_sizes(self) -> tuple[int, ...]:
         return tuple(int(np.prod(s, dtype=np.int64)) for s in self.float_shapes)

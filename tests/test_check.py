@@ -3,6 +3,7 @@
 import functools
 import json
 import math
+import textwrap
 
 import jax
 import jax.numpy as jnp
@@ -664,3 +665,67 @@ def test_relative_error_and_digits(a, n):
     assert 0.0 <= r <= 2.0 and r == float(relative_error(np.float64(n), np.float64(a), np))
     d = float(digits_of(np.float64(r), 2.2e-16, np))
     assert 0.0 <= d <= 15.7
+
+
+def test_an_int_seed_is_the_key_it_names():
+    """key=s (and the default, 0) is ``jax.random.key(s)``: the same key data, computed on the
+    host, so the same directions and the same verdict values."""
+    from fdjax._check.inputs import as_key
+
+    for s in (0, 1, 7, 2**31 - 1):
+        np.testing.assert_array_equal(as_key(s, "t"), jax.random.key_data(jax.random.key(s)))
+    for s in (-1, 2**40):  # outside the host rule: the key itself
+        assert jnp.issubdtype(as_key(s, "t").dtype, jax.dtypes.prng_key)
+    f = lambda v: jnp.sum(jnp.sin(v) * v)  # noqa: E731
+    v = jnp.linspace(-1.0, 2.0, 7)
+    a = fdjax.check_grad(f, v, key=5, mode="directional")
+    b = fdjax.check_grad(f, v, key=jax.random.key(5), mode="directional")
+    c = fdjax.check_grad(f, v, key=6, mode="directional")
+    np.testing.assert_array_equal(a.directions.numeric, b.directions.numeric)
+    assert not np.array_equal(np.asarray(a.directions.numeric), np.asarray(c.directions.numeric))
+
+
+def test_a_first_check_compiles_only_its_own_programs():
+    """In a new process, a check compiles fdjax's programs and nothing else: no eager JAX
+    operation on the host side (each would be one more program to compile, ~0.01-0.05 s)."""
+    from subprocess_json import run_json
+
+    code = textwrap.dedent(
+        """
+        import collections, json, jax, jax.numpy as jnp
+        jax.config.update("jax_enable_x64", True)
+        seen = collections.Counter()
+        x = jnp.linspace(-1.0, 2.0, 12).reshape(4, 3)
+        p = {"w": jnp.ones((3, 2)) / 3, "b": jnp.asarray([0.3, -0.2])}
+        big = jnp.linspace(-1.0, 1.0, 300).reshape(20, 15)  # auto: N > 256 predicts the time
+        jax.block_until_ready((x, p, big))
+
+        def listen(event, duration, **kw):
+            if event.endswith("backend_compile_duration"):
+                seen.update([kw.get("fun_name")])
+
+        jax.monitoring.register_event_duration_secs_listener(listen)
+        import fdjax
+        f = lambda p: jnp.sum(jnp.tanh(x @ p["w"] + p["b"]) ** 2)
+        out = {}
+        for mode in ("full", "directional", "locate", "subset"):
+            seen.clear()
+            assert bool(fdjax.check_grad(f, p, mode=mode).passed), mode
+            out[mode] = dict(seen)
+        seen.clear()
+        r = fdjax.check_grad(lambda w: jnp.sum(jnp.sin(w) * w[0]), big)
+        assert bool(r.passed)
+        out["auto"] = dict(seen)
+        print(json.dumps(out))
+        """
+    )
+    out = run_json(code)
+    # full: the direction and element bodies; directional and locate (nothing to bisect) reuse
+    # the direction body; subset: its own element body
+    assert out == {
+        "full": {"jit(_call)": 2},
+        "directional": {},
+        "locate": {},
+        "subset": {"jit(_call)": 1},
+        "auto": {"jit(_call)": 2},  # its time predicted from the lowered program: not compiled
+    }

@@ -42,7 +42,7 @@ from .rows import (
 from .. import _engine
 from .._engine import Options
 from .._engine.devices import varying
-from .._pytree import flatten_args
+from .._pytree import flatten_args, is_traced
 from .._fd import Stencil
 from .._fd import eps_of, relative_step_vector, taken_step
 
@@ -301,27 +301,11 @@ class _ElementBody:
         }
 
 
-@dataclasses.dataclass(frozen=True)
-class _FirstBody:
-    """Modes full and subset in one program: the direction body, then the element rows that
-    use its AD gradient (one trace, one lowering, one XLA compilation instead of two)."""
-
-    cfg: _Config
-    mode: str
-    subset_k: tuple[int, ...]
-
-    def __call__(self, args, step, key, cotangents, tangent) -> dict:
-        raw = _DirectionBody(self.cfg)(args, step, key, cotangents, tangent)
-        part = _ElementBody(self.cfg, self.mode, self.subset_k)(
-            args, step, key, cotangents, raw["analytic"], raw["f0_ad"]
-        )
-        return merge_parts(raw, part)
-
-
 def merge_parts(raw: dict, part: dict) -> dict:
     """The first batch's raw values with a second part's added (evaluations summed)."""
     out = dict(raw, **{name: v for name, v in part.items() if name != "evaluations"})
-    out["evaluations"] = raw["evaluations"] + part["evaluations"]
+    a, b = raw["evaluations"], part["evaluations"]
+    out["evaluations"] = a + b if is_traced((a, b)) else np.asarray(a) + np.asarray(b)  # no eager add
     return out
 
 
@@ -381,26 +365,27 @@ class _LocateBody:
 
 
 def no_elements(d: Samples, n: int, dt) -> dict:
-    """The element part of a directional check: nothing measured element-wise."""
-    fdt, k = d.F.dtype, d.F.shape[0]
+    """The element part of a directional check: nothing measured element-wise (NumPy
+    constants: eager ``jnp`` would compile a program for each in a new process)."""
+    fdt, k = np.dtype(d.F.dtype), d.F.shape[0]
     empty = Samples(
-        F=jnp.zeros((k, 0), fdt),
-        L=jnp.zeros((k, 0), fdt),
-        B=jnp.zeros((k, 0), fdt),
-        h=jnp.zeros((0,), fdt),
-        q=jnp.zeros((0,), fdt),
+        F=np.zeros((k, 0), fdt),
+        L=np.zeros((k, 0), fdt),
+        B=np.zeros((k, 0), fdt),
+        h=np.zeros((0,), fdt),
+        q=np.zeros((0,), fdt),
         centers=d.centers,
-        valid=jnp.zeros((0,), bool),
-        probes=jnp.zeros((0,), fdt),
+        valid=np.zeros((0,), bool),
+        probes=np.zeros((0,), fdt),
     )
     return {
-        "h": jnp.full((n,), jnp.nan, dt),
-        "e_idx": jnp.zeros((0,), jnp.int32),
-        "e_keep": jnp.zeros((0,), bool),
-        "e_analytic": jnp.zeros((0,), dt),
-        "e_x": jnp.zeros((0,), dt),
+        "h": np.full((n,), np.nan, np.dtype(dt)),
+        "e_idx": np.zeros((0,), np.int32),
+        "e_keep": np.zeros((0,), bool),
+        "e_analytic": np.zeros((0,), np.dtype(dt)),
+        "e_x": np.zeros((0,), np.dtype(dt)),
         "e": empty,
-        "evaluations": jnp.zeros((), jnp.int32),
+        "evaluations": np.zeros((), np.int32),
     }
 
 

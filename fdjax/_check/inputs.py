@@ -56,9 +56,13 @@ def validate_common(caller, fun, options):
 
 
 def as_key(key, caller):
+    """The check's key: a jax.random key, or for an int seed (None: 0) the raw uint32[2] key
+    data ``jax.random.key(seed)`` holds, computed on the host (no program to compile)."""
     if key is None:
-        return jax.random.key(0)
+        key = 0
     if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
+        if 0 <= int(key) < 2**31 and getattr(jax.config, "jax_default_prng_impl", None) == "threefry2x32":
+            return np.asarray([0, int(key)], np.uint32)  # threefry's seed: (high, low) words
         return jax.random.key(int(key))
     if isinstance(key, jax.Array) and (
         jnp.issubdtype(key.dtype, jax.dtypes.prng_key) or (key.dtype == jnp.uint32 and key.shape == (2,))
@@ -197,7 +201,7 @@ def working_eps(fun, fa) -> tuple[float, str]:
     except Exception:  # noqa: BLE001 - f traced again in the check itself, with its own errors
         return 0.0, ""
     worst = _narrowest(closed.jaxpr, [True] * len(closed.jaxpr.invars))
-    if worst is None or worst.eps <= jnp.finfo(fa.x.dtype).eps:
+    if worst is None or worst.eps <= jnp.finfo(fa.dtype).eps:
         return 0.0, ""
     return float(worst.eps), str(worst.dtype)
 

@@ -168,6 +168,11 @@ def direction_steps(x, rows: DirectionRows, along, tangent, rel):
     return h.astype(x.dtype), valid
 
 
+#: Arrays on the device (in a traced batch) or on the host (``jax.device_get``: the judging
+#: runs in NumPy; a part with nothing measured is built there directly).
+Values = jax.Array | np.ndarray
+
+
 class Samples(NamedTuple):
     """Raw values of one engine batch of M measurements (before the error model).
 
@@ -176,14 +181,14 @@ class Samples(NamedTuple):
     f(x) twice [2]; valid: non-empty direction [M]; probes: the 2·NUM_PROBES probe values.
     """
 
-    F: jax.Array
-    L: jax.Array
-    B: jax.Array
-    h: jax.Array
-    q: jax.Array
-    centers: jax.Array
-    valid: jax.Array
-    probes: jax.Array
+    F: Values
+    L: Values
+    B: Values
+    h: Values
+    q: Values
+    centers: Values
+    valid: Values
+    probes: Values
 
 
 def probe_sigma(probes, f0, xp=jnp):

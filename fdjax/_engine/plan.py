@@ -220,8 +220,9 @@ def _lower(closed):
     return jax.jit(run).lower([_struct(v) for v in jaxpr.constvars], *[_struct(v) for v in jaxpr.invars])
 
 
-def predicted_seconds(fn: Callable, x: jax.Array, num_rows: int, devices: Any = None) -> float:
-    """Rough time of ``num_rows`` evaluations of ``fn`` near ``x``, from XLA's cost analysis
+def predicted_seconds(fn: Callable, x: Any, num_rows: int, devices: Any = None) -> float:
+    """Rough time of ``num_rows`` evaluations of ``fn`` near ``x`` (an array or a pytree of
+    them: ``fn``'s argument), from XLA's cost analysis
     of the lowered (not compiled) program and the nominal rates; 0.0 where it reports none.
 
     Works under the caller's trace (nothing runs). ``devices`` as ``Options.devices``.

@@ -333,7 +333,7 @@ def sweep(
         )
     stretch = rel is None  # the default ladder reaches down to 1e-3·|x_i| near 0
     if rel is None:
-        rel = default_relative_steps(fa.x.dtype, num_steps)
+        rel = default_relative_steps(fa.dtype, num_steps)
     body = _SweepBody(fun, argnums, stencil, opts, rel, float(scale), stretch, caller)
     raw, rows, ref_m, f0_finite = call_jitted(body, fa.args, index, vectors, ref)
     if not is_traced(f0_finite) and not bool(f0_finite):
