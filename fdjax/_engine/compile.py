@@ -9,8 +9,8 @@ with ``QUICK_CPU_OPTIONS``, a large one with XLA's defaults (``compile_options``
 from __future__ import annotations
 
 import collections
-import weakref
 import math
+import weakref
 from typing import Any, NamedTuple
 from collections.abc import Callable
 

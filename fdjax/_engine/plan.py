@@ -221,9 +221,9 @@ def _lower(closed):
 
 
 def predicted_seconds(fn: Callable, x: Any, num_rows: int, devices: Any = None) -> float:
-    """Rough time of ``num_rows`` evaluations of ``fn`` near ``x`` (an array or a pytree of
-    them: ``fn``'s argument), from XLA's cost analysis
-    of the lowered (not compiled) program and the nominal rates; 0.0 where it reports none.
+    """Rough time of ``num_rows`` evaluations of ``fn`` near ``x`` (``fn``'s argument: an array
+    or a pytree of them), from XLA's cost analysis of the lowered (not compiled) program and
+    the nominal rates; 0.0 where it reports none.
 
     Works under the caller's trace (nothing runs). ``devices`` as ``Options.devices``.
     """

@@ -148,7 +148,7 @@ def evaluate_coordinates(
         member = np.zeros(len(layout.sizes), bool)
         member[list(leaves)] = True
         sel = _selection(np.flatnonzero(member[leaf_of]))
-        size = len(range(m)[sel]) if isinstance(sel, slice) else int(sel.size)
+        size = sel.stop - sel.start if isinstance(sel, slice) else int(sel.size)
         if size == 0:
             continue
         # where each leaf starts in the group's vector, less where it starts in x
