@@ -171,13 +171,19 @@ def device_scaling(n: int, peak: float, repeats: int, seconds: float) -> list[di
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000, 1_000_000])
-    p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--seconds", type=float, default=1.0, help="target duration of one timed call")
+    p.add_argument("--repeats", type=int, default=None, help="timed calls per contender (5; quick 3)")
+    p.add_argument("--seconds", type=float, default=None, help="duration of one timed call (1; quick 0.3)")
+    p.add_argument("--chunk-n", type=int, default=10_000, help="parameters of the chunk-size curve (10,000)")
     p.add_argument("--quick", action="store_true", help="3 repeats, shorter calls, no device scaling")
     p.add_argument("--out", default=None, help="JSON path (default bench/results/suite.json)")
     args = p.parse_args(argv)
-    if args.quick:
-        args.repeats, args.seconds = 3, 0.3
+    if args.repeats is None:
+        args.repeats = 3 if args.quick else 5
+    if args.seconds is None:
+        args.seconds = 0.3 if args.quick else 1.0
+    for name in ("repeats", "seconds", "chunk_n"):
+        if getattr(args, name) <= 0:
+            p.error(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
     info = C.machine()
     peaks = C.peak_contenders()
     ptimes = C.interleaved({k: v[0] for k, v in peaks.items()}, 5)
@@ -195,7 +201,7 @@ def main(argv=None) -> dict:
     for n in args.sizes:
         results.append(throughput(n, peak, bw, args.repeats, args.seconds, ndev))
         print(f"N={results[-1]['N']:,} done", file=sys.stderr)
-    curve = chunk_curve(10_000, args.repeats)
+    curve = chunk_curve(args.chunk_n, args.repeats)
     scaling = [] if args.quick else device_scaling(10_000, peak, args.repeats, args.seconds)
 
     head = (

@@ -67,6 +67,14 @@ CASES = {
 NOISE = {jnp.float64: 1e-6, jnp.float32: 3e-4}  # relative noise, far above eps of the dtype
 
 
+def compiled_as_fdjax(fn, *args):
+    """``jax.jit(fn)(*args)`` compiled with the XLA options fdjax picks for a program of its work
+    (a small one compiles quickly on CPU), as fdjax compiles the sweep that runs it."""
+    traced = jax.jit(fn).trace(*args)
+    options = compile_options(traced.jaxpr, jax.default_backend())
+    return traced.lower().compile(compiler_options=options)(*args)
+
+
 def best_attainable(f, x0, dtype, true):
     """Smallest local-median error of central differences over 2,000 steps 10^-0.5..10^-16 relative.
 
@@ -81,8 +89,7 @@ def best_attainable(f, x0, dtype, true):
         return (jax.vmap(f)(x + h) - jax.vmap(f)(x - h)) / (2 * h)
 
     with jax.numpy_dtype_promotion("standard"):
-        options = compile_options(jax.make_jaxpr(central)(h), jax.default_backend())
-        d = np.asarray(jax.jit(central).trace(h).lower().compile(compiler_options=options)(h), np.float64)
+        d = np.asarray(compiled_as_fdjax(central, h), np.float64)
     err = np.where(np.isfinite(d), np.abs(d - true), np.nan)
     windows = np.lib.stride_tricks.sliding_window_view(err, 9)
     ok = np.all(np.isfinite(windows), axis=1)
@@ -386,7 +393,7 @@ def _case_ladder(method, dtype):
     stencil = METHODS[method]
     rel = default_relative_steps(dtype)
     x = jnp.asarray(xs, dtype)
-    raw, _ = jax.jit(lambda x: ladder_values(f, x, f(x), stencil, Options(), rel, 1.0))(x)
+    raw, _ = compiled_as_fdjax(lambda x: ladder_values(f, x, f(x), stencil, Options(), rel, 1.0), x)
     return raw, stencil
 
 
@@ -416,7 +423,7 @@ def test_ladder_analysis_numpy_matches_jax(method, dtype):
     finally:
         jax.monitoring.unregister_event_time_span_listener(listen)
     assert compiled == []
-    traced = jax.jit(read_ladder, static_argnums=(1, 2))(raw, stencil, DEFAULT_LEVELS)
+    traced = compiled_as_fdjax(lambda raw: read_ladder(raw, stencil, DEFAULT_LEVELS), raw)
     eps = float(jnp.finfo(dtype).eps)
     for group in ("per_channel", "per_step"):
         assert host[group].keys() == traced[group].keys()

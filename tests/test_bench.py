@@ -18,6 +18,8 @@ def test_bench_suite_runs_and_writes_its_table_and_json(tmp_path):
             "1",
             "--seconds",
             "0.02",
+            "--chunk-n",
+            "1000",
             "--out",
             str(out),
         ],
@@ -28,7 +30,8 @@ def test_bench_suite_runs_and_writes_its_table_and_json(tmp_path):
     (row,) = data["throughput"]
     assert row["N"] >= 1000 and row["evals_per_s"] > 0 and row["limit_evals_per_s"] > 0
     assert row["chunk_size"] >= 1 and row["compile_s"] > 0
-    assert data["peak_matmul_gflops"] > 0 and data["chunk_curve"]
+    assert data["peak_matmul_gflops"] > 0 and len(data["chunk_curve"]) == 7  # 6 fixed B and auto
+    assert all(c["N"] >= 1000 and c["evals_per_s"] > 0 for c in data["chunk_curve"])
     assert data["machine"]["backend"] == "cpu"
 
 

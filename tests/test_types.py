@@ -16,10 +16,21 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
-def test_mypy_reports_no_errors():
+#: Both mypy tests run on one worker, in this order, with one cache: the second reads the
+#: analysis of fdjax and JAX that the first wrote (their options are the same: pyproject.toml's).
+MYPY = pytest.mark.xdist_group("mypy")
+
+
+@pytest.fixture(scope="module")
+def mypy_cache(tmp_path_factory) -> str:
+    return str(tmp_path_factory.mktemp("mypy_cache"))
+
+
+@MYPY
+def test_mypy_reports_no_errors(mypy_cache):
     pytest.importorskip("mypy")
     proc = subprocess.run(
-        [sys.executable, "-m", "mypy", "fdjax"],
+        [sys.executable, "-m", "mypy", "--cache-dir", mypy_cache, "fdjax"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -53,13 +64,15 @@ r4: fdjax.GradCheck = fdjax.check_grad(loss, mode="full")  # REJECT: the transfo
 REJECTED = [i + 1 for i, line in enumerate(USAGE.splitlines()) if "REJECT" in line]
 
 
-def test_user_code_is_typed(tmp_path):
-    """What a user writes type-checks, and the two mistakes in it are caught."""
+@MYPY
+def test_user_code_is_typed(tmp_path, mypy_cache):
+    """What a user writes type-checks, and the mistakes in it (its REJECT lines) are caught."""
     pytest.importorskip("mypy")
-    (tmp_path / "usage.py").write_text(USAGE)
+    usage = tmp_path / "usage.py"
+    usage.write_text(USAGE)
     proc = subprocess.run(
-        [sys.executable, "-m", "mypy", "--no-incremental", "--follow-imports=silent", "usage.py"],
-        cwd=tmp_path,
+        [sys.executable, "-m", "mypy", "--cache-dir", mypy_cache, str(usage)],
+        cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=600,
