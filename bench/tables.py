@@ -579,6 +579,10 @@ _FALSE_ALARMS_MORE = (
         "Models of 1e5 and 1e6 parameters on the same CPU (the modes that do not grow with N):",
     ),
     ("false_alarms_subset_1e5.json", "Subset mode at 1e5 parameters on the same CPU:"),
+    (
+        "false_alarms_subset_1e5_cnn.json",
+        "Subset mode on the 1e5-parameter CNN, every key (the run above stopped after 5):",
+    ),
     ("false_alarms_subset_1e6.json", "Subset mode at 1e6 parameters (the MLP) on a CPU:"),
     ("false_alarms_cnn_1e6.json", "The CNN at 1e6 parameters on a CPU (the modes that do not grow with N):"),
     (

@@ -176,10 +176,10 @@ class _Problem:
             m = len(lo)
             parts.append(
                 DirectionRows(
-                    jnp.full((m,), kind, jnp.int32),
-                    jnp.asarray(np.asarray(index, np.int64), jnp.int32),
-                    jnp.asarray(np.asarray(lo, np.int64), jnp.int32),
-                    jnp.asarray(np.asarray(hi, np.int64), jnp.int32),
+                    np.full((m,), kind, np.int32),
+                    np.asarray(index, np.int64).astype(np.int32),
+                    np.asarray(lo, np.int64).astype(np.int32),
+                    np.asarray(hi, np.int64).astype(np.int32),
                 )
             )
             dkind.extend([int(label)] * m)
@@ -451,9 +451,7 @@ class _EscalateBody:
         if d_sel.shape[0]:
             drows, _, _ = pb.directions()
             m = d_mult.shape[0]
-            sub = DirectionRows(
-                *(jnp.tile(getattr(drows, f)[d_sel], m) for f in ("kind", "index", "lo", "hi"))
-            )
+            sub = drows.take(d_sel).tile(m)
             along_v = analytic.astype(pb.dt) if cfg.kind != "jvp" else None
             tangent_v = None if tangent is None else tangent.astype(pb.dt)
             out["d"] = direction_samples(
@@ -514,7 +512,8 @@ class _SegmentBody:
             along_v = analytic.astype(pb.dt) if cfg.kind != "jvp" else None
             tangent_v = None if tangent is None else tangent.astype(pb.dt)
             pert = DirectionPerturbation(pb.s_dir, along_v, tangent_v)
-            rows = {f: jnp.tile(getattr(drows, f)[d_sel], m) for f in ("kind", "index", "lo", "hi")}
+            sel = drows.take(d_sel).tile(m)
+            rows = {f: getattr(sel, f) for f in ("kind", "index", "lo", "hi")}
             rows["coeff"] = at(s, d_h, d_tiny).reshape(-1)
 
             def direction(row):
@@ -576,7 +575,8 @@ class _JitterBody:
 
         # the directions' vectors once, then rows only index them: the random vectors' hashing
         # is not repeated (nor duplicated by fusion) per row and offset
-        dirs = {f: getattr(drows, f)[d_sel] for f in ("kind", "index", "lo", "hi")}
+        sel = drows.take(d_sel)
+        dirs = {f: getattr(sel, f) for f in ("kind", "index", "lo", "hi")}
         dvecs = jax.vmap(lambda r: pert.vector(x, r))(dirs) if md else jnp.zeros((1, pb.n), dt)
         bases, dvecs = jax.lax.optimization_barrier((bases, dvecs))
         table = {

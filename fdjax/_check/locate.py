@@ -99,6 +99,7 @@ def locate(
     score0 = _score(start_meas, start_valid)
     # a starting direction judged at FINE·h (a kink at h) is bisected at FINE·h
     scale0 = jnp.where(start_meas.step < start_h, FINE, 1.0).astype(x.dtype)
+    start = start.traced()  # indexed with the traced positions of the worst directions
     m0 = start.size
     if m0 < width:
         pad = width - m0

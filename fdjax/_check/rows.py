@@ -29,6 +29,11 @@ if TYPE_CHECKING:
     from .._pytree import FlatArgs
 
 
+#: Arrays on the device (in a traced batch) or on the host (``jax.device_get``: the judging
+#: runs in NumPy; a part with nothing measured is built there directly).
+Values = jax.Array | np.ndarray
+
+
 class VectorSource(enum.IntEnum):
     """Where a row's perturbation vector comes from (the engine rows' ``kind``): a random
     stream, the analytic gradient, the caller's tangent, or a noise probe. Not an outcome:
@@ -121,24 +126,49 @@ class DirectionPerturbation:
         return jnp.where((i >= row["lo"]) & (i < row["hi"]), v, jnp.zeros_like(v))
 
 
+_ROW_FIELDS = ("kind", "index", "lo", "hi")
+
+
 @dataclasses.dataclass(frozen=True)
 class DirectionRows:
-    """M directions: kind, stream index and support [lo, hi) per direction (int32 arrays)."""
+    """M directions: kind, stream index and support [lo, hi) per direction (int32 arrays).
 
-    kind: jax.Array
-    index: jax.Array
-    lo: jax.Array
-    hi: jax.Array
+    NumPy arrays when known at trace time (every check's own directions): the rows' table and
+    the segments' norms are then built on the host and the program gets constants, not the
+    operations that would compute them (fewer to trace, lower and compile). Traced
+    (``jax.Array``) where the program computes them (the bisection of ``locate``).
+    """
+
+    kind: Values
+    index: Values
+    lo: Values
+    hi: Values
 
     @property
     def size(self) -> int:
         return int(self.kind.shape[0])
 
+    @property
+    def static(self) -> bool:
+        return all(isinstance(getattr(self, f), np.ndarray) for f in _ROW_FIELDS)
+
+    def traced(self) -> DirectionRows:
+        """The same rows as ``jax.Array`` (to index with traced positions)."""
+        return DirectionRows(*(jnp.asarray(getattr(self, f)) for f in _ROW_FIELDS))
+
+    def take(self, pos) -> DirectionRows:
+        """The rows at ``pos`` (NumPy stays NumPy for host positions)."""
+        rows = self if isinstance(pos, np.ndarray) and self.static else self.traced()
+        return DirectionRows(*(getattr(rows, f)[pos] for f in _ROW_FIELDS))
+
+    def tile(self, m: int) -> DirectionRows:
+        xp = np if self.static else jnp
+        return DirectionRows(*(xp.tile(getattr(self, f), m) for f in _ROW_FIELDS))
+
     @staticmethod
     def concat(parts: list[DirectionRows]) -> DirectionRows:
-        return DirectionRows(
-            *[jnp.concatenate([getattr(p, f) for p in parts]) for f in ("kind", "index", "lo", "hi")]
-        )
+        xp = np if all(p.static for p in parts) else jnp
+        return DirectionRows(*[xp.concatenate([getattr(p, f) for p in parts]) for f in _ROW_FIELDS])
 
 
 def _prefix(v):
@@ -166,11 +196,6 @@ def direction_steps(x, rows: DirectionRows, along, tangent, rel):
     valid = vn > 0
     h = rel * jnp.maximum(xs, 1) / jnp.where(valid, vn, 1)
     return h.astype(x.dtype), valid
-
-
-#: Arrays on the device (in a traced batch) or on the host (``jax.device_get``: the judging
-#: runs in NumPy; a part with nothing measured is built there directly).
-Values = jax.Array | np.ndarray
 
 
 class Samples(NamedTuple):
@@ -260,34 +285,27 @@ def direction_samples(
         offsets = offsets + tuple(FINE * o for o in offsets)
     k, m = len(offsets), rows.size
     h, valid = direction_steps(x, rows, along, tangent, rel)
-    offs = jnp.asarray(offsets, x.dtype)
-    kind = [jnp.tile(rows.kind, k)]
-    index = [jnp.tile(rows.index, k)]
-    lo = [jnp.tile(rows.lo, k)]
-    hi = [jnp.tile(rows.hi, k)]
-    coeff = [(offs[:, None] * h[None, :]).reshape(-1)]
+    dt = np.dtype(x.dtype)
     n = x.shape[0]
-    # f(x) twice: coefficient 0 gives exactly x.
-    kind.append(jnp.zeros(2, jnp.int32))
-    index.append(jnp.zeros(2, jnp.int32))
-    lo.append(jnp.zeros(2, jnp.int32))
-    hi.append(jnp.zeros(2, jnp.int32))
-    coeff.append(jnp.zeros(2, x.dtype))
+    # the directions at each offset, f(x) twice (coefficient 0 gives exactly x), the probes
+    extra = [DirectionRows(*(np.zeros(2, np.int32) for _ in _ROW_FIELDS))]
+    coeff = [(np.asarray(offsets, dt)[:, None] * h[None, :]).reshape(-1), np.zeros(2, dt)]
     if probes:
         p = NUM_PROBES
         eps = float(jnp.finfo(x.dtype).eps)
-        kind.append(jnp.full(2 * p, VectorSource.PROBE, jnp.int32))
-        index.append(jnp.tile(PROBE_INDEX0 + jnp.arange(p, dtype=jnp.int32), 2))
-        lo.append(jnp.zeros(2 * p, jnp.int32))
-        hi.append(jnp.full(2 * p, n, jnp.int32))
-        coeff.append(jnp.repeat(jnp.asarray([PROBE_SCALE * eps, -PROBE_SCALE * eps], x.dtype), p))
-    table = {
-        "kind": jnp.concatenate(kind),
-        "index": jnp.concatenate(index),
-        "lo": jnp.concatenate(lo),
-        "hi": jnp.concatenate(hi),
-        "coeff": jnp.concatenate(coeff),
-    }
+        probe_index = np.tile(PROBE_INDEX0 + np.arange(p, dtype=np.int32), 2)
+        extra.append(
+            DirectionRows(
+                np.full(2 * p, VectorSource.PROBE, np.int32),
+                probe_index,
+                np.zeros(2 * p, np.int32),
+                np.full(2 * p, n, np.int32),
+            )
+        )
+        coeff.append(np.repeat(np.asarray([PROBE_SCALE * eps, -PROBE_SCALE * eps], dt), p))
+    all_rows = DirectionRows.concat([rows.tile(k), *extra])
+    table = {f: getattr(all_rows, f) for f in _ROW_FIELDS}
+    table["coeff"] = jnp.concatenate(coeff)
 
     # a narrow leaf's gradient is rounded to its dtype on the way out: 2·eps_leaf·|a_i·δ_i|
     # on top of the model's 8·eps·|a_i·δ_i| (a quarter of the eps ratio)

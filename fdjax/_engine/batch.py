@@ -233,9 +233,20 @@ def chunk_plan(fn, x, perturb, rows, opts: Options = Options()) -> dict:
     """
     copy_bytes = 0
     if _num_rows(rows):
-        copy = jax.eval_shape(perturb, x, jax.tree_util.tree_map(lambda a: a[0], rows))
+        copy = jax.eval_shape(perturb, x, _row_shape(rows))
         copy_bytes = int(np.prod(copy.shape)) * itemsize(copy.dtype)
     return rows_plan(lambda row, x: fn(perturb(x, row)), rows, (x,), opts, copy_bytes)
+
+
+def _row_shape(rows: dict) -> dict:
+    """One row's shapes and dtypes (to trace with: slicing row 0 of traced rows would add
+    operations to the caller's program that nothing uses)."""
+
+    def one(a):
+        weak = bool(getattr(getattr(a, "aval", None), "weak_type", False))
+        return jax.ShapeDtypeStruct(np.shape(a)[1:], a.dtype, weak_type=weak)
+
+    return jax.tree_util.tree_map(one, rows)
 
 
 def _num_rows(rows: dict) -> int:
@@ -258,7 +269,7 @@ def rows_plan(
     budget = default_budget(platform) if opts.memory_budget is None else opts.memory_budget
     cost = None
     if num_rows and (opts.chunk_size is None or num_rows >= COST_ROWS):
-        row0 = jax.tree_util.tree_map(lambda a: a[0], rows)
+        row0 = _row_shape(rows)
         closed = row_jaxpr(one, row0, consts)
         cost = estimate_row(closed, copy_bytes)
         if measure and opts.chunk_size is None and _coarse(cost, per_device, budget, platform):
