@@ -218,6 +218,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.false_alarms", description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="sizes 1e3 and 1e4 only, 2 keys: a smoke run")
     p.add_argument("--keys", type=int, default=None, help="keys 0 … K−1 (default 8; quick 2)")
+    p.add_argument(
+        "--key-ids", type=int, nargs="+", default=None, help="exactly these keys (instead of --keys)"
+    )
     p.add_argument("--sizes", nargs="+", choices=SIZES, default=None, help="size classes (default: all)")
     p.add_argument("--models", nargs="+", choices=("mlp", "cnn"), default=("mlp", "cnn"))
     p.add_argument(
@@ -240,6 +243,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=None, help="JSON path (default bench/results/false_alarms.json)")
     args = p.parse_args(argv)
     keys = args.keys if args.keys is not None else (2 if args.quick else 8)
+    if args.key_ids is not None and min(args.key_ids) < 0:
+        p.error(f"--key-ids must be non-negative, got {args.key_ids}")
+    key_ids = sorted(set(args.key_ids)) if args.key_ids is not None else list(range(keys))
+    keys = len(key_ids)
     full_max = args.full_max if args.full_max is not None else (10_000 if args.quick else 20_000)
     sizes = args.sizes or (("1e3", "1e4") if args.quick else SIZES)
     if args.workloads:
@@ -275,6 +282,7 @@ def main(argv: list[str] | None = None) -> int:
         "settings": {
             "quick": args.quick,
             "keys": keys,
+            "key_ids": key_ids,
             "workloads": [w.name for w in plan],
             "modes": list(args.modes),
             "full_max": full_max,
@@ -292,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     times: dict[tuple[str, str], list[float]] = {}
     t0 = time.perf_counter()
     # Keys outermost: a run cut short by --max-seconds has the first keys of every workload.
-    for k in range(keys):
+    for k in key_ids:
         for w in plan:
             params = None
             for mode in args.modes:
