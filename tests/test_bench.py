@@ -1,6 +1,10 @@
 """The benchmark suite runs (a smoke test: figures are measured in bench/, never asserted)."""
 
 import json
+import subprocess
+import sys
+
+import pytest
 
 from subprocess_json import ROOT, run_command
 
@@ -55,3 +59,16 @@ def test_latency_bench_runs_and_writes_its_json(tmp_path):
     # the second process reads every program from the persistent cache the first one wrote
     assert fd["phases"]["cache"]["compiled"] == 0 and fd["phases"]["cache"]["cache_hits"] > 0
     assert fd["phases"]["cold"]["compiled"] > 0 and data["machine"]["backend"] == "cpu"
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["-m", "bench", "--repeats", "0"], "--repeats must be positive, got 0"),
+        (["-m", "bench", "--chunk-n", "-5"], "--chunk-n must be positive, got -5"),
+        (["-m", "bench.false_alarms", "--key-ids", "1", "-3"], "--key-ids must be non-negative, got [1, -3]"),
+    ],
+)
+def test_bench_options_out_of_range_are_usage_errors(args, message):
+    proc = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and message in proc.stderr, proc.stderr[-2000:]
