@@ -512,8 +512,7 @@ class _SegmentBody:
             along_v = analytic.astype(pb.dt) if cfg.kind != "jvp" else None
             tangent_v = None if tangent is None else tangent.astype(pb.dt)
             pert = DirectionPerturbation(pb.s_dir, along_v, tangent_v)
-            sel = drows.take(d_sel).tile(m)
-            rows = {f: getattr(sel, f) for f in ("kind", "index", "lo", "hi")}
+            rows = drows.take(d_sel).tile(m).table()
             rows["coeff"] = at(s, d_h, d_tiny).reshape(-1)
 
             def direction(row):
@@ -575,8 +574,7 @@ class _JitterBody:
 
         # the directions' vectors once, then rows only index them: the random vectors' hashing
         # is not repeated (nor duplicated by fusion) per row and offset
-        sel = drows.take(d_sel)
-        dirs = {f: getattr(sel, f) for f in ("kind", "index", "lo", "hi")}
+        dirs = drows.take(d_sel).table()
         dvecs = jax.vmap(lambda r: pert.vector(x, r))(dirs) if md else jnp.zeros((1, pb.n), dt)
         bases, dvecs = jax.lax.optimization_barrier((bases, dvecs))
         table = {

@@ -165,6 +165,10 @@ class DirectionRows:
         xp = np if self.static else jnp
         return DirectionRows(*(xp.tile(getattr(self, f), m) for f in _ROW_FIELDS))
 
+    def table(self) -> dict:
+        """The rows as engine rows (``DirectionPerturbation`` reads these fields)."""
+        return {f: getattr(self, f) for f in _ROW_FIELDS}
+
     @staticmethod
     def concat(parts: list[DirectionRows]) -> DirectionRows:
         xp = np if all(p.static for p in parts) else jnp
@@ -303,8 +307,7 @@ def direction_samples(
             )
         )
         coeff.append(np.repeat(np.asarray([PROBE_SCALE * eps, -PROBE_SCALE * eps], dt), p))
-    all_rows = DirectionRows.concat([rows.tile(k), *extra])
-    table = {f: getattr(all_rows, f) for f in _ROW_FIELDS}
+    table = DirectionRows.concat([rows.tile(k), *extra]).table()
     table["coeff"] = jnp.concatenate(coeff)
 
     # a narrow leaf's gradient is rounded to its dtype on the way out: 2·eps_leaf·|a_i·δ_i|
