@@ -189,6 +189,88 @@ def test_no_recompilation_on_a_second_call():
     assert third["w"].shape == (5,)
 
 
+_COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
+
+
+def _compiles(fn):
+    """``fn()`` and the number of XLA compilations it made."""
+    seen = []
+
+    def listen(event, *args, **kwargs):
+        seen.append(1) if event == _COMPILE_EVENT else None
+
+    jax.monitoring.register_event_time_span_listener(listen)
+    try:
+        out = fn()
+    finally:
+        jax.monitoring.unregister_event_time_span_listener(listen)
+    return out, len(seen)
+
+
+def _loss_over(data):
+    """A new closure each call, as a new test (or a new call of a loss factory) writes."""
+
+    def loss(p):
+        return jnp.mean((jnp.tanh(data @ p["w"]) - 0.5) ** 2) + p["b"] ** 2
+
+    return loss
+
+
+_P = {"w": jnp.linspace(-1.0, 1.0, 6), "b": jnp.array(0.3)}
+_DATA = jnp.asarray(np.random.default_rng(3).standard_normal((16, 6)))
+
+
+def test_a_new_closure_of_the_same_code_and_constants_compiles_nothing():
+    first, n_first = _compiles(lambda: fdjax.check_grad(_loss_over(_DATA), _P, mode="full"))
+    again, n_again = _compiles(lambda: fdjax.check_grad(_loss_over(_DATA), _P, mode="full"))
+    assert n_first >= 2 and n_again == 0  # the AD pass and the engine batch: shared
+    assert first.passed and again.passed
+    np.testing.assert_array_equal(again.elements.numeric, first.elements.numeric)
+
+
+@pytest.mark.parametrize("scale", [2.0, -1.0])
+def test_programs_are_not_shared_across_different_constants(scale):
+    """Same code, same shapes, other data: a program of its own, each gradient its own."""
+    fdjax.grad(_loss_over(_DATA))(_P)
+    other = _loss_over(_DATA * scale)
+    g, n = _compiles(lambda: fdjax.grad(other)(_P))
+    assert n >= 1
+    np.testing.assert_allclose(g["w"], jax.grad(other)(_P)["w"], rtol=1e-7, atol=1e-9)
+
+
+def test_programs_are_not_shared_across_arguments_used():
+    """Two functions that differ only in which (same-shaped) leaf they read lower to the
+    same module once the unused argument is pruned: the kept arguments are in the key."""
+    p = {"a": jnp.linspace(0.1, 0.9, 4), "b": jnp.linspace(1.0, 2.0, 4)}
+    fa, fb = (lambda q: jnp.sum(jnp.sin(q["a"]))), (lambda q: jnp.sum(jnp.sin(q["b"])))
+    la, lb = (jax.jit(f).trace(p).lower() for f in (fa, fb))
+    assert la.as_text() == lb.as_text()
+    assert _compile.program_key(la, None, ()) != _compile.program_key(lb, None, ())
+    ga, gb = fdjax.grad(fa)(p), fdjax.grad(fb)(p)
+    np.testing.assert_allclose(ga["a"], jnp.cos(p["a"]), rtol=1e-7)
+    np.testing.assert_allclose(gb["b"], jnp.cos(p["b"]), rtol=1e-7)
+    assert not np.any(ga["b"]) and not np.any(gb["a"])
+
+
+def test_programs_that_call_back_into_python_are_never_shared():
+    """The Python function of a ``pure_callback`` is bound to the executable, not written in
+    the module's text: two callbacks of the same shapes lower to the same text."""
+
+    def through(c):
+        def f(v):
+            out = jax.ShapeDtypeStruct(v.shape, v.dtype)
+            scaled = jax.pure_callback(lambda a: np.asarray(a * c), out, v, vmap_method="expand_dims")
+            return jnp.sum(jnp.sin(scaled))
+
+        return f
+
+    lowered = [jax.jit(through(c)).trace(X).lower() for c in (1.0, 2.0)]
+    assert lowered[0].as_text() == lowered[1].as_text()
+    assert _compile.program_key(lowered[0], None, ()) is None
+    for c in (1.0, 2.0):
+        np.testing.assert_allclose(fdjax.grad(through(c))(X), c * jnp.cos(c * X), rtol=1e-6, atol=1e-8)
+
+
 def test_row_cost_is_measured_once_per_computation():
     rows = central_rows(N)
     _plan._COSTS.clear()
@@ -403,9 +485,10 @@ def test_good_devices_values():
         np.testing.assert_allclose(g, jax.grad(reduction)(X), atol=1e-8)
 
 
-def test_compiled_bodies_are_bounded_and_an_evicted_one_compiles_again(monkeypatch):
+def test_compiled_bodies_are_bounded_and_an_evicted_one_runs_again(monkeypatch):
     """A process that checks many functions keeps the programs of the last MAX_BODIES bodies
-    only (each new function's programs would otherwise stay in memory for good)."""
+    (and of the last MAX_SHARED programs by what they compute) only: each new function's
+    programs would otherwise stay in memory for good."""
     from fdjax._engine import jit as jit_mod
 
     monkeypatch.setattr(jit_mod, "MAX_BODIES", 3)
@@ -415,7 +498,7 @@ def test_compiled_bodies_are_bounded_and_an_evicted_one_compiles_again(monkeypat
     for g in grads:
         g(X)
     assert len(jit_mod._JITTED) == 3
-    # the first function's body was dropped: it runs again (compiled anew), with the same values
+    # the first function's body was dropped: it runs again, with the same values
     np.testing.assert_allclose(grads[0](X), jnp.cos(X), rtol=1e-7, atol=1e-9)
     assert len(jit_mod._JITTED) == 3
 

@@ -3,12 +3,15 @@
 At the sizes people check most, XLA:CPU's optimization is most of a first call's time. A
 program's work is counted from its jaxpr (``jaxpr_work``); on CPU a small one is compiled
 with ``QUICK_CPU_OPTIONS``, a large one with XLA's defaults (``compile_options``).
-``WorkJit`` is ``jax.jit`` with that choice made per compiled program.
+``WorkJit`` is ``jax.jit`` with that choice made per compiled program, and with compiled
+programs shared by what they compute (``program_key``): a new closure of the same code over
+the same constants compiles nothing.
 """
 
 from __future__ import annotations
 
 import collections
+import hashlib
 import math
 import weakref
 from typing import Any, NamedTuple
@@ -50,6 +53,8 @@ QUICK_CPU_OPTIONS = {
 ENV_QUICK = "FDJAX_QUICK_COMPILE"
 #: Compiled programs one ``WorkJit`` keeps (least recently used first out).
 MAX_PROGRAMS = 64
+#: Compiled programs kept by what they compute, across every ``WorkJit`` (``program_key``).
+MAX_SHARED = 64
 
 
 def _size(v) -> int:
@@ -179,7 +184,7 @@ class WorkJit:
         if program is None:
             traced = self.jitted.trace(*args, **kwargs)
             options = compile_options(traced.jaxpr, _platform(leaves))
-            program = self.programs[key] = traced.lower().compile(compiler_options=options)
+            program = self.programs[key] = _compile(traced.lower(), options, key[2])
             while len(self.programs) > MAX_PROGRAMS:
                 self.programs.popitem(last=False)
         else:
@@ -187,11 +192,66 @@ class WorkJit:
         return program(*args, **dynamic)
 
 
+def program_key(lowered, options: dict | None, signature: tuple) -> tuple | None:
+    """What a lowered program computes and how it is called, or None where the module alone
+    does not tell.
+
+    The key is the module's text (constants included: JAX writes closed-over arrays into
+    it), XLA's options, the argument and result trees, the arguments' shapes, dtypes and
+    placements, and which arguments the program kept. Two lowerings with the same key run
+    the same executable. None (never shared) for a program that calls back into Python
+    (``pure_callback``, ``io_callback``, ``jax.debug.print``: the executable binds the
+    Python functions, which the text does not name), one with effects or with constants
+    passed beside the module, and where JAX's lowering no longer says which of these hold.
+    """
+    args = getattr(getattr(lowered, "_lowering", None), "compile_args", None)
+    needed = ("host_callbacks", "keepalive", "kept_var_idx", "ordered_effects", "unordered_effects")
+    if not isinstance(args, dict) or not all(k in args for k in needed):
+        return None
+    if any(args[k] for k in needed if k != "kept_var_idx") or args.get("const_args"):
+        return None
+    try:
+        key = (
+            hashlib.sha256(lowered.as_text().encode()).digest(),
+            tuple(sorted(options.items())) if options else None,
+            lowered.in_tree,
+            lowered.out_tree,
+            signature,
+            tuple(sorted(args["kept_var_idx"])),
+            repr(args.get("in_shardings")),
+            repr(args.get("out_shardings")),
+        )
+        hash(key)
+    except Exception:  # an unhashable tree node, a module JAX cannot print: do not share
+        return None
+    return key
+
+
+#: Compiled programs by ``program_key``, least recently used first out.
+_SHARED: collections.OrderedDict[tuple, Any] = collections.OrderedDict()
+
+
+def _compile(lowered, options: dict | None, signature: tuple):
+    """``lowered.compile(options)``, or the program already compiled for the same key."""
+    key = program_key(lowered, options, signature)
+    if key is None:
+        return lowered.compile(compiler_options=options)
+    program = _SHARED.get(key)
+    if program is not None:
+        _SHARED.move_to_end(key)
+    else:
+        program = _SHARED[key] = lowered.compile(compiler_options=options)
+        while len(_SHARED) > MAX_SHARED:
+            _SHARED.popitem(last=False)
+    return program
+
+
 #: Every WorkJit alive, for ``clear_programs``.
 _LIVE: weakref.WeakSet[WorkJit] = weakref.WeakSet()
 
 
 def clear_programs() -> None:
-    """Drop the compiled programs of every ``WorkJit``."""
+    """Drop the compiled programs of every ``WorkJit``, and the shared ones."""
+    _SHARED.clear()
     for jitted in tuple(_LIVE):
         jitted.clear()
