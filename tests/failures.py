@@ -16,6 +16,7 @@ def failing(numeric, analytic, roundoff=1e-4) -> Measurement:
         numeric=num,
         analytic=ana,
         error=num - ana,
+        error2=num - ana,
         tolerance=10 * ro,
         truncation=z,
         roundoff=ro,

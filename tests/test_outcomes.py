@@ -13,6 +13,7 @@ import fdjax
 from fdjax import CheckStatus, Reason
 from fdjax._check import api, escalate
 from fdjax._check.model import Measurement
+from fdjax._fd.stencils import get_stencil
 
 
 @functools.cache
@@ -125,6 +126,84 @@ def test_merge_decides_by_the_most_precise_step():
     # ... and a failure is confirmed only by a step at least 4x away (2x is too close)
     close = _meas(status=[F, F], numeric=[-1.0, -1.0], error=[5.0, 5.0], tolerance=[0.1, 0.1], step=[32, 64])
     assert escalate.merge(first, close, np.arange(1), (32.0, 64.0)).status.tolist() == [I]
+
+
+def _swept(errors_at, h0=1e-2, rho=1e-7, kink=None):
+    """The sweep's measurements (step-major) of items whose error at step h is
+    ``errors_at(h)`` ([items]); round-off bound Σ|w|·ρ = ``rho``."""
+    mults = np.asarray(escalate.SWEEP_MULTS)
+    h = np.repeat(mults * h0, len(errors_at(1.0)))
+    e1 = np.concatenate([errors_at(m * h0) for m in mults])
+    e2 = np.concatenate([errors_at(2 * m * h0) for m in mults])
+    kw = {} if kink is None else {"kink": np.tile(kink, len(mults))}
+    return _meas(
+        status=np.full(h.size, CheckStatus.FAIL), error=e1, error2=e2, step=h, roundoff=rho / h, **kw
+    )
+
+
+def test_sweep_confirms_a_failure_below_the_models_resolution_and_nothing_else():
+    """Items whose error e(h) = bug + c·h² (+ rounding): the sweep extrapolates to the bug and
+    bounds it by the observed differences, not by the worst-case model."""
+    I, F = CheckStatus.INCONCLUSIVE, CheckStatus.FAIL  # noqa: E741
+    rng = np.random.default_rng(0)
+    bug = np.array([2e-4, 0.0, 2e-4, 2e-4])
+    curv = np.array([3e-2, 3e-2, 3e-2, 3e-2])
+    rough = np.array([0.0, 0.0, 0.0, 1.0])  # item 3: rounding of 1e-4/h per value, not 1e-7/h
+
+    def errors_at(h):
+        noise = rng.uniform(-1, 1, bug.size) * np.where(rough > 0, 1e-4, 1e-8) / h
+        return bug + curv * h**2 + noise
+
+    # unconfirmed failures: each failed at its first step (|e| = 2.4e-4 > tolerance 1.5e-4)
+    first = _meas(
+        status=[I] * 4,
+        reason=[Reason.UNRESOLVED] * 4,
+        error=[2.4e-4] * 4,
+        tolerance=[1.5e-4] * 4,
+        step=[1e-2] * 4,
+    )
+    first = first._replace(analytic=np.full(4, 0.01), numeric=np.full(4, 0.01 + 2.4e-4))
+    assert escalate.unconfirmed(first, np.ones(4, bool)).tolist() == [0, 1, 2, 3]
+    kink = np.array([False, False, True, False])  # item 2: not smooth at any step
+    out, n = escalate.sweep_decide(
+        first, np.arange(4), _swept(errors_at, kink=kink), get_stencil("central"), 10.0
+    )
+    assert out.status.tolist() == [F, I, I, I] and n == 1
+    # item 0 reports the extrapolated value: its error is the bug, within its (tight) bound
+    assert abs(out.error[0] - 2e-4) < 1e-6 and out.tolerance[0] < 1e-4
+    assert out.numeric[0] == pytest.approx(0.01 + out.error[0])
+    assert out.reason.tolist() == [0, Reason.UNRESOLVED, Reason.UNRESOLVED, Reason.UNRESOLVED]
+
+
+def _bias_element_rule(bug: bool):
+    """float32: tanh-layer loss whose bias element 3 has a gradient of ~2e-3 against f ~ 1.3;
+    the bug scales that element's rule by 1.1 (a 2e-4 error, under the model's 1.5e-4 × a few
+    at the default step, resolved by a sweep to ~5e-6)."""
+
+    @jax.custom_vjp
+    def ident(b):
+        return b
+
+    ident.defvjp(lambda b: (b, None), lambda _, g: (g.at[3].multiply(1.1) if bug else g,))
+    r = np.random.default_rng(4)
+    p = {
+        "W": jnp.asarray(r.normal(size=(10, 7)) / 3, jnp.float32),
+        "b": jnp.asarray(r.normal(size=7) / 3, jnp.float32),
+    }
+    x = jnp.asarray(r.normal(size=(30, 10)), jnp.float32)
+    return (lambda q: 3 * jnp.mean(jnp.tanh(x @ q["W"] + ident(q["b"])) ** 2)), p
+
+
+@pytest.mark.parametrize("mode", ["full", "subset"])
+def test_float32_bug_near_the_floor_is_confirmed_by_a_sweep(mode):
+    f, p = _bias_element_rule(True)
+    r = fdjax.check_grad(f, p, mode=mode, key=0)
+    assert int(r.status) == CheckStatus.FAIL, r
+    worst = int(np.argmax(np.asarray(r.elements.status) == CheckStatus.FAIL))
+    assert r.element_name(int(r.elements.index[worst])) == "['b'][3]"
+    assert any("step sweep" in n for n in r.notes)
+    ok, q = _bias_element_rule(False)
+    assert int(fdjax.check_grad(ok, q, mode=mode, key=0).status) == CheckStatus.PASS
 
 
 def test_priority_escalates_a_failure_far_beyond_tolerance_only_when_the_fd_value_is_tiny():

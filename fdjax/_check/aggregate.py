@@ -140,6 +140,7 @@ def per_element(meas: Measurement, q, xp) -> Measurement:
         numeric=meas.numeric / q,
         analytic=meas.analytic / q,
         error=meas.error / q,
+        error2=meas.error2 / q,
         tolerance=meas.tolerance / aq,
         truncation=meas.truncation / aq,
         roundoff=meas.roundoff / aq,

@@ -194,7 +194,9 @@ def _run(
                 call_jitted(body, args, step, key, cotangents, tangent, dec.raw["analytic"], items)
             )
 
-        dec = _host.jitter(agg, _host.segments(agg, _host.escalate(agg, dec, call), call), call)
+        dec = _host.jitter(
+            agg, _host.segments(agg, _host.sweep(agg, _host.escalate(agg, dec, call), call), call), call
+        )
         info = dict(dec.info)
         extra = info.pop("extra_evaluations", 0)
         raw = dict(dec.raw, evaluations=dec.raw["evaluations"] + extra)

@@ -21,6 +21,19 @@ ladder's:
   step: f is not smooth at these scales); any other unconfirmed failure: INCONCLUSIVE,
   unresolved.
 
+An unconfirmed failure (INCONCLUSIVE, unresolved, its |e| above its tolerance) is then swept
+(``sweep_decide``, run by ``host.sweep``): measured at ``SWEEP_MULTS`` times its step, which
+with each step's 2h values is a ladder of steps a factor 2 apart, and that ladder of errors
+e = D − A goes through the step sweep's analysis (``_fd.ladder.analyze``). It extrapolates e
+(Richardson) inside an asymptotic window and bounds the result by the differences it
+observed, where the model bounds round-off by its worst case: near the floating-point floor
+the swept bound is far tighter (a float32 bias element whose gradient is 2e-3 of f ~ 1: model
+tolerance 1.5e-4, swept bound 5e-6, so a 10% bug is resolved). It can only confirm: FAIL
+when the estimate is trusted (a window or converged differences, noise near the eps model,
+at least ``SWEEP_MIN_STEPS`` finite and smooth steps), exceeds ``margin`` times its bound plus
+the AD rounding, and agrees with the failure it confirms; otherwise the measurement stays
+INCONCLUSIVE.
+
 A larger step counts only where its FD value agrees with the first step's (``merge``).
 The bug term a − ∇f does not depend on the step, so a true bug fails at every step precise
 enough to see it; a failure caused by the step (truncation, a kink crossed, round-off)
@@ -31,6 +44,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._fd import Stencil
+from .._fd.ladder import Status as SweepStatus
+from .._fd.ladder import analyze
 from .model import Measurement
 from .outcomes import CheckStatus, Reason
 
@@ -47,6 +63,14 @@ WILD = 100.0
 CONFIRM_APART = 2.0
 #: A pass whose tolerance exceeds this fraction of the values is re-measured.
 WEAK = 1e-2
+#: Steps of the confirming sweep as multiples of the step: a factor 4 apart, so that with
+#: each one's 2h values the ladder runs from 128h down to h/16 in factors of 2.
+SWEEP_MULTS = (64.0, 16.0, 4.0, 1.0, 1 / 4, 1 / 16)
+#: The sweep decides only with at least this many finite, smooth steps in its ladder.
+SWEEP_MIN_STEPS = 4
+#: Sweep diagnoses that leave its estimate untrusted (steps that were not finite or not
+#: smooth are left out of its ladder beforehand).
+_UNTRUSTED = SweepStatus.NO_WINDOW | SweepStatus.NOISY
 #: Escalation may spend at most max(MIN_BUDGET, BUDGET_FACTOR × the first batches) evaluations.
 MIN_BUDGET = 4096
 BUDGET_FACTOR = 1.0
@@ -156,3 +180,92 @@ def merge(first: Measurement, ladder: Measurement, sel: np.ndarray, mults) -> Me
 
 def _rank(reason) -> int:
     return {Reason.UNRESOLVED: 3, Reason.KINK: 2, Reason.NONFINITE: 1}.get(Reason(int(reason)), 0)
+
+
+def unconfirmed(meas: Measurement, valid) -> np.ndarray:
+    """Indices of the failures escalation could not confirm (INCONCLUSIVE, unresolved, |e|
+    above the tolerance, the analytic value finite), largest |e|/tolerance first."""
+    status, reason = np.asarray(meas.status), np.asarray(meas.reason)
+    err, tol = np.abs(np.asarray(meas.error)), np.asarray(meas.tolerance)
+    hit = (
+        np.asarray(valid, bool)
+        & (status == CheckStatus.INCONCLUSIVE)
+        & (reason == Reason.UNRESOLVED)
+        & (err > tol)
+        & np.isfinite(np.asarray(meas.analytic))
+    )
+    idx = np.flatnonzero(hit)
+    return idx[np.argsort(-(err[idx] / tol[idx]), kind="stable")]
+
+
+def sweep_decide(meas: Measurement, sel: np.ndarray, swept: Measurement, stencil: Stencil, margin: float):
+    """``meas`` with the unconfirmed failures ``sel`` confirmed where their sweep says so
+    (module doc), and how many were.
+
+    ``swept`` holds ``len(SWEEP_MULTS)`` measurements per selected item, step-major. A
+    confirmed failure reports the swept estimate: FD value A + e, error e, the swept step,
+    tolerance ``margin`` × (the swept bound + the AD rounding), the bound split into its
+    truncation and round-off parts, and as its step that of the steadiest plain estimate.
+    """
+    if sel.size == 0:
+        return meas, 0
+    k, s = len(SWEEP_MULTS), sel.size
+
+    def grid(a):
+        return np.asarray(a).reshape(k, s)
+
+    h1 = np.abs(grid(swept.step))
+    ok = grid(swept.finite) & ~grid(swept.kink)
+    h = np.concatenate([2 * h1, h1])  # [2k, s]: D(2h) and D(h) at every step
+    err = np.concatenate([grid(swept.error2), grid(swept.error)])
+    rho_sum = np.concatenate([grid(swept.roundoff) * h1] * 2)  # Σ|w|·ρ: the round-off of Σ w f
+    usable = np.concatenate([ok, ok]) & np.isfinite(err) & (h > 0)
+    order = np.argsort(-h, axis=0, kind="stable")  # the sweep's ladder runs downwards
+
+    def down(a):
+        return np.take_along_axis(a, order, axis=0)
+
+    h, err, rho_sum, usable = down(h), down(err), down(rho_sum), down(usable)
+    with np.errstate(all="ignore"):
+        r = analyze(err, h, rho_sum, usable, stencil, xp=np)
+        status = np.asarray(r["status"])
+        est, bound = np.asarray(r["estimate"]), np.asarray(r["error"])
+        at = np.argmax(h == np.asarray(r["step"])[None], axis=0)  # the smallest step it used
+        noise = np.minimum(np.take_along_axis(np.asarray(r["roundoff"]), at[None], 0)[0], bound)
+        # The step reported (where the jitter test measures f's rounding next): the plain
+        # estimate that differs least from its neighbours, where truncation and round-off
+        # balance. The swept estimate may combine larger and smaller steps (Richardson).
+        dl = np.abs(np.where(np.isnan(r["differences"]), np.inf, r["differences"]))
+        flat = np.maximum(dl, np.concatenate([np.full_like(dl[:1], np.inf), dl[:-1]]))
+        flat = np.where(np.isinf(np.maximum(dl, flat)), np.minimum(dl, flat), flat)
+        steadiest = np.take_along_axis(h, np.argmin(np.where(usable, flat, np.inf), axis=0)[None], 0)[0]
+        ad = grid(swept.ad_rounding)[0]
+        tol = margin * (bound + ad)
+        e_first, tol_first = np.asarray(meas.error)[sel], np.asarray(meas.tolerance)[sel]
+        confirm = (
+            ((status & int(SweepStatus.CONVERGED)) != 0)
+            & ((status & int(_UNTRUSTED)) == 0)
+            & (usable.sum(axis=0) >= SWEEP_MIN_STEPS)
+            & np.isfinite(tol)
+            & (np.abs(est) > tol)
+            & (np.abs(est - e_first) <= tol_first + tol)
+        )
+        trunc = bound - noise
+    hit = sel[confirm]
+    if hit.size == 0:
+        return meas, 0
+    out = {f: np.array(v, copy=True) for f, v in meas._asdict().items()}
+    analytic = out["analytic"][hit]
+    sign = np.where(out["step"][hit] < 0, -1.0, 1.0)
+    for f, v in (
+        ("numeric", analytic + est[confirm]),
+        ("error", est[confirm]),
+        ("tolerance", tol[confirm]),
+        ("truncation", trunc[confirm]),
+        ("roundoff", noise[confirm]),
+        ("step", sign * steadiest[confirm]),
+    ):
+        out[f][hit] = v
+    out["status"][hit] = CheckStatus.FAIL
+    out["reason"][hit] = Reason.NONE
+    return Measurement._make(out[f] for f in Measurement._fields), int(hit.size)

@@ -167,26 +167,13 @@ def escalate(agg: _Aggregate, dec: Decision, call: Callable[[_EscalateBody, tupl
         return dec
     nd = d_prio.size
     d_sel, e_sel = np.sort(chosen[chosen < nd]), np.sort(chosen[chosen >= nd] - nd)
-    e_items = np.asarray(raw["e_idx"])[e_sel].astype(np.int32)
-    structured = per_item * e_sel.size >= STRUCTURED_ROWS
-    src, pos, leaf_counts = _by_leaf(e_items, agg.leaf_shapes) if structured else _padded(e_sel.size)
-    d_rows = _pad(d_sel.astype(np.int32))
-    e_h = ladder_steps(np.asarray(raw["e"].h)[e_sel][src], np.asarray(raw["e_x"])[e_sel][src])
-    d_mult = np.repeat(np.asarray(_D_LADDER, e_h.dtype)[:, None], d_rows.size, axis=1)
-    out = call(_EscalateBody(dec.cfg, leaf_counts), (e_items[src], e_h, d_rows, d_mult))
-    k = len(check_offsets(agg.stencil))
-    eps = eps_of(raw["analytic"].dtype)
-    evals = 0
-    if e_sel.size:
-        s = out["e"]
-        lad = per_element(measure_samples(s, sigma, agg.stencil, agg.margin, eps, np, agg.eps_work), s.q, np)
-        emeas = _esc.merge(emeas, _unpad(lad, steps, pos), e_sel, LADDER + (0.0,) * len(FLOORLESS))
-        evals += k * int(s.h.shape[0]) + 2
-    if d_sel.size:
-        s = out["d"]
-        lad = measure_samples(s, sigma, agg.stencil, agg.margin, eps, np, agg.eps_work)
-        dmeas = _esc.merge(dmeas, _unpad(lad, steps, np.arange(d_sel.size)), d_sel, _D_LADDER)
-        evals += k * int(s.h.shape[0]) + 2
+    e_lad, d_lad, evals = _measure_at(
+        agg, dec, call, e_sel, lambda h, x: ladder_steps(h, x), d_sel, np.asarray(_D_LADDER)
+    )
+    if e_lad is not None:
+        emeas = _esc.merge(emeas, e_lad, e_sel, LADDER + (0.0,) * len(FLOORLESS))
+    if d_lad is not None:
+        dmeas = _esc.merge(dmeas, d_lad, d_sel, _D_LADDER)
     info = dict(dec.info)
     info["escalated"] = int(chosen.size)
     info["escalation_evaluations"] = evals
@@ -194,6 +181,75 @@ def escalate(agg: _Aggregate, dec: Decision, call: Callable[[_EscalateBody, tupl
         info.setdefault("notes", []).append(
             f"{left} concerned measurement(s) were not escalated (budget {budget:,} evaluations): their "
             "verdict is the first step's"
+        )
+    return Decision(raw, Measured(dmeas, emeas, sigma), dec.cfg, info)
+
+
+def _measure_at(agg: _Aggregate, dec: Decision, call: Callable, e_sel, e_steps, d_sel, d_mults):
+    """Elements ``e_sel`` and directions ``d_sel`` measured again, in one engine batch each:
+    element j at the steps ``e_steps(h, x)`` ([T, M] from its first step h and its x), each
+    direction at its own step times each of ``d_mults``. Returns the elements' and the
+    directions' measurements (T per item, step-major; None where there were no items) and
+    the evaluations spent."""
+    raw, sigma = dec.raw, dec.measured.sigma
+    e_items = np.asarray(raw["e_idx"])[e_sel].astype(np.int32)
+    k = len(check_offsets(agg.stencil))
+    e_h = e_steps(np.asarray(raw["e"].h)[e_sel], np.asarray(raw["e_x"])[e_sel])
+    steps = e_h.shape[0]
+    structured = steps * k * e_sel.size >= STRUCTURED_ROWS
+    src, pos, leaf_counts = _by_leaf(e_items, agg.leaf_shapes) if structured else _padded(e_sel.size)
+    d_rows = _pad(np.asarray(d_sel).astype(np.int32))
+    d_mult = np.repeat(np.asarray(d_mults, e_h.dtype)[:, None], d_rows.size, axis=1)
+    out = call(_EscalateBody(dec.cfg, leaf_counts), (e_items[src], e_h[:, src], d_rows, d_mult))
+    eps = eps_of(raw["analytic"].dtype)
+    e_lad = d_lad = None
+    evals = 0
+    if e_sel.size:
+        s = out["e"]
+        lad = per_element(measure_samples(s, sigma, agg.stencil, agg.margin, eps, np, agg.eps_work), s.q, np)
+        e_lad = _unpad(lad, steps, pos)
+        evals += k * int(s.h.shape[0]) + 2
+    if d_sel.size:
+        s = out["d"]
+        lad = measure_samples(s, sigma, agg.stencil, agg.margin, eps, np, agg.eps_work)
+        d_lad = _unpad(lad, len(d_mults), np.arange(d_sel.size))
+        evals += k * int(s.h.shape[0]) + 2
+    return e_lad, d_lad, evals
+
+
+def sweep(agg: _Aggregate, dec: Decision, call: Callable[[_EscalateBody, tuple], dict]) -> Decision:
+    """Failures escalation could not confirm, swept (``escalate.sweep_decide``), within what
+    is left of the budget."""
+    if dec.info.get("deterministic") is False:
+        return dec
+    raw, (dmeas, emeas, sigma) = dec.raw, dec.measured
+    e_sel = _esc.unconfirmed(emeas, np.asarray(raw["e_keep"], bool))
+    d_sel = _esc.unconfirmed(dmeas, np.asarray(raw["d"].valid, bool))
+    per_item = len(_esc.SWEEP_MULTS) * len(check_offsets(agg.stencil))
+    room = (_budget(raw) - int(dec.info.get("escalation_evaluations", 0))) // per_item
+    if room <= 0 or d_sel.size + e_sel.size == 0:
+        return dec
+    d_sel = d_sel[:room]
+    e_sel = e_sel[: room - d_sel.size]
+    mults = np.asarray(_esc.SWEEP_MULTS)
+    e_sw, d_sw, evals = _measure_at(
+        agg, dec, call, np.sort(e_sel), lambda h, x: mults[:, None] * h[None], np.sort(d_sel), mults
+    )
+    confirmed = 0
+    if e_sw is not None:
+        emeas, n = _esc.sweep_decide(emeas, np.sort(e_sel), e_sw, agg.stencil, agg.margin)
+        confirmed += n
+    if d_sw is not None:
+        dmeas, n = _esc.sweep_decide(dmeas, np.sort(d_sel), d_sw, agg.stencil, agg.margin)
+        confirmed += n
+    info = dict(dec.info)
+    info["escalation_evaluations"] = int(info.get("escalation_evaluations", 0)) + evals
+    if confirmed:
+        info.setdefault("notes", []).append(
+            f"{confirmed} failure(s) that other steps did not confirm were confirmed by a step sweep: "
+            f"{len(_esc.SWEEP_MULTS) * 2} steps a factor 2 apart, whose differences bound the FD error "
+            "more tightly than the worst-case rounding model (the tolerance shown is the margin times "
+            "that bound)"
         )
     return Decision(raw, Measured(dmeas, emeas, sigma), dec.cfg, info)
 

@@ -94,6 +94,7 @@ class Measurement(NamedTuple):
     status: jnp.ndarray  # int8 CheckStatus code
     reason: jnp.ndarray  # int8 Reason code (NONE unless INCONCLUSIVE)
     step: jnp.ndarray  # the nominal step h the measurement was taken at
+    error2: jnp.ndarray  # D(2h) − A(2h), signed: the same error at twice the step
 
 
 def rounding_bound(values, f0, sigma, eps_f, xp=jnp):
@@ -199,6 +200,7 @@ def measure(
         status=status,
         reason=reason,
         step=h * xp.ones_like(d1),
+        error2=d2 - a2,
     )
 
 
