@@ -89,7 +89,7 @@ def check_one(case: VerdictCase, dtype: str, f, args, mode: str | None, n: int) 
         "mode": "default" if mode is None else mode,
         "n": n,
         "buggy": case.buggy,
-        "expected": case.expected(dtype),
+        "expected": case.expected(dtype, "default" if mode is None else mode),
     }
     t = time.perf_counter()
     try:
@@ -138,7 +138,7 @@ def run_case(case: VerdictCase, dtype: str, modes: tuple[str, ...], full_seconds
                     "mode": "default" if mode is None else mode,
                     "n": n,
                     "buggy": case.buggy,
-                    "expected": case.expected(dtype),
+                    "expected": case.expected(dtype, "default" if mode is None else mode),
                     "outcome": "not run",
                     "mode_ran": "full",
                     "skipped": f"full: 4N = {4 * n:,} evaluations, predicted {predicted_full:.0f} s",

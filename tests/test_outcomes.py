@@ -163,7 +163,7 @@ def test_sweep_confirms_a_failure_below_the_models_resolution_and_nothing_else()
         step=[1e-2] * 4,
     )
     first = first._replace(analytic=np.full(4, 0.01), numeric=np.full(4, 0.01 + 2.4e-4))
-    assert escalate.unconfirmed(first, np.ones(4, bool)).tolist() == [0, 1, 2, 3]
+    assert [t.tolist() for t in escalate.sweepable(first, np.ones(4, bool))] == [[0, 1, 2, 3], []]
     kink = np.array([False, False, True, False])  # item 2: not smooth at any step
     out, n = escalate.sweep_decide(
         first, np.arange(4), _swept(errors_at, kink=kink), get_stencil("central"), 10.0

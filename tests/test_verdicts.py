@@ -68,7 +68,7 @@ def test_verdict(case, dtype, mode):
     if mode == "auto" and not has_mode("auto"):
         pytest.skip("mode auto not available yet")
     r = run(case, dtype, mode)
-    want, got = case.expected(dtype), outcome(r)
+    want, got = case.expected(dtype, mode), outcome(r)
     if case.reason is not None and not has_outcomes(r):
         want = "not pass"  # a pass/fail result cannot say INCONCLUSIVE: at least never PASS
     assert agrees(want, got), f"{case.name} [{dtype}, {mode}]: expected {want}, got {got}\n{r}"

@@ -21,8 +21,9 @@ ladder's:
   step: f is not smooth at these scales); any other unconfirmed failure: INCONCLUSIVE,
   unresolved.
 
-An unconfirmed failure (INCONCLUSIVE, unresolved, its |e| above its tolerance) is then swept
-(``sweep_decide``, run by ``host.sweep``): measured at ``SWEEP_MULTS`` times its step, which
+An unconfirmed failure (INCONCLUSIVE, unresolved, its |e| above its tolerance), and then a
+weak pass (its tolerance wider than ``WEAK`` of the values), is swept (``sweep_decide``, run
+by ``host.sweep``): measured at ``SWEEP_MULTS`` times its step, which
 with each step's 2h values is a ladder of steps a factor 2 apart, and that ladder of errors
 e = D − A goes through the step sweep's analysis (``_fd.ladder.analyze``). It extrapolates e
 (Richardson) inside an asymptotic window and bounds the result by the differences it
@@ -66,6 +67,9 @@ WEAK = 1e-2
 #: Steps of the confirming sweep as multiples of the step: a factor 4 apart, so that with
 #: each one's 2h values the ladder runs from 128h down to h/16 in factors of 2.
 SWEEP_MULTS = (64.0, 16.0, 4.0, 1.0, 1 / 4, 1 / 16)
+#: Unconfirmed failures swept even when escalation spent the budget (the weak passes are
+#: swept only within it).
+SWEEP_MIN_ITEMS = 32
 #: The sweep decides only with at least this many finite, smooth steps in its ladder.
 SWEEP_MIN_STEPS = 4
 #: Sweep diagnoses that leave its estimate untrusted (steps that were not finite or not
@@ -182,20 +186,24 @@ def _rank(reason) -> int:
     return {Reason.UNRESOLVED: 3, Reason.KINK: 2, Reason.NONFINITE: 1}.get(Reason(int(reason)), 0)
 
 
-def unconfirmed(meas: Measurement, valid) -> np.ndarray:
-    """Indices of the failures escalation could not confirm (INCONCLUSIVE, unresolved, |e|
-    above the tolerance, the analytic value finite), largest |e|/tolerance first."""
+def sweepable(meas: Measurement, valid) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the measurements a sweep may turn into a FAIL, in two tiers: the failures
+    escalation could not confirm (INCONCLUSIVE, unresolved, |e| above the tolerance), and
+    the weak passes (a tolerance wider than ``WEAK`` of the values: a bug of that size would
+    pass); each by |e|/tolerance, largest first. The analytic value is finite."""
     status, reason = np.asarray(meas.status), np.asarray(meas.reason)
     err, tol = np.abs(np.asarray(meas.error)), np.asarray(meas.tolerance)
-    hit = (
-        np.asarray(valid, bool)
-        & (status == CheckStatus.INCONCLUSIVE)
-        & (reason == Reason.UNRESOLVED)
-        & (err > tol)
-        & np.isfinite(np.asarray(meas.analytic))
-    )
-    idx = np.flatnonzero(hit)
-    return idx[np.argsort(-(err[idx] / tol[idx]), kind="stable")]
+    big = np.maximum(np.abs(np.asarray(meas.analytic)), np.abs(np.asarray(meas.numeric)))
+    ok = np.asarray(valid, bool) & np.isfinite(np.asarray(meas.analytic)) & (tol > 0)
+    failed = ok & (status == CheckStatus.INCONCLUSIVE) & (reason == Reason.UNRESOLVED) & (err > tol)
+    weak = ok & (status == CheckStatus.PASS) & (tol > WEAK * big)
+    ratio = np.where(ok, err / np.where(tol > 0, tol, 1.0), 0.0)
+
+    def ranked(mask):
+        idx = np.flatnonzero(mask)
+        return idx[np.argsort(-ratio[idx], kind="stable")]
+
+    return ranked(failed), ranked(weak)
 
 
 def sweep_decide(meas: Measurement, sel: np.ndarray, swept: Measurement, stencil: Stencil, margin: float):
@@ -205,7 +213,8 @@ def sweep_decide(meas: Measurement, sel: np.ndarray, swept: Measurement, stencil
     ``swept`` holds ``len(SWEEP_MULTS)`` measurements per selected item, step-major. A
     confirmed failure reports the swept estimate: FD value A + e, error e, the swept step,
     tolerance ``margin`` × (the swept bound + the AD rounding), the bound split into its
-    truncation and round-off parts, and as its step that of the steadiest plain estimate.
+    truncation and round-off parts, and as its step that of the plain estimate with the
+    smallest error bound.
     """
     if sel.size == 0:
         return meas, 0
@@ -233,12 +242,14 @@ def sweep_decide(meas: Measurement, sel: np.ndarray, swept: Measurement, stencil
         at = np.argmax(h == np.asarray(r["step"])[None], axis=0)  # the smallest step it used
         noise = np.minimum(np.take_along_axis(np.asarray(r["roundoff"]), at[None], 0)[0], bound)
         # The step reported (where the jitter test measures f's rounding next): the plain
-        # estimate that differs least from its neighbours, where truncation and round-off
-        # balance. The swept estimate may combine larger and smaller steps (Richardson).
+        # estimate of the smallest error bound, twice its larger difference to a neighbour
+        # plus its round-off bound (the sweep's fallback), where truncation and round-off
+        # balance. The swept estimate itself may combine several steps (Richardson).
         dl = np.abs(np.where(np.isnan(r["differences"]), np.inf, r["differences"]))
-        flat = np.maximum(dl, np.concatenate([np.full_like(dl[:1], np.inf), dl[:-1]]))
-        flat = np.where(np.isinf(np.maximum(dl, flat)), np.minimum(dl, flat), flat)
-        steadiest = np.take_along_axis(h, np.argmin(np.where(usable, flat, np.inf), axis=0)[None], 0)[0]
+        prev = np.concatenate([np.full_like(dl[:1], np.inf), dl[:-1]])
+        spread = np.where(np.isinf(dl) | np.isinf(prev), np.minimum(dl, prev), np.maximum(dl, prev))
+        score = np.where(usable, 2 * spread + np.asarray(r["roundoff"]), np.inf)
+        steadiest = np.take_along_axis(h, np.argmin(score, axis=0)[None], 0)[0]
         ad = grid(swept.ad_rounding)[0]
         tol = margin * (bound + ad)
         e_first, tol_first = np.asarray(meas.error)[sel], np.asarray(meas.tolerance)[sel]

@@ -218,19 +218,24 @@ def _measure_at(agg: _Aggregate, dec: Decision, call: Callable, e_sel, e_steps, 
 
 
 def sweep(agg: _Aggregate, dec: Decision, call: Callable[[_EscalateBody, tuple], dict]) -> Decision:
-    """Failures escalation could not confirm, swept (``escalate.sweep_decide``), within what
-    is left of the budget."""
+    """Failures escalation could not confirm, then weak passes, swept
+    (``escalate.sweep_decide``), within what is left of the budget."""
     if dec.info.get("deterministic") is False:
         return dec
     raw, (dmeas, emeas, sigma) = dec.raw, dec.measured
-    e_sel = _esc.unconfirmed(emeas, np.asarray(raw["e_keep"], bool))
-    d_sel = _esc.unconfirmed(dmeas, np.asarray(raw["d"].valid, bool))
     per_item = len(_esc.SWEEP_MULTS) * len(check_offsets(agg.stencil))
     room = (_budget(raw) - int(dec.info.get("escalation_evaluations", 0))) // per_item
-    if room <= 0 or d_sel.size + e_sel.size == 0:
+    nd = int(np.asarray(raw["d"].valid).size)
+    d_failed, d_weak = _esc.sweepable(dmeas, np.asarray(raw["d"].valid, bool))
+    e_failed, e_weak = _esc.sweepable(emeas, np.asarray(raw["e_keep"], bool))
+    # the unconfirmed failures first (directions, elements; at least SWEEP_MIN_ITEMS of them
+    # beyond the budget, which escalation often spends), then the weak passes within it
+    failed = np.concatenate([d_failed, e_failed + nd])[: max(room, _esc.SWEEP_MIN_ITEMS)]
+    weak = np.concatenate([d_weak, e_weak + nd])[: max(room - failed.size, 0)]
+    chosen = np.concatenate([failed, weak])
+    if chosen.size == 0:
         return dec
-    d_sel = d_sel[:room]
-    e_sel = e_sel[: room - d_sel.size]
+    d_sel, e_sel = chosen[chosen < nd], chosen[chosen >= nd] - nd
     mults = np.asarray(_esc.SWEEP_MULTS)
     e_sw, d_sw, evals = _measure_at(
         agg, dec, call, np.sort(e_sel), lambda h, x: mults[:, None] * h[None], np.sort(d_sel), mults
@@ -246,7 +251,7 @@ def sweep(agg: _Aggregate, dec: Decision, call: Callable[[_EscalateBody, tuple],
     info["escalation_evaluations"] = int(info.get("escalation_evaluations", 0)) + evals
     if confirmed:
         info.setdefault("notes", []).append(
-            f"{confirmed} failure(s) that other steps did not confirm were confirmed by a step sweep: "
+            f"{confirmed} failure(s) that the first steps could not resolve were confirmed by a step sweep: "
             f"{len(_esc.SWEEP_MULTS) * 2} steps a factor 2 apart, whose differences bound the FD error "
             "more tightly than the worst-case rounding model (the tolerance shown is the margin times "
             "that bound)"
