@@ -501,6 +501,37 @@ def _small_element(bug, leaf="b", at=(3,), factor=1.1, seed=4, n_in=10, n_out=7,
     return build
 
 
+def _smallest_bias(factor, seed):
+    """``_small_element`` with the bias element of the smallest gradient above 1e-3 (found
+    when the case is built) off by ``factor``."""
+
+    def build(dtype):
+        f, (p,) = _small_element(False, seed=seed)(dtype)
+        g = np.abs(np.asarray(jax.grad(f)(p)["b"], np.float64))
+        at = int(np.flatnonzero(g > 1e-3)[np.argmin(g[g > 1e-3])])
+        return _small_element(True, at=(at,), factor=factor, seed=seed)(dtype)
+
+    return build
+
+
+def _small_element_variants(seeds, factors) -> list[VerdictCase]:
+    """Bench-only variants of ``_small_element`` in float32 (a class, not one case)."""
+    return [
+        VerdictCase(
+            f"f32_floor_small_element_s{seed}_{round(100 * (factor - 1))}pct",
+            4,
+            _smallest_bias(factor, seed),
+            ("float32",),
+            True,
+            modes=ELEMENT_MODES,
+            bench_only=True,
+            note=f"the smallest bias gradient above 1e-3, its rule {round(100 * (factor - 1))}% off",
+        )
+        for seed in seeds
+        for factor in factors
+    ]
+
+
 def _gaussian_nll(bug, n_obs=64, n_feat=9, seed=10):
     """Gaussian NLL of a linear model (Σ over observations, its log 2π constant and an offset
     kept: f ~ 160, gradient ~ 10); the float32 path of the custom VJP scales dw by 1.003
@@ -1000,6 +1031,7 @@ CASES: list[VerdictCase] = [
         note="one small weight element 8% off",
     ),
     V("f32_floor_small_element_ok", 4, _small_element(False), BOTH, False),
+    *_small_element_variants(range(20, 32), (1.1, 1.05)),
     # 5. domain boundaries
     V(
         "gp_noise_1e-6",
