@@ -207,14 +207,13 @@ def sweepable(meas: Measurement, valid) -> tuple[np.ndarray, np.ndarray]:
 
 
 def sweep_decide(meas: Measurement, sel: np.ndarray, swept: Measurement, stencil: Stencil, margin: float):
-    """``meas`` with the unconfirmed failures ``sel`` confirmed where their sweep says so
-    (module doc), and how many were.
+    """``meas`` with the measurements ``sel`` (``sweepable``) made FAIL where their sweep
+    confirms a failure (module doc), and how many were.
 
     ``swept`` holds ``len(SWEEP_MULTS)`` measurements per selected item, step-major. A
-    confirmed failure reports the swept estimate: FD value A + e, error e, the swept step,
-    tolerance ``margin`` × (the swept bound + the AD rounding), the bound split into its
-    truncation and round-off parts, and as its step that of the plain estimate with the
-    smallest error bound.
+    confirmed failure reports the swept estimate: FD value A + e, error e, tolerance
+    ``margin`` × (the swept bound + the AD rounding), the bound split into its truncation and
+    round-off parts, and as its step that of the plain estimate with the smallest error bound.
     """
     if sel.size == 0:
         return meas, 0
