@@ -589,7 +589,11 @@ _FALSE_ALARMS_MORE = (
         "false_alarms_full_1e5.json",
         "Full mode at 1e5 parameters on the same CPU (every element: 4N evaluations, then escalation):",
     ),
-    ("false_alarms_full_1e5_cnn_key0.json", "Full mode on the 1e5-parameter CNN on a CPU, key 0:"),
+    (
+        "false_alarms_full_1e5_cnn_key0.json",
+        "Full mode on the 1e5-parameter CNN on a CPU, key 0 (with the step sweep; before it, the same "
+        "key: PASS, 1,164,394 evaluations):",
+    ),
     (
         "false_alarms_full_1e5_cnn.json",
         "The same for keys 1 and 3, the two that failed on the GPU at commit 519efcf (stopped after "
