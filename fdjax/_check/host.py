@@ -167,9 +167,7 @@ def escalate(agg: _Aggregate, dec: Decision, call: Callable[[_EscalateBody, tupl
         return dec
     nd = d_prio.size
     d_sel, e_sel = np.sort(chosen[chosen < nd]), np.sort(chosen[chosen >= nd] - nd)
-    e_lad, d_lad, evals = _measure_at(
-        agg, dec, call, e_sel, lambda h, x: ladder_steps(h, x), d_sel, np.asarray(_D_LADDER)
-    )
+    e_lad, d_lad, evals = _measure_at(agg, dec, call, e_sel, ladder_steps, d_sel, np.asarray(_D_LADDER))
     if e_lad is not None:
         emeas = _esc.merge(emeas, e_lad, e_sel, LADDER + (0.0,) * len(FLOORLESS))
     if d_lad is not None:
@@ -235,17 +233,17 @@ def sweep(agg: _Aggregate, dec: Decision, call: Callable[[_EscalateBody, tuple],
     chosen = np.concatenate([failed, weak])
     if chosen.size == 0:
         return dec
-    d_sel, e_sel = chosen[chosen < nd], chosen[chosen >= nd] - nd
+    d_sel, e_sel = np.sort(chosen[chosen < nd]), np.sort(chosen[chosen >= nd] - nd)
     mults = np.asarray(_esc.SWEEP_MULTS)
     e_sw, d_sw, evals = _measure_at(
-        agg, dec, call, np.sort(e_sel), lambda h, x: mults[:, None] * h[None], np.sort(d_sel), mults
+        agg, dec, call, e_sel, lambda h, x: mults[:, None] * h[None], d_sel, mults
     )
     confirmed = 0
     if e_sw is not None:
-        emeas, n = _esc.sweep_decide(emeas, np.sort(e_sel), e_sw, agg.stencil, agg.margin)
+        emeas, n = _esc.sweep_decide(emeas, e_sel, e_sw, agg.stencil, agg.margin)
         confirmed += n
     if d_sw is not None:
-        dmeas, n = _esc.sweep_decide(dmeas, np.sort(d_sel), d_sw, agg.stencil, agg.margin)
+        dmeas, n = _esc.sweep_decide(dmeas, d_sel, d_sw, agg.stencil, agg.margin)
         confirmed += n
     info = dict(dec.info)
     info["escalation_evaluations"] = int(info.get("escalation_evaluations", 0)) + evals
