@@ -402,3 +402,67 @@ def test_bfloat16_inside_f_is_not_called_a_bug_and_says_why():
     for mode in ("full", "directional"):
         r = fdjax.check_grad(lambda p, x: _act16({"w": flipped(p["w"])}, x), p, x, mode=mode)
         assert int(r.status) != int(fdjax.CheckStatus.PASS), r
+
+
+# ------------------------------------------------------------------------------------------
+# float64 x, f computes in float32: the default step follows f's precision
+
+
+def _in_float32(x, w):
+    x32 = x.astype(jnp.float32)
+    return jnp.sum(jnp.tanh(w.astype(jnp.float32) @ x32) ** 2) + jnp.sum(jnp.sin(x32))
+
+
+def _f32_inside_data(n=5, seed=0):
+    rng = np.random.default_rng(seed)
+    return jnp.asarray(rng.normal(size=n)), jnp.asarray(rng.normal(size=(6, n)))
+
+
+def test_transforms_default_step_follows_the_precision_f_computes_in():
+    # With float64's step (cbrt(eps64) ≈ 6e-6) f's float32 rounding, ~1e-7·|f|, is divided
+    # by 6e-6: errors of 1e-2. float32's step (cbrt(eps32) ≈ 5e-3) balances the two:
+    # eps32^(2/3) ≈ 2.4e-5 relative, times the function's constants.
+    x, w = _f32_inside_data()
+    g = jax.grad(_in_float32)(x, w)
+
+    def rel(a):
+        return float(jnp.linalg.norm(a - g) / jnp.linalg.norm(g))
+
+    assert rel(fdjax.grad(_in_float32)(x, w)) < 5e-4
+    assert rel(fdjax.jacobian(_in_float32)(x, w)) < 5e-4
+    v = jnp.asarray(np.random.default_rng(1).normal(size=x.shape))
+    _, t = fdjax.jvp(lambda x: _in_float32(x, w), (x,), (v,))
+    assert abs(float(t - g @ v)) < 5e-4 * float(jnp.linalg.norm(g) * jnp.linalg.norm(v))
+    # an explicit step is the caller's: taken as given, with float32 rounding to match
+    assert rel(fdjax.grad(_in_float32, step=6e-6)(x, w)) > 2e-3
+    # the adaptive step and the sweep: float32's ladder (ratio 2, 22 steps) and rounding
+    assert rel(fdjax.grad(_in_float32, step="auto")(x, w)) < 5e-4
+    s = fdjax.sweep(_in_float32, x, w, reference=g)
+    narrow = fdjax.sweep(_in_float32, x.astype(jnp.float32), w, reference=g.astype(jnp.float32))
+    assert s.relative_steps == narrow.relative_steps and len(s.relative_steps) == 22
+    assert np.all(np.asarray(s.true_error) <= np.asarray(s.error_estimate))
+    assert float(jnp.max(s.true_error)) < 5e-4 * float(jnp.max(jnp.abs(g)))
+
+
+def test_check_in_float64_of_a_float32_computation_resolves_what_float32_does():
+    # The same check on the float64 and on the float32 parameters: the same steps, the same
+    # resolved measurements (before the step followed f's precision, 115 of 211 elements of
+    # the corpus's float32-inside MLP were unresolved in float64, against 3 in float32).
+    x, w = _f32_inside_data(n=12, seed=2)
+    wide = fdjax.check_grad(_in_float32, x, w, mode="full")
+    narrow = fdjax.check_grad(_in_float32, x.astype(jnp.float32), w, mode="full")
+    assert wide.passed and narrow.passed
+    assert any("f computes in float32 inside" in n for n in wide.notes)
+    h = np.asarray(wide.elements.step)
+    expected = np.cbrt(np.finfo(np.float32).eps) * np.maximum(np.abs(np.asarray(x)), 1)
+    first = np.isclose(h, expected, rtol=1e-9)  # escalated elements report their own step
+    assert first.mean() >= 0.5 and np.allclose(h, np.asarray(narrow.elements.step), rtol=1e-5)
+    unresolved = int(fdjax.Reason.UNRESOLVED)
+    assert np.sum(np.asarray(wide.elements.reason) == unresolved) <= np.sum(
+        np.asarray(narrow.elements.reason) == unresolved
+    )
+    # and a 10 % error in the rule is found in float64 as in float32
+    scaled = jax.custom_vjp(lambda x: x)
+    scaled.defvjp(lambda x: (x, None), lambda _, g: (1.1 * g,))
+    bad = fdjax.check_grad(lambda x, w: _in_float32(scaled(x), w), x, w, mode="full")
+    assert int(bad.status) == int(fdjax.CheckStatus.FAIL)

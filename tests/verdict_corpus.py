@@ -475,6 +475,24 @@ def _cubic_offset(bug_kind, n=9, seed=9, offset=200.0):
     return build
 
 
+def _loss_in_float32(factor, seed=21, n_in=8, hidden=16, n_out=3, batch=24):
+    """Float64 parameters of a model that computes in float32 (the parameters cast at entry,
+    as a float32 model fed from float64 code does): f has float32 precision whatever x's
+    dtype, so the step must follow float32's eps. The tanh's rule is scaled by ``factor``."""
+
+    def build(dtype):
+        p, x, y = _tanh_mlp_data(dtype, n_in=n_in, hidden=hidden, n_out=n_out, batch=batch, seed=seed)
+        act = _scaled_vjp(jnp.tanh, factor=factor)
+        mlp = _tanh_mlp(act=act)
+
+        def f(p, x, y):
+            return mlp(jax.tree.map(lambda a: a.astype(jnp.float32), p), x.astype(jnp.float32), y)
+
+        return f, (p, x, y)
+
+    return build
+
+
 def _small_element(bug, leaf="b", at=(3,), factor=1.1, seed=4, n_in=10, n_out=7, batch=30):
     """3·mean(tanh(x W + b)²), f ~ 1.3: the element ``leaf[at]`` has a gradient of ~2e-3 (in
     float32 its error-model tolerance at the default step, ~1.5e-4, is about its bug); the
@@ -1031,6 +1049,26 @@ CASES: list[VerdictCase] = [
         note="one small weight element 8% off",
     ),
     V("f32_floor_small_element_ok", 4, _small_element(False), BOTH, False),
+    V(
+        "f32_inside_tanh_2x",
+        4,
+        _loss_in_float32(2.0),
+        ("float64",),
+        True,
+        tested=("float64",),
+        note="float64 parameters, f computes in float32; tanh rule 2×",
+    ),
+    V("f32_inside_tanh_10pct", 4, _loss_in_float32(1.1, seed=22), ("float64",), True),
+    V(
+        "f32_inside_ok",
+        4,
+        _loss_in_float32(1.0),
+        ("float64",),
+        False,
+        tested=("float64",),
+        note="float64 parameters, f computes in float32; correct",
+    ),
+    V("f32_inside_ok_wide", 4, _loss_in_float32(1.0, seed=23, n_in=24, hidden=48), ("float64",), False),
     *_small_element_variants(range(20, 32), (1.1, 1.05)),
     # 5. domain boundaries
     V(

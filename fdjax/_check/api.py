@@ -34,7 +34,7 @@ from .inputs import (
     step_kind,
     subset_sizes,
     validate_common,
-    working_eps,
+    trace_output,
 )
 from .. import _validate
 from .._calls import bind, check_collisions
@@ -131,14 +131,14 @@ def _run(
     fa = flatten_args(args, argnums, caller)
     check_x_finite(fa, caller)
     args = fa.args
-    out = check_output(fun, args, caller, scalar=kind == "grad")
+    out, eps_work, work_dtype = trace_output(fun, fa)  # f traced once: its output and precision
+    check_output(out, caller, scalar=kind == "grad")
     subset_k = subset_sizes(fa, k, caller) if mode == "subset" else ()
     tangent = None
     if kind != "grad":
         cotangents = check_cotangents(cotangents, out, caller)
     if tangents is not None:
         tangent = flatten_tangent(args, tangents, caller)
-    eps_work, work_dtype = working_eps(fun, fa)
     cfg = _Config(
         fun=fun,
         argnums=argnums,

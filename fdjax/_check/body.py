@@ -85,6 +85,8 @@ class _Problem:
         self.cfg, self.fa = cfg, fa
         self.x, self.n, self.dt = varying(fa.x), fa.size, fa.x.dtype
         self.eps = eps_of(self.dt)
+        #: the eps the steps and jitter follow: f's own where it computes coarser than x
+        self.eps_step = max(self.eps, cfg.eps_work)
         self.s_dir, self.s_sub, s_ord, s_cot = seeds_of(key, (1, 2, 3, 4))
         self.starts = np.cumsum([0] + [int(np.prod(s, dtype=np.int64)) for s in fa.float_shapes])
 
@@ -152,19 +154,23 @@ class _Problem:
         """(h, extra evaluations): the step taken per element, or the adaptive sweep's."""
         cfg, x, n, dt, stencil = self.cfg, self.x, self.n, self.dt, self.cfg.stencil
         if cfg.step_kind != "auto":
-            return taken_step(x, relative_step_vector(step, self.fa, stencil, cfg.caller), self.fa), 0
+            rel = relative_step_vector(step, self.fa, stencil, cfg.caller, cfg.eps_work)
+            return taken_step(x, rel, self.fa), 0
         # The adaptive sweep picks h_i per element; the check then runs at that step.
         from .._fd import adaptive_basis, default_relative_steps
 
-        found = adaptive_basis(self.fd_fn, x, jnp.asarray(f0), stencil, cfg.opts, layout=self.layout).step
+        found = adaptive_basis(
+            self.fd_fn, x, jnp.asarray(f0), stencil, cfg.opts, layout=self.layout, eps_work=cfg.eps_work
+        ).step
         found = jnp.reshape(jnp.asarray(found), (n,)).astype(dt)
         h = self.fa.quantize(x + found) - x
-        fallback = taken_step(x, relative_step_vector(None, self.fa, stencil, cfg.caller), self.fa)
+        rel = relative_step_vector(None, self.fa, stencil, cfg.caller, cfg.eps_work)
+        fallback = taken_step(x, rel, self.fa)
         h = jnp.where(jnp.isfinite(h) & (h > 0), h, fallback)
-        return h, len(default_relative_steps(dt)) * len(stencil.offsets) * n
+        return h, len(default_relative_steps(dt, eps_work=cfg.eps_work)) * len(stencil.offsets) * n
 
     def rel_dir(self, step):
-        return step if self.cfg.step_kind == "scalar" else self.cfg.stencil.default_step(self.eps)
+        return step if self.cfg.step_kind == "scalar" else self.cfg.stencil.default_step(self.eps_step)
 
     def directions(self):
         """(rows, dir_kind codes, dir_leaf) of the directional checks (static layout)."""
@@ -235,6 +241,7 @@ class _DirectionBody:
             probes=True,
             fine=True,
             fa=pb.fa,
+            probe_eps=self.cfg.eps_work,
         )
         koff = 2 * len(check_offsets(self.cfg.stencil))  # at h and at FINE·h
         fdt = dsamp.F.dtype
@@ -555,7 +562,7 @@ class _JitterBody:
         e_idx, e_h, d_sel, d_h = items
         pb = _Problem(cfg, args, key, cotangents)
         x, dt, k = pb.x, pb.dt, self.jitters
-        seed, mag = seed_of(key, 5), self.ulps * pb.eps * jnp.abs(x)
+        seed, mag = seed_of(key, 5), self.ulps * pb.eps_step * jnp.abs(x)
         js = jnp.arange(k, dtype=jnp.int32)
         bases = jax.vmap(lambda j: pb.fa.quantize(x + mag * signed_uniform(seed, j, (pb.n,), dt)))(js)
         # the step too, by a factor that is not a power of two: the rounding of x_i + h, and
@@ -601,7 +608,7 @@ class _JitterBody:
             if st.center_weight != 0.0:
                 d = d + st.center_weight * pb.fd_fn(base)
             rule = pb.slope_at(base, v) if vectors is None else jnp.vdot(vectors[j], v)
-            return jnp.stack([d / h, rule])
+            return jnp.stack([jnp.asarray(d, dt) / h, jnp.asarray(rule, dt)])  # f may compute narrower than x
 
         vals = _map_rows(row, table, pb.n, cfg.opts.vectorize).reshape(k, me + md, 2)
         out = {}

@@ -7,17 +7,17 @@ value and what is accepted.
 from __future__ import annotations
 
 
-from typing import Any
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from .. import _validate
 from .._pytree import apply_precision as apply_precision  # the one precision rule (sweep too)
-from .._pytree import check_precision, eval_shape
+from .._pytree import check_precision
 from .._fd import get_stencil
 from .._fd import check_step_static, check_step_values
+from .._fd import trace_output as trace_output  # f's output, and the eps it computes in
+from .._fd import working_eps as working_eps
 
 
 #: The check modes.
@@ -101,8 +101,8 @@ def step_kind(step, mode, caller) -> str:
     return "tree"
 
 
-def check_output(fun, args, caller, scalar):
-    out = eval_shape(fun, *args)
+def check_output(out, caller, scalar):
+    """The output's shapes and dtypes (``trace_output``) are what the check accepts."""
     leaves = jax.tree_util.tree_leaves(out)
     if scalar and not (len(leaves) == 1 and hasattr(out, "shape") and out.shape == ()):
         shape = getattr(out, "shape", type(out).__name__)
@@ -181,57 +181,3 @@ def as_primals(primals, caller):
     if not primals:
         raise ValueError(f"{caller}(primals=...) must not be empty")
     return tuple(primals)
-
-
-def working_eps(fun, fa) -> tuple[float, str]:
-    """The precision f computes in, where it is coarser than x's: (eps, dtype name) of the
-    narrowest float that f converts a value depending on x down to (a float32 loss of
-    bfloat16 activations: bfloat16's), or (0.0, "") when f never narrows such a value.
-
-    f is traced as a function of the differentiated leaves in their own dtypes, so a
-    float32 leaf of a mixed tree is not a narrowing (the per-leaf model covers it); only
-    f's own casts to a narrower float are. The error model scales its round-off terms by
-    this eps: f's values and its AD gradient are rounded at that precision whatever x's
-    dtype (a check in float32 of a bfloat16 network cannot resolve what bfloat16 rounds
-    away, and must not call that a bug).
-    """
-    structs = [jax.ShapeDtypeStruct(s, d) for s, d in zip(fa.float_shapes, fa.float_dtypes, strict=True)]
-    try:
-        closed = jax.make_jaxpr(lambda *leaves: fun(*fa._with_floats(iter(leaves))))(*structs)
-    except Exception:  # noqa: BLE001 - f traced again in the check itself, with its own errors
-        return 0.0, ""
-    worst = _narrowest(closed.jaxpr, [True] * len(closed.jaxpr.invars))
-    if worst is None or worst.eps <= jnp.finfo(fa.dtype).eps:
-        return 0.0, ""
-    return float(worst.eps), str(worst.dtype)
-
-
-def _narrowest(jaxpr, live: list[bool]):
-    """The ``finfo`` of the narrowest float that a value depending on a live input is
-    converted down to (``convert_element_type`` to a float of larger eps), or None."""
-    dep = {v for v, on in zip(jaxpr.invars, live, strict=False) if on}
-    worst = None
-    for eqn in jaxpr.eqns:
-        ins = [not hasattr(v, "val") and v in dep for v in eqn.invars]  # literals have .val
-        if not any(ins):
-            continue
-        dep.update(eqn.outvars)
-        if eqn.primitive.name == "convert_element_type":
-            src, dst = getattr(eqn.invars[0].aval, "dtype", None), eqn.params.get("new_dtype")
-            if _floating(src) and _floating(dst) and jnp.finfo(dst).eps > jnp.finfo(src).eps:
-                info = jnp.finfo(dst)
-                worst = info if worst is None or info.eps > worst.eps else worst
-        for p in eqn.params.values():
-            for sub in p if isinstance(p, (tuple, list)) else (p,):
-                inner: Any = getattr(sub, "jaxpr", sub)
-                if not hasattr(inner, "eqns"):
-                    continue
-                aligned = len(inner.invars) == len(ins)
-                found = _narrowest(inner, ins if aligned else [True] * len(inner.invars))
-                if found is not None and (worst is None or found.eps > worst.eps):
-                    worst = found
-    return worst
-
-
-def _floating(dtype) -> bool:
-    return dtype is not None and jnp.issubdtype(dtype, jnp.floating)

@@ -274,6 +274,7 @@ def direction_samples(
     probes: bool = False,
     fine: bool = False,
     fa: FlatArgs | None = None,
+    probe_eps: float = 0.0,
 ) -> Samples:
     """f along M directions (and, with ``probes``, the noise probes) in one engine call.
 
@@ -282,7 +283,9 @@ def direction_samples(
     With ``fa`` (a ``FlatArgs``: the flat view of leaves of several dtypes), the analytic side
     predicts the displacement f actually sees, ``fa.quantize(x + δ) − x`` (each leaf's
     elements rounded to its dtype), and its rounding bound weighs each element by its own
-    leaf's eps (a bfloat16 leaf's gradient is a bfloat16 number).
+    leaf's eps (a bfloat16 leaf's gradient is a bfloat16 number). ``probe_eps``: the eps f
+    computes in where coarser than x's; the probes move x by that many ulps, since moves
+    below f's own precision round away before they reach any of its arithmetic.
     """
     offsets = check_offsets(stencil)
     if fine:
@@ -296,7 +299,7 @@ def direction_samples(
     coeff = [(np.asarray(offsets, dt)[:, None] * h[None, :]).reshape(-1), np.zeros(2, dt)]
     if probes:
         p = NUM_PROBES
-        eps = float(jnp.finfo(x.dtype).eps)
+        eps = max(float(jnp.finfo(x.dtype).eps), probe_eps)
         probe_index = np.tile(PROBE_INDEX0 + np.arange(p, dtype=np.int32), 2)
         extra.append(
             DirectionRows(

@@ -22,6 +22,8 @@ from .steps import check_step_values as check_step_values
 from .steps import eps_of as eps_of
 from .steps import relative_step_vector as relative_step_vector
 from .steps import taken_step as taken_step
+from .steps import trace_output as trace_output
+from .steps import working_eps as working_eps
 from .transforms import batched_jvp as batched_jvp
 from .transforms import check_output as check_output
 from .transforms import grad as grad

@@ -56,11 +56,21 @@ STRETCH_TO = 1e-3
 MAX_RATIO_POWER = 2.0
 
 
-def default_relative_steps(dtype, num_steps: int | None = None) -> tuple[float, ...]:
+def default_relative_steps(dtype, num_steps: int | None = None, eps_work: float = 0.0) -> tuple[float, ...]:
     """The default ladder 0.1·R^-k (k < num_steps; R = ``default_ratio(dtype)``, 4 in float64
-    and 2 otherwise; num_steps defaults from the dtype) as Python floats."""
+    and 2 otherwise; num_steps defaults from the dtype) as Python floats. ``eps_work``: the
+    eps f computes in where coarser than x's (``working_eps``): the ladder is that float's."""
+    dtype = work_dtype(dtype, eps_work)
     k = default_num_steps(dtype) if num_steps is None else num_steps
     return tuple(float(v) for v in relative_ladder(k, np.float64, ratio=default_ratio(dtype)))
+
+
+def work_dtype(dtype, eps_work: float = 0.0):
+    """``dtype``, or the float whose eps is ``eps_work`` where that is coarser (f computes
+    in it inside)."""
+    if eps_work <= eps_of(dtype):
+        return dtype
+    return next(d for d in (jnp.bfloat16, jnp.float16, jnp.float32) if eps_of(d) <= eps_work)
 
 
 def _one_sided_offsets(stencil: Stencil):
@@ -87,6 +97,7 @@ def ladder_values(
     stretch=True,
     quantize=None,
     layout=None,
+    eps_work: float = 0.0,
 ):
     """Evaluate the ladder (traced): ONE engine call for every parameter, offset and step.
 
@@ -107,11 +118,13 @@ def ladder_values(
             functions singular at 0 (log, 1/x, x^a) evaluated near 0 vary on the scale |x_i|, not ``scale``.
         quantize: ``FlatArgs.quantize``: coordinate steps are taken in each leaf's own dtype
             (fl(x_i + h) − x_i rounded to a bfloat16 leaf inside a float32 x).
+        eps_work: the eps f computes in where coarser than x's (``working_eps``): the
+            analysis models f's rounding with it (``raw["eps"]``).
 
     Returns:
         (raw, sizes): ``raw`` a dict of arrays for ``read_ladder`` (V: values [S, K, M, O],
-        F0 [O], h [K, M], S and E [K, M, O] from ``_weighted_sums``); ``sizes`` the element
-        count of each output leaf.
+        F0 [O], h [K, M], S and E [K, M, O] from ``_weighted_sums``, eps [] the rounding
+        unit of f's values); ``sizes`` the element count of each output leaf.
     """
     dt = x.dtype
     relv = jnp.asarray(rel, dt)
@@ -155,9 +168,15 @@ def ladder_values(
         vals = _engine.evaluate(flat_fn, x, perturb, rows, opts)
     leaves = jax.tree_util.tree_leaves(vals)
     sizes = [int(math.prod(a.shape[1:])) for a in leaves]
-    V = jnp.concatenate([a.reshape(S, K, M, -1) for a in leaves], axis=-1)  # [S, K, M, O]
-    F0 = jnp.concatenate([jnp.ravel(a) for a in jax.tree_util.tree_leaves(f0)]).astype(dt)
-    return {"V": V, "F0": F0, "h": h, **_weighted_sums(V, F0, stencil)}, sizes
+    # one dtype for the values: the widest of x's and the outputs' (a float32 f of float64 x)
+    # (the complex step's values stay complex)
+    vt = max([dt, *(a.dtype for a in leaves if not jnp.iscomplexobj(a))], key=lambda d: jnp.finfo(d).bits)
+    V = jnp.concatenate(
+        [a.reshape(S, K, M, -1).astype(a.dtype if jnp.iscomplexobj(a) else vt) for a in leaves], axis=-1
+    )  # [S, K, M, O]
+    F0 = jnp.concatenate([jnp.ravel(a).astype(vt) for a in jax.tree_util.tree_leaves(f0)])
+    eps = jnp.asarray(max(eps_of(dt), eps_work), vt)
+    return {"V": V, "F0": F0, "h": h, "eps": eps, **_weighted_sums(V, F0, stencil)}, sizes
 
 
 def _weighted_sums(V, F0, stencil: Stencil):
@@ -203,8 +222,7 @@ def _read_ladder(raw, stencil: Stencil, levels: int, xp):
     """``read_ladder`` against the array namespace ``xp`` (``jax.numpy`` or ``numpy``)."""
     V, F0, h = raw["V"], raw["F0"], raw["h"]
     _, K, M, n_out = V.shape
-    dt = h.dtype
-    eps = eps_of(dt)
+    eps = raw["eps"]
     valid = xp.all(xp.isfinite(V), axis=0) & xp.isfinite(F0)
     hc = xp.broadcast_to(h[:, :, None], valid.shape)
     # divided by h where valid (1 elsewhere): XLA rewrites a division by a broadcast as a
@@ -234,7 +252,7 @@ def _read_ladder(raw, stencil: Stencil, levels: int, xp):
         per_channel["slope_plus"] = (pick(vp) - F0) / hk
         per_channel["slope_minus"] = (F0 - pick(vm)) / hk
     else:
-        per_channel["slope_plus"] = per_channel["slope_minus"] = xp.full((M, n_out), xp.nan, dt)
+        per_channel["slope_plus"] = per_channel["slope_minus"] = xp.full((M, n_out), xp.nan, h.dtype)
     per_step = {k: out[k].reshape(K, M, n_out) for k in ("roundoff", "differences", "significant", "orders")}
     per_step["estimates"] = xp.where(valid, D, xp.nan)
     return {"per_channel": per_channel, "per_step": per_step}
@@ -255,7 +273,14 @@ def split_channels(a, f0, sizes):
 
 
 def adaptive_basis(
-    flat_fn, x, f0, stencil: Stencil, opts: Options, num_steps: int | None = None, layout=None
+    flat_fn,
+    x,
+    f0,
+    stencil: Stencil,
+    opts: Options,
+    num_steps: int | None = None,
+    layout=None,
+    eps_work: float = 0.0,
 ) -> AdaptiveResult:
     """The adaptive step for every coordinate of x, in one engine call (traced).
 
@@ -272,12 +297,14 @@ def adaptive_basis(
         opts: engine options.
         num_steps: ladder length (>= 3).
         layout: x's leaves and f of them (the engine's structure-aware plan), or None.
+        eps_work: the eps f computes in where coarser than x's (``working_eps``): the ladder
+            and the rounding model are that float's.
 
     Returns:
         ``AdaptiveResult`` whose fields have the output's structure with a leading N.
     """
-    rel = default_relative_steps(x.dtype, num_steps)
-    raw, sizes = ladder_values(flat_fn, x, f0, stencil, opts, rel, 1.0, layout=layout)
+    rel = default_relative_steps(x.dtype, num_steps, eps_work)
+    raw, sizes = ladder_values(flat_fn, x, f0, stencil, opts, rel, 1.0, layout=layout, eps_work=eps_work)
     pc = read_ladder(raw, stencil, DEFAULT_LEVELS)["per_channel"]
     split = lambda a: split_channels(a, f0, sizes)  # noqa: E731
     return AdaptiveResult(

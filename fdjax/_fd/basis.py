@@ -33,14 +33,21 @@ def combine(values, f0, h, stencil: Stencil):
 
     def one(v, f):
         if stencil.complex_step:
-            return jnp.imag(v[0]) / _bcast(h, v[0])
+            return _divide(jnp.imag(v[0]), h, 1)
         w = jnp.asarray(stencil.weights, v.dtype).reshape((-1,) + (1,) * (v.ndim - 1))
         s = jnp.sum(w * v, axis=0)
         if stencil.uses_center:
             s = s + stencil.center_weight * f
-        return s / _bcast(h, s) ** stencil.derivative
+        return _divide(s, h, stencil.derivative)
 
     return jax.tree_util.tree_map(one, values, f0)
+
+
+def _divide(s, h, power):
+    """s / h^power in the wider of the two dtypes (a float32 f of float64 x: float64, as
+    ``jax.grad`` returns x's dtype; explicit, so strict dtype promotion accepts it)."""
+    dt = s.dtype if jnp.finfo(s.dtype).bits >= jnp.finfo(h.dtype).bits else h.dtype
+    return s.astype(dt) / _bcast(h.astype(dt), s) ** power
 
 
 def _bcast(h, like):

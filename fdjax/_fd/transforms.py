@@ -20,9 +20,17 @@ from .._engine import call_jitted
 from .._errors import NonFiniteError, check_x_finite, raise_nonfinite
 from .._pytree import is_traced
 from .basis import _row_finite, all_finite, basis_values, combine
-from .._pytree import FlatArgs, eval_shape, flatten_args
+from .._pytree import FlatArgs, flatten_args
 from .stencils import Stencil, get_stencil
-from .steps import check_step_static, check_step_values, eps_of, relative_step_vector, taken_step
+from .steps import (
+    check_step_static,
+    check_step_values,
+    eps_of,
+    relative_step_vector,
+    taken_step,
+    trace_output,
+    working_eps,
+)
 
 # --------------------------------------------------------------------------------------------
 # jacobian / grad
@@ -52,7 +60,10 @@ class _JacobianBody:
 
     def __call__(self, args, kwargs, step):
         fa = flatten_args(args, self.argnums, self.caller)
-        check_output(self.fun, args, kwargs, self.has_aux, self.scalar, self.caller)
+        # f traced once: its output's shapes, and the precision it computes in (the steps'
+        # eps where coarser than x's: a float32 loss of float64 parameters)
+        out, eps_work, _ = trace_output(lambda *a: self.fun(*a, **kwargs), fa)
+        check_output(out, self.has_aux, self.scalar, self.caller)
 
         def full(flat):
             return self.fun(*fa.call_args(flat), **kwargs)
@@ -72,12 +83,14 @@ class _JacobianBody:
 
             out0 = full(x)
             f0 = out0[0] if self.has_aux else out0
-            d = adaptive_basis(main, x, f0, self.stencil, self.opts, layout=layout).estimate
+            d = adaptive_basis(
+                main, x, f0, self.stencil, self.opts, layout=layout, eps_work=eps_work
+            ).estimate
             diag = auto_diagnostics(f0, d)
             if self.stencil.complex_step:
                 d, diag["complex_ok"] = _complex_safety(main, x, f0, None, d)
             return _to_jacobian(fa, d), (out0[1] if self.has_aux else None), diag
-        rel = relative_step_vector(step, fa, self.stencil, self.caller)
+        rel = relative_step_vector(step, fa, self.stencil, self.caller, eps_work)
         if self.stencil.complex_step:
             h = rel * jnp.maximum(jnp.abs(x), 1)
         else:
@@ -137,8 +150,8 @@ def _to_jacobian(fa: FlatArgs, d):
     return jax.tree_util.tree_map(per_output, d)
 
 
-def check_output(fun, args, kwargs, has_aux, scalar, caller):
-    out = eval_shape(lambda a, k: fun(*a, **k), args, kwargs)
+def check_output(out, has_aux, scalar, caller):
+    """f's output (shapes and dtypes, ``trace_output``) is what the transform accepts."""
     if has_aux:
         if not (isinstance(out, (tuple, list)) and len(out) == 2):
             raise TypeError(f"{caller}(has_aux=True) requires the function to return a pair (output, aux)")
@@ -348,7 +361,10 @@ class _JvpBody:
         v = tangents_flat.astype(x.dtype)  # [K, N]
         vmax = jnp.max(jnp.abs(v), axis=1)
         xs = jnp.max(jnp.where(v != 0, jnp.abs(x)[None], 0), axis=1)
-        rel = self.stencil.default_step(eps_of(x.dtype)) if step is None else step
+        if step is None:  # f's own precision where coarser than x's
+            rel = self.stencil.default_step(max(eps_of(x.dtype), working_eps(self.fun, fa)[0]))
+        else:
+            rel = step
         h = rel * jnp.maximum(xs, 1) / jnp.where(vmax > 0, vmax, 1)
         k = v.shape[0]
         offs = jnp.asarray(self.stencil.offsets, x.dtype)

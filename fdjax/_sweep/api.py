@@ -30,6 +30,7 @@ from .._fd import DEFAULT_LEVELS
 from .._pytree import apply_precision, flatten_args
 from .._fd import Stencil, get_stencil
 from .._fd.adaptive import default_relative_steps, ladder_values, read_ladder
+from .._fd.steps import trace_output
 from .result import Layout, StepSweep
 
 
@@ -45,6 +46,7 @@ class _SweepBody:
     scale: float
     stretch: bool
     caller: str
+    eps_work: float = 0.0  # the eps f computes in where coarser than x's (``working_eps``)
 
     def __call__(self, args, index, vectors, ref):
         fa = flatten_args(args, self.argnums, self.caller)
@@ -67,6 +69,7 @@ class _SweepBody:
             stretch=self.stretch,
             quantize=fa.quantize,
             layout=_engine.Layout(fa.float_sizes, lambda pieces: self.fun(*fa.call_pieces(pieces))),
+            eps_work=self.eps_work,
         )
         if vectors is not None:
             rows = jnp.arange(vectors.shape[0], dtype=jnp.int32)
@@ -323,7 +326,8 @@ def sweep(
     args, _, _, precision_label = apply_precision(precision, args, None, None, caller)
     fa = flatten_args(args, argnums, caller)
     check_x_finite(fa, caller)
-    check_output(fun, fa.args, {}, False, True, caller)
+    out, eps_work, _ = trace_output(fun, fa)  # a float32 f of float64 x: float32's ladder and rounding
+    check_output(out, False, True, caller)
     index = None if indices is None else _check_indices(indices, fa.size, caller)
     vectors = None if directions is None else _check_directions(directions, fa, caller)
     ref = None
@@ -333,8 +337,8 @@ def sweep(
         )
     stretch = rel is None  # the default ladder reaches down to 1e-3·|x_i| near 0
     if rel is None:
-        rel = default_relative_steps(fa.dtype, num_steps)
-    body = _SweepBody(fun, argnums, stencil, opts, rel, float(scale), stretch, caller)
+        rel = default_relative_steps(fa.dtype, num_steps, eps_work)
+    body = _SweepBody(fun, argnums, stencil, opts, rel, float(scale), stretch, caller, eps_work)
     raw, rows, ref_m, f0_finite = call_jitted(body, fa.args, index, vectors, ref)
     if not is_traced(f0_finite) and not bool(f0_finite):
         raise NonFiniteError(f"{caller}: the function returned a non-finite value at the unperturbed point")
