@@ -585,6 +585,7 @@ _FALSE_ALARMS_MORE = (
     ),
     ("false_alarms_subset_1e6.json", "Subset mode at 1e6 parameters (the MLP) on a CPU:"),
     ("false_alarms_cnn_1e6.json", "The CNN at 1e6 parameters on a CPU (the modes that do not grow with N):"),
+    ("false_alarms_subset_1e6_cnn.json", "Subset mode on the CNN at 1e6 parameters on a CPU:"),
     (
         "false_alarms_full_1e5.json",
         "Full mode at 1e5 parameters on the same CPU (every element: 4N evaluations, then escalation):",

@@ -155,7 +155,7 @@ def _run(
     mode, auto_note = _auto_mode(mode, cfg, args, fa, opts)
     work_note = (
         f"f computes in {work_dtype} inside: its values and AD gradient are rounded at eps = {eps_work:.3g}, "
-        "and the error model says so (finer differences are not resolvable here)"
+        "and the error model and the default steps follow it (finer differences are not resolvable here)"
         if eps_work
         else ""
     )
@@ -462,7 +462,8 @@ def check_grad(
         method: FD stencil: ``"central"`` (default), ``"central4"``, ``"central6"``,
             ``"forward"``, ``"backward"`` or a first-derivative ``fdjax.Stencil``.
         step: relative step (h_i = step·max(|x_i|, 1)), a float or a pytree matching the
-            argument(s); default eps^(1/(p+1)) of the dtype (cbrt(eps) for central). Along a
+            argument(s); default eps^(1/(p+1)) of the dtype (cbrt(eps) for central; the eps of
+            the float f computes in where that is coarser, as ``notes`` then says). Along a
             direction v on a support S the step is step·max(‖x_S‖, 1)/‖v_S‖ (float or default).
             ``"auto"`` (``mode="full"`` only): each element's step from the adaptive sweep
             (``fdjax.sweep``), then the same error model at that step.

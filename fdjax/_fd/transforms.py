@@ -238,7 +238,9 @@ def jacobian(
             or any first-derivative ``fdjax.Stencil``.
         step: relative step (h_i = step·max(|x_i|, 1)), a float or a pytree matching the
             argument(s); default eps^(1/(p+1)) of the dtype: cbrt(eps) for central,
-            sqrt(eps) for forward/backward. The step actually taken, (x_i + h_i) − x_i, is used.
+            sqrt(eps) for forward/backward (the eps of the float f computes in, where that is
+            coarser: float64 x cast to float32 inside f gets float32's step). The step actually
+            taken, (x_i + h_i) − x_i, is used.
             ``"auto"``: a step per parameter (and output element) from the step sweep of
             ``fdjax.sweep`` (a geometric ladder from 0.1·max(|x_i|, 1): ratio 4 and 14 steps
             in float64, ratio 2 and 22 steps in float32; 2·N·K evaluations in one batch),
