@@ -222,7 +222,7 @@ def _read_ladder(raw, stencil: Stencil, levels: int, xp):
     """``read_ladder`` against the array namespace ``xp`` (``jax.numpy`` or ``numpy``)."""
     V, F0, h = raw["V"], raw["F0"], raw["h"]
     _, K, M, n_out = V.shape
-    eps = raw["eps"]
+    eps = float(raw["eps"]) if xp is np else raw["eps"]  # a Python float keeps 16-bit values 16-bit
     valid = xp.all(xp.isfinite(V), axis=0) & xp.isfinite(F0)
     hc = xp.broadcast_to(h[:, :, None], valid.shape)
     # divided by h where valid (1 elsewhere): XLA rewrites a division by a broadcast as a
