@@ -716,6 +716,13 @@ def test_a_first_check_compiles_only_its_own_programs():
         r = fdjax.check_grad(lambda w: jnp.sum(jnp.sin(w) * w[0]), big)
         assert bool(r.passed)
         out["auto"] = dict(seen)
+        # data passed as an argument, with work on it alone: traced abstractly, never run
+        # eagerly op by op (each operation a program of its own)
+        g = lambda p, x: jnp.sum(jnp.tanh(x @ p["w"] + p["b"]) ** 2) + jnp.sum(jnp.cos(x @ x.T))
+        data = jax.block_until_ready(x * 1.5)
+        seen.clear()
+        assert bool(fdjax.check_grad(g, p, data, mode="directional").passed)
+        out["data argument"] = dict(seen)
         print(json.dumps(out))
         """
     )
@@ -728,4 +735,5 @@ def test_a_first_check_compiles_only_its_own_programs():
         "locate": {},
         "subset": {"jit(_call)": 1},
         "auto": {"jit(_call)": 2},  # its time predicted from the lowered program: not compiled
+        "data argument": {"jit(_call)": 1},
     }
