@@ -23,6 +23,7 @@ from .._check import element_rows
 from .._check import CheckStatus
 from .._landscape import landscape as _landscape
 from .._landscape import parameter_slice
+from .._fd import working_eps
 from .._pytree import element_name, flatten_args
 from . import _document
 from ._progress import Progress
@@ -249,8 +250,9 @@ def _slice(fn, args, fa, index: int, analytic: float, job: Job) -> dict[str, Any
     x = np.asarray(fa.x, np.float64)
     theta = float(x[index])
     scale = max(abs(theta), 1.0)
-    eps_machine = float(jnp.finfo(fa.x.dtype).eps)
-    h = eps_machine ** (1 / 3) * scale  # the default central step
+    # the default central step: x's eps, or that of the float f computes in where coarser
+    eps_machine = max(float(jnp.finfo(fa.x.dtype).eps), working_eps(fn, fa)[0])
+    h = eps_machine ** (1 / 3) * scale
     span = 0.5 * scale
     display_eps = span / 2.5
     curve_t = np.linspace(-span, span, 41)
