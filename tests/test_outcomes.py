@@ -128,6 +128,39 @@ def test_merge_decides_by_the_most_precise_step():
     assert escalate.merge(first, close, np.arange(1), (32.0, 64.0)).status.tolist() == [I]
 
 
+def test_a_marginal_failure_at_one_step_is_outvoted_by_passes_nearer_zero():
+    """Measured on a 1e5-parameter float32 ReLU CNN (key 3): a bias leaf's gradient direction
+    passes at its first step and at 0.125×, 0.5× and 2× it, and fails at 4× (the smallest
+    tolerance) by 1.27× with no step to confirm it. The passes' errors sit near zero, where a
+    bug of 6.3e-6 would show at every one of them within its error bound."""
+    P, F, I = CheckStatus.PASS, CheckStatus.FAIL, CheckStatus.INCONCLUSIVE  # noqa: E741
+    mults = (0.125, 0.5, 2.0, 4.0)
+    first = _meas(status=[P], error=[1.2e-6], tolerance=[1.42e-5], numeric=[2.04e-4], step=[0.34])
+
+    def ladder(errors, tol_best=5.0e-6):
+        return _meas(
+            status=[P if abs(e) <= t else F for e, t in zip(errors, (6.3e-5, 2.2e-5, 1.5e-5, tol_best))],
+            error=errors,
+            tolerance=[6.3e-5, 2.2e-5, 1.5e-5, tol_best],
+            numeric=[2.04e-4 + e for e in errors],
+            step=[0.34 * m for m in mults],
+        )
+
+    out = escalate.merge(first, ladder([8e-7, -5.7e-7, 3.1e-6, 6.3e-6]), np.arange(1), mults)
+    assert out.status.tolist() == [P] and out.reason.tolist() == [0]
+    assert out.tolerance.tolist() == [1.42e-5]  # the most precise of the passes that outvote
+    # errors nearer the failing one than zero are what a bug gives: not outvoted
+    out = escalate.merge(first, ladder([5e-6, 4e-6, 4.5e-6, 6.3e-6]), np.arange(1), mults)
+    assert out.status.tolist() == [I] and out.reason.tolist() == [Reason.UNRESOLVED]
+    # one pass nearer zero is not enough (first: 1.2e-6 and 0.5×: -5.7e-7 are two)
+    near = _meas(status=[P], error=[5e-6], tolerance=[1.42e-5], numeric=[2.04e-4], step=[0.34])
+    out = escalate.merge(near, ladder([4.5e-6, -5.7e-7, 5e-6, 6.3e-6]), np.arange(1), mults)
+    assert out.status.tolist() == [I]
+    # a failure beyond MARGINAL times its tolerance is not outvoted
+    out = escalate.merge(first, ladder([8e-7, -5.7e-7, 3.1e-6, 6.3e-6], tol_best=1.2e-6), np.arange(1), mults)
+    assert out.status.tolist() == [I]
+
+
 def _swept(errors_at, h0=1e-2, rho=1e-7, kink=None):
     """The sweep's measurements (step-major) of items whose error at step h is
     ``errors_at(h)`` ([items]); round-off bound Σ|w|·ρ = ``rho``."""

@@ -18,8 +18,11 @@ ladder's:
   that agrees with it within their tolerances, and no step whose tolerance is below the
   error passed: FAIL;
 - a failure that such a pass contradicts: INCONCLUSIVE, kink (the FD value moves with the
-  step: f is not smooth at these scales); any other unconfirmed failure: INCONCLUSIVE,
-  unresolved.
+  step: f is not smooth at these scales);
+- a failure within ``MARGINAL`` times its tolerance, unconfirmed, where at least ``OUTVOTE``
+  other resolved steps pass with errors nearer zero than to it: PASS, as the most precise
+  of those passes (a bug would show at them too; the error moved with the step);
+- any other unconfirmed failure: INCONCLUSIVE, unresolved.
 
 An unconfirmed failure (INCONCLUSIVE, unresolved, its |e| above its tolerance), and then a
 weak pass (its tolerance wider than ``WEAK`` of the values), is swept (``sweep_decide``, run
@@ -62,6 +65,9 @@ WILD = 100.0
 #: A failure is confirmed by a step at least 2**CONFIRM_APART times larger or smaller: an
 #: artefact that grows with the step (dense kinks crossed) differs that far apart.
 CONFIRM_APART = 2.0
+#: A marginal failure at the most precise step that no other step confirms is outvoted by
+#: this many other resolved steps that pass with an error nearer zero than to it.
+OUTVOTE = 2
 #: A pass whose tolerance exceeds this fraction of the values is re-measured.
 WEAK = 1e-2
 #: Steps of the confirming sweep as multiples of the step: a factor 4 apart, so that with
@@ -160,6 +166,24 @@ def merge(first: Measurement, ladder: Measurement, sel: np.ndarray, mults) -> Me
     contradicted = (resolved & (status == CheckStatus.PASS) & (tolerance < big_e)).any(axis=0)
     fail = (n_res > 0) & (best_status == CheckStatus.FAIL) & others.any(axis=0) & ~contradicted
     passed = (n_res > 0) & (best_status == CheckStatus.PASS)
+    # ... and a marginal failure there is outvoted by passes whose errors sit nearer zero than
+    # to it: a bug would show at those steps too, within their (smaller) error bounds, so the
+    # error moved with the step (dense ReLU kinks fool one step's truncation estimate). The
+    # verdict is then the most precise of those passes.
+    err = cand["error"]
+    voters = resolved & (status == CheckStatus.PASS) & (np.abs(err) < np.abs(err - err[best, cols]))
+    voters[best, cols] = False
+    marginal = big_e <= MARGINAL * tolerance[best, cols]
+    outvoted = (
+        (n_res > 0)
+        & (best_status == CheckStatus.FAIL)
+        & ~fail
+        & ~contradicted
+        & marginal
+        & (voters.sum(axis=0) >= OUTVOTE)
+    )
+    best = np.where(outvoted, np.argmin(np.where(voters, tolerance, np.inf), axis=0), best)
+    passed |= outvoted
     # Unresolved everywhere: the most telling reason among the candidates.
     rank = np.where(status == CheckStatus.INCONCLUSIVE, np.vectorize(_rank)(reason), 0)
     first_why = (status[0] == CheckStatus.INCONCLUSIVE) & (reason[0] != Reason.NONFINITE)
