@@ -297,21 +297,6 @@ def flatten_args(args: Sequence[Any], argnums: int | Sequence[int], caller: str)
     return fa
 
 
-def eval_shape(fun: Callable, *trees: Any) -> Any:
-    """``jax.eval_shape(fun, *trees)`` where only array leaves are abstract: every other
-    leaf (functions, strings, Python numbers and flags) is passed as it is, as fdjax's jit
-    passes them (static)."""
-    leaves, treedef = jax.tree_util.tree_flatten(trees)
-    dynamic = [leaf for leaf in leaves if is_array(leaf)]
-
-    def call(dyn):
-        it = iter(dyn)
-        full = [next(it) if is_array(leaf) else leaf for leaf in leaves]
-        return fun(*jax.tree_util.tree_unflatten(treedef, full))
-
-    return jax.eval_shape(call, dynamic)
-
-
 #: The values of ``precision=`` (check_grad/vjp/jvp, sweep) and what each does.
 PRECISIONS = {
     None: "16-bit float leaves (bfloat16, float16) cast to float32",

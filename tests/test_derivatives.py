@@ -198,6 +198,6 @@ def test_center_value_evaluated_once():
         return jnp.sum(x**2)
 
     fdjax.grad(f, method="forward")(jnp.ones(5))
-    # traced shapes: eval_shape, f(x) once, the memory estimate, the vmapped batch — no
+    # traced shapes: the output and precision trace, f(x) once, the memory estimate, the vmapped batch — no
     # per-parameter calls (a loop would trace f once per parameter).
     assert len(calls) <= 4
