@@ -71,12 +71,15 @@ def timed(fn: Callable[[], object]) -> float:
 
 
 def interleaved(contenders: dict[str, Callable[[], object]], repeats: int) -> dict[str, list[float]]:
-    """Round-robin timing: each round calls every contender once (rotating the order)."""
+    """Round-robin timing: each round calls every contender once, in a new order each round
+    (a seeded shuffle: a rotation would keep every contender right after the same one, and a
+    contender that leaves the caches cold would slow its successor in every round)."""
     names = list(contenders)
     times: dict[str, list[float]] = {k: [] for k in names}
-    for r in range(repeats):
-        for k in names[r % len(names) :] + names[: r % len(names)]:
-            times[k].append(timed(contenders[k]))
+    order = np.random.default_rng(0)
+    for _ in range(repeats):
+        for i in order.permutation(len(names)):
+            times[names[i]].append(timed(contenders[names[i]]))
     return times
 
 

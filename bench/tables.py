@@ -827,6 +827,47 @@ def strategies() -> str:
     return note + "\n\n" + _table(header, rows, "lrrrrrrrl") + tail
 
 
+# ------------------------------------------------------------------------------------------
+# chunk_sizes.json: python -m bench.chunk_sizes
+
+
+def chunk_sizes_table(d: dict) -> str:
+    sizes = [f"B={b}" for b in d["sizes"]]
+    header = ["workload", "N", "rows", "best (s)", "default B", "default", "no cap: B", "no cap", *sizes]
+    rows = []
+    for r in d["results"]:
+        o = r["over_best"]
+        best = min(v for k, v in r["seconds"].items() if k.startswith("B="))
+        rows.append(
+            [
+                f"{r['what']} (`{r['strategy']}`)",
+                f"{r['N']:,}",
+                f"{r['rows']:,}",
+                f"{best:.3g}",
+                str(r["default_chunk"]),
+                f"**{o['default']:.2f}**",
+                str(r.get("uncapped_chunk", "—")),
+                f"{o['no cap']:.2f}" if "no cap" in o else "—",
+                *[f"{o[k]:.2f}" for k in sizes],
+            ]
+        )
+    cap = d.get("cpu_max_chunk")
+    note = (
+        f"`{d['command']}` (`bench/results/chunk_sizes.json`): {_machine(d['machine'])}; the "
+        f"last-level cache reads {d['cache_bytes'] / 2**20:,.0f} MiB"
+        + (f", rows per chunk capped at {cap}" if cap else ", no cap on rows per chunk")
+        + ". Seconds for one central-difference gradient (2N rows, float64, jitted) at the best fixed "
+        "B, then every contender as a ratio to that best, medians of interleaved rounds; *default B*: "
+        "what the engine chose for the plan's rows; *no cap*: the same rule without the cap on rows "
+        "per chunk (as before it), traced and timed in the same rounds."
+    )
+    return note + "\n\n" + _table(header, rows, "lrrrrrrr" + "r" * len(sizes))
+
+
+def chunk_sizes() -> str:
+    return chunk_sizes_table(_load("chunk_sizes.json"))
+
+
 def compile_bound() -> str:
     d = _load("compile_bound.json")
     cols = [
@@ -900,6 +941,7 @@ TABLES: dict[str, Callable[[], str]] = {
     "latency": latency,
     "strategies": strategies,
     "compile-bound": compile_bound,
+    "chunk-sizes": chunk_sizes,
 }
 
 

@@ -49,6 +49,12 @@ ACCELERATOR_MEMORY_BUDGET = 2**30
 PLAN_WARNING_SECONDS = 30.0
 #: Last-level cache size assumed when the OS does not report one.
 FALLBACK_CACHE_BYTES = 16 * 2**20
+#: Rows per chunk on CPU at most, whatever the cache reads. A larger chunk only spreads the
+#: loop's per-chunk cost over more rows, while the last-level cache a VM reports is often the
+#: whole socket's, shared by every tenant: a 480 MiB L3 let one chunk hold every row of a
+#: small plan, up to 3x slower than 128 rows; over 8 workloads 128 rows was within 1.10x of
+#: the best chunk size, 256 within 1.27x (``python -m bench.chunk_sizes``, 2 cores).
+CPU_MAX_CHUNK = 128
 
 # Nominal rates for the time estimate only (FLOP/s per device, bytes/s per device).
 _NOMINAL = {"cpu": (2.5e10, 1e10), "gpu": (1e13, 1e12), "tpu": (5e13, 1e12)}
@@ -276,7 +282,8 @@ def default_budget(platform: str) -> int:
 
 
 def choose_chunk_size(num_rows: int, row_bytes: int, memory_budget: int, platform: str = "cpu") -> int:
-    """Rows per chunk: within the budget, cache-sized on CPU, balanced over the chunks.
+    """Rows per chunk: within the budget, cache-sized on CPU (and at most ``CPU_MAX_CHUNK``),
+    balanced over the chunks.
 
     Examples:
         >>> choose_chunk_size(1000, 2**20, 2**30, "gpu")   # all rows fit: one chunk
@@ -288,7 +295,7 @@ def choose_chunk_size(num_rows: int, row_bytes: int, memory_budget: int, platfor
     target = max(1, memory_budget // row_bytes)
     if platform == "cpu":
         fit = max(1, cache_bytes() // 2 // row_bytes)
-        target = min(target, 1 << (fit.bit_length() - 1))
+        target = min(target, 1 << (fit.bit_length() - 1), CPU_MAX_CHUNK)
     if num_rows <= target:
         return max(1, num_rows)
     if target >= 8:
