@@ -15,7 +15,9 @@ numbers (x64 on), it times what a user waits for:
 
 Every first call is measured in a fresh ``python -c`` process, which imports JAX (and fdjax;
 the imports are timed on their own), builds the problem, then times (perf_counter) the first
-call only, up to the verdict (``bool(result.passed)``, ``block_until_ready``):
+call only, up to the verdict (``bool(result.passed)``, ``block_until_ready``). fdjax's
+bytecode is compiled before the first child (``compileall``), as ``pip install`` does: with
+``PYTHONDONTWRITEBYTECODE`` set, an edited module would be compiled from source in each child.
 
 - **cold**: no persistent cache. The same process then times the warm calls: a *new*
   function object of the same shapes (what the next test of a pytest file does: it is
@@ -37,6 +39,7 @@ the goals of issue 13 measured, never asserted.
 from __future__ import annotations
 
 import argparse
+import compileall
 import inspect
 import json
 import math
@@ -476,6 +479,10 @@ def main(argv: list[str] | None = None) -> int:
         for w in _rotate([w for w in whats if n <= limits.get(w, n)], r + i)
     ]
     n_cache = sum(n in cache_sizes and w != TORCH for _, n, w in plan)
+    # fdjax's bytecode up to date, as after `pip install` (which compiles it) or any earlier
+    # import: where PYTHONDONTWRITEBYTECODE is set, an edited module is otherwise compiled
+    # from source in every child (~35 ms of a first check's lazy imports)
+    bytecode = compileall.compile_dir(str(ROOT / "fdjax"), quiet=1)
     print(
         f"{len(plan)} cold processes and {n_cache} cache pairs ({', '.join(whats)}; "
         f"N = {', '.join(f'{n:,}' for n in sizes)}; {args.repeats} round(s))",
@@ -519,6 +526,7 @@ def main(argv: list[str] | None = None) -> int:
             "dtype": "float64",
             "x64": True,
             "problem": describe(sizes),
+            "bytecode_compiled_first": bool(bytecode),
         },
         "rows": rows,
         "goals": goals(rows, default_mode),

@@ -36,7 +36,6 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.extend.core import ClosedJaxpr, jaxpr_as_fun
 
 from .compile import compile_options
 
@@ -221,7 +220,7 @@ def _lower(closed):
     jaxpr = closed.jaxpr
 
     def run(consts, *args):
-        return jaxpr_as_fun(ClosedJaxpr(jaxpr, consts))(*args)
+        return jax.core.eval_jaxpr(jaxpr, consts, *args)
 
     return jax.jit(run).lower([_struct(v) for v in jaxpr.constvars], *[_struct(v) for v in jaxpr.invars])
 

@@ -33,7 +33,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import linear
 from .batch import STRATEGIES as STRATEGIES
 from .batch import Basis, Options, evaluate, evaluate_rows
 from .._pytree import is_traced
@@ -218,6 +217,8 @@ def _leaf(layout: Layout, pieces, leaves, j, c, k, opts):
 
 def _linear(layout: Layout, pieces, leaf: int, j, c, k, opts):
     """Rows of one leaf through the linear-consumer rewrite, or (None, why) when it does not apply."""
+    from . import linear  # jax.extend (pallas included, ~15 ms) only for the plans that use it
+
     piece = pieces[leaf]
 
     def of_leaf(p):
