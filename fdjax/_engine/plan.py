@@ -36,6 +36,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.core import eval_jaxpr
 
 from .compile import compile_options
 
@@ -220,7 +221,7 @@ def _lower(closed):
     jaxpr = closed.jaxpr
 
     def run(consts, *args):
-        return jax.core.eval_jaxpr(jaxpr, consts, *args)
+        return eval_jaxpr(jaxpr, consts, *args)
 
     return jax.jit(run).lower([_struct(v) for v in jaxpr.constvars], *[_struct(v) for v in jaxpr.invars])
 
