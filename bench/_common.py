@@ -182,6 +182,18 @@ def write_json(name: str, payload: dict, out: str | Path | None = None) -> Path:
     return path
 
 
+def publish(name: str, payload: dict, out: str | Path | None, table: str) -> Path:
+    """``write_json``, then (when the default JSON was written) the docs table ``table`` of
+    ``bench/tables.py``, generated from that JSON, printed; the path goes to stderr."""
+    path = write_json(name, payload, out)
+    if out is None:
+        from bench.tables import TABLES
+
+        print(TABLES[table]())
+    print(f"\nwrote {path}", file=sys.stderr)
+    return path
+
+
 def _jsonable(v):
     if isinstance(v, (np.floating, np.integer)):
         return v.item()

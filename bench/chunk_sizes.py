@@ -147,12 +147,7 @@ def main(argv: list[str] | None = None) -> dict:
         "sizes": list(SIZES),
         "results": results,
     }
-    path = C.write_json("chunk_sizes.json", payload, args.out)
-    if args.out is None:
-        from bench.tables import chunk_sizes as table
-
-        print(table())
-    print(f"\nwrote {path}", file=sys.stderr)
+    C.publish("chunk_sizes.json", payload, args.out, "chunk-sizes")
     return payload
 
 

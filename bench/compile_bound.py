@@ -135,12 +135,7 @@ def main(argv=None) -> dict:
         got = ", ".join(f"{k} {v:.2f}s" for k, v in results[-1]["seconds"].items())
         print(f"{layers} layers: {got}", file=sys.stderr)
     payload = {"machine": C.machine(), "rows": ROWS, "results": results}
-    path = C.write_json("compile_bound.json", payload, args.out)
-    if args.out is None:
-        from bench.tables import compile_bound as table  # the docs table, from the JSON
-
-        print(table())
-    print(f"\nwrote {path}", file=sys.stderr)
+    C.publish("compile_bound.json", payload, args.out, "compile-bound")
     return payload
 
 

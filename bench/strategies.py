@@ -233,11 +233,7 @@ def main(argv=None) -> dict:
         run_workload(n, args.repeats, args.g_rows, args.dense_max, tuple(args.strategies)) for n in names
     ]
     payload = {"machine": C.machine(), "results": results}
-    path = C.write_json("strategies.json", payload)
-    from bench.tables import strategies as table  # the docs table, from the JSON just written
-
-    print(table())
-    print(f"\nwrote {path}", file=sys.stderr)
+    C.publish("strategies.json", payload, None, "strategies")
     return payload
 
 
