@@ -36,10 +36,18 @@ def test_judge():
     assert (st[0], rs[0]) == (CheckStatus.INCONCLUSIVE, Reason.UNRESOLVED)
     assert (st[3], rs[3]) == (CheckStatus.PASS, Reason.NONE)
     assert st[1] == st[2] == st[4] == CheckStatus.FAIL
-    # the tolerance is widened by FACTOR × the spreads, and says so in the round-off term
-    assert out.meas.tolerance[0] == pytest.approx(1e-5 + jitter.FACTOR * 3e-4)
-    assert out.meas.roundoff[0] == pytest.approx(1e-6 + jitter.FACTOR * 3e-4 / 10)
+    # FACTOR × the spread, larger than margin × the modelled rounding, takes its place in the
+    # tolerance, and the round-off term says so
+    assert out.meas.tolerance[0] == pytest.approx(jitter.FACTOR * 3e-4)
+    assert out.meas.roundoff[0] == pytest.approx(jitter.FACTOR * 3e-4 / 10)
     assert out.spread == pytest.approx(3e-4)
+    # a spread within the modelled rounding (a bug confirmed by the step sweep, whose
+    # tolerance already holds the rounding it observed): nothing is added, the failure at
+    # 1.1x its tolerance stands (added to it, 3 × 2e-5 would have made it pass)
+    swept = failing([1.011e-2], [1.0e-2], roundoff=1e-5)
+    noisy = 1.011e-2 + np.array([[1e-5], [-1e-5], [0.0], [5e-6]])
+    kept = jitter.judge(swept, np.arange(1), noisy, np.full((4, 1), 1.0e-2), margin=10.0)
+    assert kept.hit.size == 0 and kept.meas.status[0] == CheckStatus.FAIL
     # a spread that the failure exceeds by more than FACTOR: it stands
     tight = 1e-4 + np.array([[1e-6], [-1e-6], [2e-6], [0.0]])
     small = jitter.judge(meas, np.arange(1), tight, rule[:, :1], margin=10.0)
