@@ -87,21 +87,21 @@ def run_workload(name: str, repeats: int) -> dict:
     cap = getattr(_plan, "CPU_MAX_CHUNK", None)
     _batch.rows_plan = spy
     try:
-        for name, b in (("default", None), ("no cap", None), *((f"B={b}", b) for b in SIZES)):
-            if name == "no cap":
+        for label, b in (("default", None), ("no cap", None), *((f"B={b}", b) for b in SIZES)):
+            if label == "no cap":
                 if cap is None:
                     continue
                 _plan.CPU_MAX_CHUNK = 1 << 62  # the rule before the cap, traced in this run
             # a new function object for "no cap": the default's traced programs are not reused
-            fn = f if name != "no cap" else (lambda *a: f(*a))
+            fn = f if label != "no cap" else (lambda *a: f(*a))
             try:
                 g = jax.jit(fdjax.grad(fn, strategy=strategy, chunk_size=b, devices=1))
                 jax.block_until_ready(g(*args))  # compiled (and the plan traced) before the rounds
             finally:
                 if cap is not None:
                     _plan.CPU_MAX_CHUNK = cap
-            plans[name] = list(chosen)
-            calls[name] = lambda g=g: g(*args)
+            plans[label] = list(chosen)
+            calls[label] = lambda g=g: g(*args)
             chosen.clear()
     finally:
         _batch.rows_plan = original

@@ -575,6 +575,10 @@ def false_alarms_table(d: dict) -> str:
 #: Larger runs of the same benchmark on this machine (too slow for one run): (file, heading).
 _FALSE_ALARMS_MORE = (
     (
+        "false_alarms_small.json",
+        "The same sizes, every mode, all 8 keys (`--quick` above runs 2):",
+    ),
+    (
         "false_alarms_large.json",
         "Models of 1e5 and 1e6 parameters on the same CPU (the modes that do not grow with N):",
     ),

@@ -319,13 +319,12 @@ def test_row_cost_is_measured_by_xla_and_counts_the_perturbed_copy():
     assert cost.flops >= 2 * N * N  # the matvec
 
 
-def test_small_plans_skip_the_measurement_when_the_over_estimate_fits_full_chunks():
-    # 600 rows whose over-estimate fits the cache: nothing compiled to measure a row, and on
-    # CPU five balanced chunks of 120 rows (CPU_MAX_CHUNK = 128 at most)
+def test_small_plans_skip_the_measurement_when_the_over_estimate_fits_one_chunk():
     jax.eval_shape(lambda x, r: _spy_plan(matmul, x, r), X, central_rows(N))
     plan = _spy_plan.last
     assert plan["row_cost"].source == "estimate"
-    assert plan["chunk_size"] == 120 and plan["chunks_per_device"] == 5 and plan["padded_rows"] == 600
+    assert plan["rows"] * plan["row_cost"].bytes <= _plan.CPU_SPLIT_BYTES
+    assert plan["chunk_size"] == 2 * N and plan["chunks_per_device"] == 1
 
 
 def test_a_long_plan_is_costed_from_the_lowered_program_without_a_compile(monkeypatch):
@@ -372,7 +371,10 @@ def test_choose_chunk_size_model(rows, row_bytes, platform):
     assert b == 1 or b * row_bytes <= budget
     if platform == "cpu":
         assert b == 1 or b * row_bytes <= _plan.cache_bytes() // 2
-        assert b <= _plan.CPU_MAX_CHUNK
+        if rows * row_bytes > _plan.CPU_SPLIT_BYTES:
+            assert b <= _plan.CPU_MAX_CHUNK
+        elif rows * row_bytes <= _plan.cache_bytes() // 2:
+            assert b == rows  # small enough to stay in cache: one chunk, no loop
     elif row_bytes * rows <= budget:
         assert b == rows  # an accelerator takes every row that fits in one chunk
     assert n_chunks * b - rows < 8 * n_chunks  # balanced: little padding
@@ -380,14 +382,18 @@ def test_choose_chunk_size_model(rows, row_bytes, platform):
 
 def test_cpu_chunks_are_capped_even_when_the_cache_would_hold_every_row(monkeypatch):
     """A VM that reports its socket's last-level cache (hundreds of MiB) still gets chunks of
-    at most CPU_MAX_CHUNK (128) rows on CPU, balanced: 1000 rows of 8 bytes -> 8 chunks of 128
-    (1024 padded), 300 rows -> 3 chunks of 104 (a multiple of 8); an accelerator takes them all."""
+    at most CPU_MAX_CHUNK (128) rows on CPU once the rows take more than CPU_SPLIT_BYTES
+    (16 MiB), balanced: 1000 rows of 64 KiB -> 8 chunks of 128 (1024 padded), 300 rows -> 3
+    chunks of 104 (a multiple of 8). Rows that take less run as one chunk (no loop to
+    compile), and an accelerator takes them all."""
     monkeypatch.setattr(_plan, "cache_bytes", lambda: 2**30)
-    assert _plan.CPU_MAX_CHUNK == 128
-    assert _plan.choose_chunk_size(1000, 8, 2**30, "cpu") == 128
-    assert _plan.choose_chunk_size(300, 8, 2**30, "cpu") == 104
-    assert _plan.choose_chunk_size(100, 8, 2**30, "cpu") == 100
-    assert _plan.choose_chunk_size(1000, 8, 2**30, "gpu") == 1000
+    assert _plan.CPU_MAX_CHUNK == 128 and _plan.CPU_SPLIT_BYTES == 16 * 2**20
+    row = 64 * 2**10
+    assert _plan.choose_chunk_size(1000, row, 2**30, "cpu") == 128
+    assert _plan.choose_chunk_size(300, row, 2**30, "cpu") == 104
+    assert _plan.choose_chunk_size(256, row, 2**30, "cpu") == 256  # 16 MiB exactly: one chunk
+    assert _plan.choose_chunk_size(2600, 2612, 2**30, "cpu") == 2600  # 6.5 MiB: one chunk
+    assert _plan.choose_chunk_size(1000, row, 2**30, "gpu") == 1000
 
 
 MEMORY_SCRIPT = (

@@ -55,6 +55,11 @@ FALLBACK_CACHE_BYTES = 16 * 2**20
 #: small plan, up to 3x slower than 128 rows; over 8 workloads 128 rows was within 1.10x of
 #: the best chunk size, 256 within 1.27x (``python -m bench.chunk_sizes``, 2 cores).
 CPU_MAX_CHUNK = 128
+#: ... but a CPU plan whose rows take at most this many bytes in all (by the row estimate)
+#: runs as one chunk: it fits in cache anyway, and chunks make the program a loop, which
+#: XLA compiles at a cost: capped, the verdict corpus's small float32 checks took ~0.2 s more
+#: each (a 77-parameter full check's plans of 100-2,600 rows, 0.6-6 MiB in all).
+CPU_SPLIT_BYTES = 16 * 2**20
 
 # Nominal rates for the time estimate only (FLOP/s per device, bytes/s per device).
 _NOMINAL = {"cpu": (2.5e10, 1e10), "gpu": (1e13, 1e12), "tpu": (5e13, 1e12)}
@@ -282,8 +287,8 @@ def default_budget(platform: str) -> int:
 
 
 def choose_chunk_size(num_rows: int, row_bytes: int, memory_budget: int, platform: str = "cpu") -> int:
-    """Rows per chunk: within the budget, cache-sized on CPU (and at most ``CPU_MAX_CHUNK``),
-    balanced over the chunks.
+    """Rows per chunk: within the budget, cache-sized on CPU (and at most ``CPU_MAX_CHUNK``
+    where the rows take more than ``CPU_SPLIT_BYTES``), balanced over the chunks.
 
     Examples:
         >>> choose_chunk_size(1000, 2**20, 2**30, "gpu")   # all rows fit: one chunk
@@ -295,7 +300,9 @@ def choose_chunk_size(num_rows: int, row_bytes: int, memory_budget: int, platfor
     target = max(1, memory_budget // row_bytes)
     if platform == "cpu":
         fit = max(1, cache_bytes() // 2 // row_bytes)
-        target = min(target, 1 << (fit.bit_length() - 1), CPU_MAX_CHUNK)
+        target = min(target, 1 << (fit.bit_length() - 1))
+        if num_rows * row_bytes > CPU_SPLIT_BYTES:
+            target = min(target, CPU_MAX_CHUNK)
     if num_rows <= target:
         return max(1, num_rows)
     if target >= 8:
