@@ -52,8 +52,8 @@ FALLBACK_CACHE_BYTES = 16 * 2**20
 #: Rows per chunk on CPU at most, whatever the cache reads. A larger chunk only spreads the
 #: loop's per-chunk cost over more rows, while the last-level cache a VM reports is often the
 #: whole socket's, shared by every tenant: a 480 MiB L3 let one chunk hold every row of a
-#: small plan, up to 3x slower than 128 rows; over 8 workloads 128 rows was within 1.10x of
-#: the best chunk size, 256 within 1.27x (``python -m bench.chunk_sizes``, 2 cores).
+#: plan, up to 3x slower than 128 rows; over 8 workloads 128 rows was within 1.07x of the
+#: best chunk size, 256 within 1.38x (``python -m bench.chunk_sizes``, 2 cores).
 CPU_MAX_CHUNK = 128
 #: ... but a CPU plan whose rows take at most this many bytes in all (by the row estimate)
 #: runs as one chunk: it fits in cache anyway, and chunks make the program a loop, which
