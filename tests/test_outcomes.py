@@ -11,9 +11,11 @@ import pytest
 
 import fdjax
 from fdjax import CheckStatus, Reason
-from fdjax._check import api, escalate
+from fdjax._check import api, bases, escalate
 from fdjax._check.model import Measurement
 from fdjax._fd.stencils import get_stencil
+
+import verdict_corpus
 
 
 @functools.cache
@@ -196,9 +198,10 @@ def test_sweep_confirms_a_failure_below_the_models_resolution_and_nothing_else()
         step=[1e-2] * 4,
     )
     first = first._replace(analytic=np.full(4, 0.01), numeric=np.full(4, 0.01 + 2.4e-4))
-    assert [t.tolist() for t in escalate.sweepable(first, np.ones(4, bool))] == [[0, 1, 2, 3], []]
+    failed, weak, ratio = escalate.sweepable(first, np.ones(4, bool))
+    assert failed.tolist() == [0, 1, 2, 3] and weak.tolist() == [] and np.allclose(ratio, 2.4 / 1.5)
     kink = np.array([False, False, True, False])  # item 2: not smooth at any step
-    out, n = escalate.sweep_decide(
+    out, n, _ = escalate.sweep_decide(
         first, np.arange(4), _swept(errors_at, kink=kink), get_stencil("central"), 10.0
     )
     assert out.status.tolist() == [F, I, I, I] and n == 1
@@ -237,6 +240,67 @@ def test_float32_bug_near_the_floor_is_confirmed_by_a_sweep(mode):
     assert any("step sweep" in n for n in r.notes)
     ok, q = _bias_element_rule(False)
     assert int(fdjax.check_grad(ok, q, mode=mode, key=0).status) == CheckStatus.PASS
+
+
+def test_a_weak_pass_is_swept_when_escalation_has_no_budget_left(monkeypatch):
+    # A budget of 0: nothing is re-measured at other steps, and the bug's first step passes
+    # weakly (its tolerance wider than 1% of the values). It is swept all the same (at most
+    # SWEEP_MIN_ITEMS items), and the sweep confirms it; before, such a weak pass stood.
+    monkeypatch.setattr(escalate, "MIN_BUDGET", 0)
+    monkeypatch.setattr(escalate, "BUDGET_FACTOR", 0.0)
+    f, p = _bias_element_rule(True)
+    r = fdjax.check_grad(f, p, mode="full", key=0)
+    assert int(r.status) == CheckStatus.FAIL, r
+    assert any("step sweep" in n for n in r.notes)
+    # the sweep's 32 items (D(h) and D(2h) at 6 steps: 24 evaluations each), then the jitter and
+    # neighbourhood tests
+    per_item = len(escalate.SWEEP_MULTS) * 4
+    assert (
+        escalate.SWEEP_MIN_ITEMS * per_item
+        <= int(r.escalation_evaluations)
+        < 1.5 * escalate.SWEEP_MIN_ITEMS * per_item
+    )
+    ok, q = _bias_element_rule(False)
+    assert int(fdjax.check_grad(ok, q, mode="full", key=0).status) == CheckStatus.PASS
+
+
+def test_neighbourhood_test_confirms_an_error_that_is_the_same_at_every_base():
+    P, F, I = CheckStatus.PASS, CheckStatus.FAIL, CheckStatus.INCONCLUSIVE  # noqa: E741
+    k, rng = bases.BASES, np.random.default_rng(0)
+    rule = 1e-2 + 1e-4 * rng.normal(size=(k, 1))  # the rule moves with the base, D with it
+    noise = 2e-6 * rng.normal(size=(k, 5))  # rounding: independent per base and step
+    # items: 0 a bug of 2e-5 (ten times the noise), the same at every base; 1 an artefact as
+    # large at x but of random sign and size at the other bases (kinks crossed); 2 a bug whose
+    # mean disagrees with the sweep's estimate (4x); 3 the bug with 5 bases not finite; 4 a
+    # bug with a truncation error c·h² that Richardson removes (c·h² = 3e-5, > the bug)
+    bug = np.array([2e-5, 0.0, 2e-5, 2e-5, 2e-5])
+    art = np.array([0.0, 2e-5, 0, 0, 0]) * rng.choice([-3.0, 3.0], size=(k, 5)) * rng.uniform(size=(k, 5))
+    trunc = np.array([0, 0, 0, 0, 3e-5])
+    fd_h = rule + bug + art + noise + trunc
+    fd_2h = rule + bug + art + 0.5 * noise + 4 * trunc
+    fd_h[:5, 3] = np.nan
+    est = np.array([2.1e-5, 2e-5, 8e-5, 2e-5, 2e-5])
+    meas = _meas(status=[I, I, P, I, P], error=est, tolerance=np.full(5, 1e-4), analytic=np.full(5, 1e-2))
+    out, n = bases.judge(meas, np.arange(5), est, fd_h, fd_2h, rule + 0 * fd_h, get_stencil("central"), 10.0)
+    assert out.status.tolist() == [F, I, P, I, F] and n == 2
+    assert out.error[0] == pytest.approx(2e-5, rel=0.1) and out.tolerance[0] < 2e-5
+    assert out.error[4] == pytest.approx(2e-5, rel=0.2)  # the truncation extrapolated away
+    assert out.tolerance[0] == pytest.approx(
+        10.0 * (out.truncation[0] + out.roundoff[0] + out.ad_rounding[0])
+    )
+
+
+@pytest.mark.parametrize("mode", ["full", "subset"])
+def test_a_float32_bug_below_the_sweeps_margin_is_confirmed_around_x(mode):
+    # the bias element's rule 5% off: 1.6e-4 on a gradient of 3.2e-3 (f ~ 1.2), 6.4x the
+    # swept bound, under the margin of 10: the error is the same at 16 points around x
+    bug = verdict_corpus.by_name("f32_floor_small_element_s30_5pct")
+    f, args = bug.build(jnp.float32)
+    r = fdjax.check_grad(f, *args, mode=mode, key=bug.key)
+    assert int(r.status) == CheckStatus.FAIL, r
+    assert any("points around x" in n for n in r.notes)
+    ok, args = verdict_corpus._small_element(False, seed=30)(jnp.float32)
+    assert int(fdjax.check_grad(ok, *args, mode=mode, key=bug.key).status) == CheckStatus.PASS
 
 
 def test_priority_escalates_a_failure_far_beyond_tolerance_only_when_the_fd_value_is_tiny():

@@ -194,6 +194,7 @@ class _Aggregate:
     leaf_shapes: tuple[tuple[int, ...], ...]
     notes: tuple[str, ...] = ()
     eps_work: float = 0.0  # the eps f computes in, where coarser than x's (inputs.working_eps)
+    eps_leaves: float = 0.0  # the coarsest eps of the differentiated leaves, as checked
 
     def measure(self, raw, xp=jnp) -> Measured:
         """The error model on the raw batches (``Measured``)."""

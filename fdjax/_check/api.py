@@ -43,7 +43,7 @@ from .._engine import Options
 from .._engine import call_jitted, predicted_seconds
 from .._pytree import is_traced
 from .._pytree import flatten_args
-from .._fd import Stencil
+from .._fd import Stencil, eps_of
 
 
 Mode = Literal["auto", "full", "subset", "directional", "locate"]
@@ -174,6 +174,7 @@ def _run(
         leaf_shapes=tuple(tuple(int(d) for d in s) for s in fa.float_shapes),
         notes=notes,
         eps_work=eps_work,
+        eps_leaves=max((eps_of(d) for d in fa.float_dtypes), default=0.0),
     )
     if is_traced(raw):  # inside the user's jit: the verdict is traced too, without escalation
         # one jitted program: under an eager jax.vmap its hundreds of small operations would
@@ -194,9 +195,8 @@ def _run(
                 call_jitted(body, args, step, key, cotangents, tangent, dec.raw["analytic"], items)
             )
 
-        dec = _host.jitter(
-            agg, _host.segments(agg, _host.sweep(agg, _host.escalate(agg, dec, call), call), call), call
-        )
+        dec = _host.sweep(agg, _host.escalate(agg, dec, call), call)
+        dec = _host.bases(agg, _host.jitter(agg, _host.segments(agg, dec, call), call), call)
         info = dict(dec.info)
         extra = info.pop("extra_evaluations", 0)
         raw = dict(dec.raw, evaluations=dec.raw["evaluations"] + extra)

@@ -541,28 +541,37 @@ def _map_rows(fn, rows, n: int, vectorize: bool):
 
 @dataclasses.dataclass(frozen=True)
 class _JitterBody:
-    """Failures measured again at x moved by a few ulps (module ``jitter``).
+    """Measurements taken again at bases next to x: at x moved by a few ulps (module
+    ``jitter``), or by a fraction of each coordinate's step (module ``bases``).
 
     ``items`` is ``(e_idx, e_h, d_sel, d_h)``: element ``e_idx[j]`` at step ``e_h[j]`` and
     direction ``d_sel[j]`` of the direction layout at step ``d_h[j]``, each measured at
-    ``jitters`` bases b_k = x + ulps·eps·|x|∘u_k (u_k ``signed_uniform``; rounded to the
-    leaves' dtypes), with its step times 1 + stretch·s_k (s_k signed uniform). Returns
-    [jitters, M] arrays: the stencil's FD value at b_k (``"e_fd"``, ``"d_fd"``) and the rule
-    under test at b_k along the same vector (``"e_rule"``, ``"d_rule"``). One mapped
-    program for both (a small one: compile time counts here).
+    ``jitters`` bases b_k = x + ulps·eps·|x|∘u_k, or x + steps·h∘u_k where ``steps`` > 0 (h
+    the default step of every coordinate; u_k ``signed_uniform``; rounded to the leaves'
+    dtypes), with its step times 1 + stretch·s_k (s_k signed uniform). Returns [jitters, M]
+    arrays: the stencil's FD value at b_k (``"e_fd"``, ``"d_fd"``) and the rule under test at
+    b_k along the same vector (``"e_rule"``, ``"d_rule"``). One mapped program for both (a
+    small one: compile time counts here).
     """
 
     cfg: _Config
     jitters: int
     ulps: float
     stretch: float
+    steps: float = 0.0
 
     def __call__(self, args, step, key, cotangents, tangent, analytic, items) -> dict:
         cfg, st = self.cfg, self.cfg.stencil
         e_idx, e_h, d_sel, d_h = items
         pb = _Problem(cfg, args, key, cotangents)
         x, dt, k = pb.x, pb.dt, self.jitters
-        seed, mag = seed_of(key, 5), self.ulps * pb.eps_step * jnp.abs(x)
+        if self.steps > 0:  # a fraction of each coordinate's own default step
+            rel = relative_step_vector(
+                step if cfg.step_kind != "auto" else None, pb.fa, st, cfg.caller, cfg.eps_work
+            )
+            seed, mag = seed_of(key, 6), self.steps * jnp.abs(taken_step(x, rel, pb.fa))
+        else:
+            seed, mag = seed_of(key, 5), self.ulps * pb.eps_step * jnp.abs(x)
         js = jnp.arange(k, dtype=jnp.int32)
         bases = jax.vmap(lambda j: pb.fa.quantize(x + mag * signed_uniform(seed, j, (pb.n,), dt)))(js)
         # the step too, by a factor that is not a power of two: the rounding of x_i + h, and

@@ -26,8 +26,9 @@ ladder's:
 
 An unconfirmed failure (INCONCLUSIVE, unresolved, its |e| above its tolerance), and then a
 weak pass (its tolerance wider than ``WEAK`` of the values), is swept (``sweep_decide``, run
-by ``host.sweep``): measured at ``SWEEP_MULTS`` times its step, which
-with each step's 2h values is a ladder of steps a factor 2 apart, and that ladder of errors
+by ``host.sweep``; within the budget, and at least ``SWEEP_MIN_ITEMS`` items beyond it):
+measured at ``SWEEP_MULTS`` times its step, which with each step's 2h values is a ladder of
+steps a factor 2 apart, and that ladder of errors
 e = D − A goes through the step sweep's analysis (``_fd.ladder.analyze``). It extrapolates e
 (Richardson) inside an asymptotic window and bounds the result by the differences it
 observed, where the model bounds round-off by its worst case: near the floating-point floor
@@ -36,7 +37,8 @@ tolerance 1.5e-4, swept bound 5e-6, so a 10% bug is resolved). It can only confi
 when the estimate is trusted (a window or converged differences, noise near the eps model,
 at least ``SWEEP_MIN_STEPS`` finite and smooth steps), exceeds ``margin`` times its bound plus
 the AD rounding, and agrees with the failure it confirms; otherwise the measurement stays
-INCONCLUSIVE.
+INCONCLUSIVE (or PASS), and a trusted estimate of ``bases.LOW`` to ``margin`` times its bound
+is handed to the neighbourhood test (module ``bases``, run after the segment and jitter tests).
 
 A larger step counts only where its FD value agrees with the first step's (``merge``).
 The bug term a − ∇f does not depend on the step, so a true bug fails at every step precise
@@ -46,8 +48,11 @@ moves or vanishes with it. Runs on the host (NumPy) after the first batches.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
+from . import bases as _bases
 from .._fd import Stencil
 from .._fd.ladder import Status as SweepStatus
 from .._fd.ladder import analyze
@@ -73,8 +78,8 @@ WEAK = 1e-2
 #: Steps of the confirming sweep as multiples of the step: a factor 4 apart, so that with
 #: each one's 2h values the ladder runs from 128h down to h/16 in factors of 2.
 SWEEP_MULTS = (64.0, 16.0, 4.0, 1.0, 1 / 4, 1 / 16)
-#: Unconfirmed failures swept even when escalation spent the budget (the weak passes are
-#: swept only within it).
+#: Items swept even when escalation spent the budget: the unconfirmed failures first, then
+#: the weak passes.
 SWEEP_MIN_ITEMS = 32
 #: The sweep decides only with at least this many finite, smooth steps in its ladder.
 SWEEP_MIN_STEPS = 4
@@ -210,11 +215,12 @@ def _rank(reason) -> int:
     return {Reason.UNRESOLVED: 3, Reason.KINK: 2, Reason.NONFINITE: 1}.get(Reason(int(reason)), 0)
 
 
-def sweepable(meas: Measurement, valid) -> tuple[np.ndarray, np.ndarray]:
+def sweepable(meas: Measurement, valid) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Indices of the measurements a sweep may turn into a FAIL, in two tiers: the failures
     escalation could not confirm (INCONCLUSIVE, unresolved, |e| above the tolerance), and
     the weak passes (a tolerance wider than ``WEAK`` of the values: a bug of that size would
-    pass); each by |e|/tolerance, largest first. The analytic value is finite."""
+    pass); each by |e|/tolerance, largest first; and that ratio of every measurement. The
+    analytic value is finite."""
     status, reason = np.asarray(meas.status), np.asarray(meas.reason)
     err, tol = np.abs(np.asarray(meas.error)), np.asarray(meas.tolerance)
     big = np.maximum(np.abs(np.asarray(meas.analytic)), np.abs(np.asarray(meas.numeric)))
@@ -227,12 +233,21 @@ def sweepable(meas: Measurement, valid) -> tuple[np.ndarray, np.ndarray]:
         idx = np.flatnonzero(mask)
         return idx[np.argsort(-ratio[idx], kind="stable")]
 
-    return ranked(failed), ranked(weak)
+    return ranked(failed), ranked(weak), ratio
+
+
+class Near(NamedTuple):
+    """Swept measurements whose trusted estimate is ``bases.LOW`` to ``margin`` times its
+    bound: the neighbourhood test's candidates (largest ratio first)."""
+
+    items: np.ndarray
+    estimate: np.ndarray
+    ratio: np.ndarray
 
 
 def sweep_decide(meas: Measurement, sel: np.ndarray, swept: Measurement, stencil: Stencil, margin: float):
     """``meas`` with the measurements ``sel`` (``sweepable``) made FAIL where their sweep
-    confirms a failure (module doc), and how many were.
+    confirms a failure (module doc), how many were, and the ``Near`` ones.
 
     ``swept`` holds ``len(SWEEP_MULTS)`` measurements per selected item, step-major. A
     confirmed failure reports the swept estimate: FD value A + e, error e, tolerance
@@ -240,7 +255,7 @@ def sweep_decide(meas: Measurement, sel: np.ndarray, swept: Measurement, stencil
     round-off parts, and as its step that of the plain estimate with the smallest error bound.
     """
     if sel.size == 0:
-        return meas, 0
+        return meas, 0, Near(sel, np.zeros(0), np.zeros(0))
     k, s = len(SWEEP_MULTS), sel.size
 
     def grid(a):
@@ -276,18 +291,23 @@ def sweep_decide(meas: Measurement, sel: np.ndarray, swept: Measurement, stencil
         ad = grid(swept.ad_rounding)[0]
         tol = margin * (bound + ad)
         e_first, tol_first = np.asarray(meas.error)[sel], np.asarray(meas.tolerance)[sel]
-        confirm = (
+        trusted = (
             ((status & int(SweepStatus.CONVERGED)) != 0)
             & ((status & int(_UNTRUSTED)) == 0)
             & (usable.sum(axis=0) >= SWEEP_MIN_STEPS)
             & np.isfinite(tol)
-            & (np.abs(est) > tol)
             & (np.abs(est - e_first) <= tol_first + tol)
         )
+        confirm = trusted & (np.abs(est) > tol)
+        # below the margin but well above the bound: for the neighbourhood test (``bases``)
+        ratio = np.abs(est) / (bound + ad)
+        near = np.flatnonzero(trusted & ~confirm & (ratio > _bases.LOW))
+        near = near[np.argsort(-ratio[near], kind="stable")]
         trunc = bound - noise
+    near_items = Near(sel[near], est[near], ratio[near])
     hit = sel[confirm]
     if hit.size == 0:
-        return meas, 0
+        return meas, 0, near_items
     out = {f: np.array(v, copy=True) for f, v in meas._asdict().items()}
     analytic = out["analytic"][hit]
     sign = np.where(out["step"][hit] < 0, -1.0, 1.0)
@@ -302,4 +322,4 @@ def sweep_decide(meas: Measurement, sel: np.ndarray, swept: Measurement, stencil
         out[f][hit] = v
     out["status"][hit] = CheckStatus.FAIL
     out["reason"][hit] = Reason.NONE
-    return Measurement._make(out[f] for f in Measurement._fields), int(hit.size)
+    return Measurement._make(out[f] for f in Measurement._fields), int(hit.size), near_items

@@ -25,12 +25,14 @@ from typing import Any
 
 import numpy as np
 
+from . import bases as _bases
 from . import escalate as _esc
 from . import jitter as _jit
 from . import segment as _seg
 from .aggregate import Measured, _Aggregate, per_element
 from .body import FLOORLESS, LADDER, _Config, _EscalateBody, _JitterBody, _SegmentBody, ladder_steps
 from .model import check_offsets
+from .outcomes import CheckStatus
 from .rows import measure_samples
 from .._engine.structure import MIN_ROWS
 from .._fd import eps_of
@@ -224,13 +226,14 @@ def sweep(agg: _Aggregate, dec: Decision, call: Callable[[_EscalateBody, tuple],
     per_item = len(_esc.SWEEP_MULTS) * len(check_offsets(agg.stencil))
     room = (_budget(raw) - int(dec.info.get("escalation_evaluations", 0))) // per_item
     nd = int(np.asarray(raw["d"].valid).size)
-    d_failed, d_weak = _esc.sweepable(dmeas, np.asarray(raw["d"].valid, bool))
-    e_failed, e_weak = _esc.sweepable(emeas, np.asarray(raw["e_keep"], bool))
-    # the unconfirmed failures first (directions, elements; at least SWEEP_MIN_ITEMS of them
-    # beyond the budget, which escalation often spends), then the weak passes within it
-    failed = np.concatenate([d_failed, e_failed + nd])[: max(room, _esc.SWEEP_MIN_ITEMS)]
-    weak = np.concatenate([d_weak, e_weak + nd])[: max(room - failed.size, 0)]
-    chosen = np.concatenate([failed, weak])
+    d_failed, d_weak, d_ratio = _esc.sweepable(dmeas, np.asarray(raw["d"].valid, bool))
+    e_failed, e_weak, e_ratio = _esc.sweepable(emeas, np.asarray(raw["e_keep"], bool))
+    # the unconfirmed failures first (directions, elements), then the weak passes, the
+    # largest |e|/tolerance first: at least SWEEP_MIN_ITEMS of them beyond the budget, which
+    # escalation often spends (a bug near the floor that passed weakly is found by its sweep)
+    weak = np.concatenate([d_weak, e_weak + nd])
+    weak = weak[np.argsort(-np.concatenate([d_ratio, e_ratio])[weak], kind="stable")]
+    chosen = np.concatenate([d_failed, e_failed + nd, weak])[: max(room, _esc.SWEEP_MIN_ITEMS)]
     if chosen.size == 0:
         return dec
     d_sel, e_sel = np.sort(chosen[chosen < nd]), np.sort(chosen[chosen >= nd] - nd)
@@ -238,14 +241,15 @@ def sweep(agg: _Aggregate, dec: Decision, call: Callable[[_EscalateBody, tuple],
     e_sw, d_sw, evals = _measure_at(
         agg, dec, call, e_sel, lambda h, x: mults[:, None] * h[None], d_sel, mults
     )
-    confirmed = 0
+    confirmed, near = 0, {}
     if e_sw is not None:
-        emeas, n = _esc.sweep_decide(emeas, e_sel, e_sw, agg.stencil, agg.margin)
+        emeas, n, near["e"] = _esc.sweep_decide(emeas, e_sel, e_sw, agg.stencil, agg.margin)
         confirmed += n
     if d_sw is not None:
-        dmeas, n = _esc.sweep_decide(dmeas, d_sel, d_sw, agg.stencil, agg.margin)
+        dmeas, n, near["d"] = _esc.sweep_decide(dmeas, d_sel, d_sw, agg.stencil, agg.margin)
         confirmed += n
     info = dict(dec.info)
+    info["near"] = near
     info["escalation_evaluations"] = int(info.get("escalation_evaluations", 0)) + evals
     if confirmed:
         info.setdefault("notes", []).append(
@@ -367,6 +371,78 @@ def jitter(agg: _Aggregate, dec: Decision, call: Callable[[_JitterBody, tuple], 
         info["notes"].append(
             f"{untested.size} smaller failure(s) were not measured again (budget): inconclusive, as every "
             "larger one was the rounding"
+        )
+    return Decision(raw, Measured(dmeas, emeas, sigma), dec.cfg, info)
+
+
+def bases(agg: _Aggregate, dec: Decision, call: Callable[[_JitterBody, tuple], dict]) -> Decision:
+    """Failures the sweep measured below its margin, measured again at bases around x
+    (module ``bases``)."""
+    info = dict(dec.info)
+    near = info.pop("near", {})
+    dec = Decision(dec.raw, dec.measured, dec.cfg, info)
+    if dec.info.get("deterministic") is False or agg.stencil.complex_step or not near:
+        return dec
+    raw, (dmeas, emeas, sigma) = dec.raw, dec.measured
+    if max(eps_of(raw["analytic"].dtype), agg.eps_work, agg.eps_leaves) > _bases.MAX_EPS:
+        return dec  # 16-bit rounding inside f or its rule: moves of a fraction of a step keep it
+    empty = _esc.Near(np.zeros(0, np.int64), np.zeros(0), np.zeros(0))
+    nd_near, ne_near = near.get("d", empty), near.get("e", empty)
+    # the largest ratio first, directions and elements together; only those still not FAIL
+    # (the segment and jitter tests leave them alone: they judge failures)
+    kind = np.concatenate([np.zeros(nd_near.items.size, bool), np.ones(ne_near.items.size, bool)])
+    index = np.concatenate([nd_near.items, ne_near.items])
+    est = np.concatenate([nd_near.estimate, ne_near.estimate])
+    status = np.concatenate(
+        [np.asarray(dmeas.status)[nd_near.items], np.asarray(emeas.status)[ne_near.items]]
+    )
+    order = np.argsort(-np.concatenate([nd_near.ratio, ne_near.ratio]), kind="stable")
+    order = order[status[order] != CheckStatus.FAIL][: _bases.MAX_ITEMS]
+    if order.size == 0:
+        return dec
+    d_pos, e_pos = order[~kind[order]], order[kind[order]]
+    d_sel, e_sel = index[d_pos], index[e_pos]
+    e_h, d_h = np.asarray(emeas.step)[e_sel], np.asarray(dmeas.step)[d_sel]
+    # each item at h and at 2h, at the same bases (they depend on the key and the base only)
+    items = (
+        _pad(np.concatenate([np.asarray(raw["e_idx"])[e_sel]] * 2).astype(np.int32)),
+        _pad(np.concatenate([e_h, 2 * e_h])),
+        _pad(np.concatenate([d_sel] * 2).astype(np.int32)),
+        _pad(np.concatenate([d_h, 2 * d_h])),
+    )
+    out = call(_JitterBody(dec.cfg, _bases.BASES, 0.0, 0.0, _bases.SPREAD), items)
+    confirmed = 0
+    for name, sel, pos in (("d", d_sel, d_pos), ("e", e_sel, e_pos)):
+        if not sel.size:
+            continue
+        m = sel.size
+        fd, rule = (np.asarray(out[f"{name}_{part}"])[:, : 2 * m] for part in ("fd", "rule"))
+        judged, n = _bases.judge(
+            dmeas if name == "d" else emeas,
+            sel,
+            est[pos],
+            fd[:, :m],
+            fd[:, m:],
+            rule[:, :m],
+            agg.stencil,
+            agg.margin,
+        )
+        dmeas, emeas = (judged, emeas) if name == "d" else (dmeas, judged)
+        confirmed += n
+    st = agg.stencil
+    per_item = (
+        2 * _bases.BASES * (len(st.offsets) + (st.center_weight != 0.0) + (agg.kind == "jvp") * _seg.AD_COST)
+    )
+    cost = per_item * int(order.size) + (agg.kind != "jvp") * _bases.BASES * _seg.AD_COST
+    info = dict(dec.info)
+    info["escalation_evaluations"] = int(info.get("escalation_evaluations", 0)) + cost
+    if confirmed:
+        info.setdefault("notes", []).append(
+            f"{confirmed} failure(s) below the margin of the step sweep were confirmed at "
+            f"{_bases.BASES} points around x (every coordinate moved by up to {_bases.SPREAD:g} of its "
+            f"step): the FD error, extrapolated, was the same at each, beyond {_bases.Z:g} standard "
+            "errors of its mean, as a wrong rule's error is and an artefact of the step (kinks, "
+            "16-bit rounding, cancellation) is not"
         )
     return Decision(raw, Measured(dmeas, emeas, sigma), dec.cfg, info)
 
