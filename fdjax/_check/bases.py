@@ -25,8 +25,9 @@ D_k(h) and D_k(2h) and the rule under test A_k at b_k, the Richardson-extrapolat
 finite bases (at least ``MIN_BASES``):
 
 - |mean r| > ``Z`` standard errors of the mean plus ``margin`` times the AD rounding: the
-  same error at every base (on the corpus the bugs reach 27–300 standard errors, the
-  correct functions at most 10 without the extrapolation);
+  same error at every base (over the verdict corpus: 106 candidates on correct gradients,
+  the largest at 5.8 standard errors, a float32 ReLU MLP; the 5% bug above at 53, and the
+  114 candidates it confirmed on buggy cases all beyond 22);
 - mean r within a factor ``AGREE`` of the sweep's estimate, with its sign: the error the
   sweep saw at x.
 
