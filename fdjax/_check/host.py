@@ -248,16 +248,14 @@ def sweep(agg: _Aggregate, dec: Decision, call: Callable[[_EscalateBody, tuple],
     if d_sw is not None:
         dmeas, n, near["d"] = _esc.sweep_decide(dmeas, d_sel, d_sw, agg.stencil, agg.margin)
         confirmed += n
-    info = dict(dec.info)
+    note = (
+        f"{confirmed} failure(s) that the first steps could not resolve were confirmed by a step sweep: "
+        f"{len(_esc.SWEEP_MULTS) * 2} steps a factor 2 apart, whose differences bound the FD error "
+        "more tightly than the worst-case rounding model (the tolerance shown is the margin times "
+        "that bound)"
+    )
+    info = _spent(dec, evals, note if confirmed else "")
     info["near"] = near
-    info["escalation_evaluations"] = int(info.get("escalation_evaluations", 0)) + evals
-    if confirmed:
-        info.setdefault("notes", []).append(
-            f"{confirmed} failure(s) that the first steps could not resolve were confirmed by a step sweep: "
-            f"{len(_esc.SWEEP_MULTS) * 2} steps a factor 2 apart, whose differences bound the FD error "
-            "more tightly than the worst-case rounding model (the tolerance shown is the margin times "
-            "that bound)"
-        )
     return Decision(raw, Measured(dmeas, emeas, sigma), dec.cfg, info)
 
 
@@ -307,17 +305,16 @@ def segments(agg: _Aggregate, dec: Decision, call: Callable[[_SegmentBody, tuple
         left = d_sel.size + e_sel.size  # undecided: once more on finer nodes, within the budget
         if left == 0 or _budget(raw) - cost < _seg.AD_COST * (_seg.FINE_NODES + 3) * left:
             break
-    info = dict(dec.info)  # the failures tested were escalated already: only their cost adds up
-    info["escalation_evaluations"] = int(info.get("escalation_evaluations", 0)) + cost
-    if changed:
-        info.setdefault("notes", []).append(
-            f"{changed} failure(s) were f's slope changing within the step, not the gradient: the AD "
-            f"gradient at {len(rule.nodes)} (or more) points along each step, averaged as the stencil "
-            f"weighs them, agrees with the finite difference (|D − Ā| ≤ {gap:.2g}) while the gradient at "
-            f"x differs from that average by up to {off:.2g}: f has kinks denser than any step that "
-            "resolves it (a max or sort over many rows in float32?); inconclusive (kink), check in "
-            "float64 where smaller steps resolve f"
-        )
+    note = (
+        f"{changed} failure(s) were f's slope changing within the step, not the gradient: the AD "
+        f"gradient at {len(rule.nodes)} (or more) points along each step, averaged as the stencil "
+        f"weighs them, agrees with the finite difference (|D − Ā| ≤ {gap:.2g}) while the gradient at "
+        f"x differs from that average by up to {off:.2g}: f has kinks denser than any step that "
+        "resolves it (a max or sort over many rows in float32?); inconclusive (kink), check in "
+        "float64 where smaller steps resolve f"
+    )
+    # the failures tested were escalated already: only their cost adds up
+    info = _spent(dec, cost, note if changed else "")
     return Decision(raw, Measured(dmeas, emeas, sigma), dec.cfg, info)
 
 
@@ -329,11 +326,7 @@ def jitter(agg: _Aggregate, dec: Decision, call: Callable[[_JitterBody, tuple], 
     d_score = _jit.candidates(dmeas, np.asarray(raw["d"].valid, bool))
     e_score = _jit.candidates(emeas, np.asarray(raw["e_keep"], bool))
     score = np.concatenate([d_score, e_score])
-    st = agg.stencil
-    # f at the stencil's offsets per item and base, the rule once per base (per item for jvp)
-    per_item = _jit.JITTERS * (
-        len(st.offsets) + (st.center_weight != 0.0) + (agg.kind == "jvp") * _seg.AD_COST
-    )
+    per_item = _jit.JITTERS * _per_base(agg)
     cap = min(_jit.MAX_ITEMS, (_budget(raw) - _jit.JITTERS * _seg.AD_COST) // per_item)
     ranked = np.argsort(score, kind="stable")[: int(np.sum(np.isfinite(score)))]
     chosen, untested = ranked[:cap], ranked[cap:]
@@ -356,19 +349,17 @@ def jitter(agg: _Aggregate, dec: Decision, call: Callable[[_JitterBody, tuple], 
         judged = _jit.judge(dmeas if name == "d" else emeas, sel, fd, rule, agg.margin)
         dmeas, emeas = (judged.meas, emeas) if name == "d" else (dmeas, judged.meas)
         changed, spread = changed + judged.hit.size, max(spread, judged.spread)
-    info = dict(dec.info)
     cost = per_item * int(chosen.size) + (agg.kind != "jvp") * _jit.JITTERS * _seg.AD_COST
-    info["escalation_evaluations"] = int(info.get("escalation_evaluations", 0)) + cost
-    if changed:
-        info.setdefault("notes", []).append(
-            f"{changed} failure(s) were within f's rounding at the perturbed points: measured again with x "
-            f"moved by a few ulps, the FD value and the gradient move by up to {spread:.2g} (f small but "
-            "computed from large terms that cancel?); judged again with that rounding"
-        )
+    note = (
+        f"{changed} failure(s) were within f's rounding at the perturbed points: measured again with x "
+        f"moved by a few ulps, the FD value and the gradient move by up to {spread:.2g} (f small but "
+        "computed from large terms that cancel?); judged again with that rounding"
+    )
+    info = _spent(dec, cost, note if changed else "")
     if changed == chosen.size and untested.size:  # every one tested was the rounding
         dmeas = _jit.set_aside(dmeas, untested[untested < nd])
         emeas = _jit.set_aside(emeas, untested[untested >= nd] - nd)
-        info["notes"].append(
+        info.setdefault("notes", []).append(
             f"{untested.size} smaller failure(s) were not measured again (budget): inconclusive, as every "
             "larger one was the rounding"
         )
@@ -429,22 +420,33 @@ def bases(agg: _Aggregate, dec: Decision, call: Callable[[_JitterBody, tuple], d
         )
         dmeas, emeas = (judged, emeas) if name == "d" else (dmeas, judged)
         confirmed += n
-    st = agg.stencil
-    per_item = (
-        2 * _bases.BASES * (len(st.offsets) + (st.center_weight != 0.0) + (agg.kind == "jvp") * _seg.AD_COST)
-    )
+    per_item = 2 * _bases.BASES * _per_base(agg)  # at h and at 2h
     cost = per_item * int(order.size) + (agg.kind != "jvp") * _bases.BASES * _seg.AD_COST
-    info = dict(dec.info)
-    info["escalation_evaluations"] = int(info.get("escalation_evaluations", 0)) + cost
-    if confirmed:
-        info.setdefault("notes", []).append(
-            f"{confirmed} failure(s) below the margin of the step sweep were confirmed at "
-            f"{_bases.BASES} points around x (every coordinate moved by up to {_bases.SPREAD:g} of its "
-            f"step): the FD error, extrapolated, was the same at each, beyond {_bases.Z:g} standard "
-            "errors of its mean, as a wrong rule's error is and an artefact of the step (kinks, "
-            "16-bit rounding, cancellation) is not"
-        )
+    note = (
+        f"{confirmed} failure(s) below the margin of the step sweep were confirmed at "
+        f"{_bases.BASES} points around x (every coordinate moved by up to {_bases.SPREAD:g} of its "
+        f"step): the FD error, extrapolated, was the same at each, beyond {_bases.Z:g} standard "
+        "errors of its mean, as a wrong rule's error is and an artefact of the step (kinks, "
+        "16-bit rounding, cancellation) is not"
+    )
+    info = _spent(dec, cost, note if confirmed else "")
     return Decision(raw, Measured(dmeas, emeas, sigma), dec.cfg, info)
+
+
+def _per_base(agg: _Aggregate) -> int:
+    """Evaluations of one item at one base (``_JitterBody``): f at the stencil's offsets (and
+    at the centre where it weighs), the rule per item for jvp (else once per base)."""
+    st = agg.stencil
+    return len(st.offsets) + (st.center_weight != 0.0) + (agg.kind == "jvp") * _seg.AD_COST
+
+
+def _spent(dec: Decision, cost: int, note: str = "") -> dict:
+    """``dec.info`` with ``cost`` more escalation evaluations, and ``note`` where given."""
+    info = dict(dec.info)
+    info["escalation_evaluations"] = int(info.get("escalation_evaluations", 0)) + int(cost)
+    if note:
+        info.setdefault("notes", []).append(note)
+    return info
 
 
 def _budget(raw) -> int:
