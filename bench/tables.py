@@ -608,6 +608,18 @@ _FALSE_ALARMS_MORE = (
         "false_alarms_full_1e5_cnn_key2.json",
         "Key 2, with the jitter's rounding replacing (not added to) the modelled rounding:",
     ),
+    (
+        "false_alarms_full_1e6_mlp_key0.json",
+        "Full mode at 1e6 parameters (the MLP) on a CPU, key 0: 3.7 million evaluations in the first "
+        "batch (the structure-aware plan: each row adds its change to one layer's product and runs only "
+        "the layers after it), 39 minutes "
+        "(commit af5da9c, before the neighbourhood test, which only runs on what the step sweep "
+        "measured):",
+    ),
+    (
+        "false_alarms_full_1e6_mlp_key1.json",
+        "The same, key 1, with the neighbourhood test:",
+    ),
 )
 
 
