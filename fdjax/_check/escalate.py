@@ -238,7 +238,7 @@ def sweepable(meas: Measurement, valid) -> tuple[np.ndarray, np.ndarray, np.ndar
 
 class Near(NamedTuple):
     """Swept measurements whose trusted estimate is ``bases.LOW`` to ``margin`` times its
-    bound: the neighbourhood test's candidates (largest ratio first)."""
+    bound (``ratio``): the neighbourhood test's candidates (``host.bases`` ranks them)."""
 
     items: np.ndarray
     estimate: np.ndarray
@@ -302,7 +302,6 @@ def sweep_decide(meas: Measurement, sel: np.ndarray, swept: Measurement, stencil
         # below the margin but well above the bound: for the neighbourhood test (``bases``)
         ratio = np.abs(est) / (bound + ad)
         near = np.flatnonzero(trusted & ~confirm & (ratio > _bases.LOW))
-        near = near[np.argsort(-ratio[near], kind="stable")]
         trunc = bound - noise
     near_items = Near(sel[near], est[near], ratio[near])
     hit = sel[confirm]
