@@ -63,8 +63,9 @@ TINY = 8.0
 MAX_TINY = 1 / 64
 #: Failures the quadrature error alone left undecided are tested again on this many.
 FINE_NODES = 512
-#: At most this many failures are tested; an AD evaluation counts as this many of f.
-MAX_ITEMS = 16
+#: At most this many failures are tested, and no more than the escalation budget pays for
+#: (``NODES`` AD evaluations an item); an AD evaluation counts as this many of f.
+MAX_ITEMS = 512
 AD_COST = 3
 
 
