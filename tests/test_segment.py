@@ -185,3 +185,41 @@ def test_dense_kinks_float32(dense_kinks, mode):
     bad = fdjax.check_grad(_scaled(f, 1.01), t, mode=mode)
     assert int(bad.status) == CheckStatus.FAIL, bad
     assert not any("slope changing within the step" in n for n in bad.notes)
+
+
+def _kink_pairs(n, slope, off=0.0):
+    """A sum over n elements of a slope-0 notch: f's slope is 0 within 1e-7 of c_i and
+    ``slope`` outside, so every default step (~6e-6) crosses two kinks and the central
+    difference is ~``slope`` while the gradient at c_i is 0 (plus ``off``, a wrong rule)."""
+    c, delta = jnp.linspace(0.5, 1.5, n), 1e-7
+
+    @jax.custom_jvp
+    def notch(x):
+        return slope * (jax.nn.relu(x - c - delta) - jax.nn.relu(c - delta - x))
+
+    @notch.defjvp
+    def _(primals, tangents):
+        (x,), (dx,) = primals, tangents
+        return notch(x), (jnp.where(jnp.abs(x - c) < delta, 0.0, slope) + off) * dx
+
+    f = lambda p: jnp.sum(notch(p["notched"])) + jnp.sum(jnp.sin(p["smooth"]))
+    return f, {"notched": c, "smooth": jnp.linspace(0.1, 1.0, 5)}
+
+
+def test_many_kinks_in_one_check():
+    """30 elements whose steps all cross kinks (marginal failures, as in a float32 ReLU net)
+    are each tested, even where the escalation budget of a small check pays for fewer:
+    none FAILS and the leaf is INCONCLUSIVE (kink). The same notches with a rule 10% off
+    their slope still FAIL."""
+    f, p = _kink_pairs(30, 1e-10)
+    r = fdjax.check_grad(f, p, mode="full")
+    assert int(r.status) == CheckStatus.INCONCLUSIVE, r
+    notched = np.asarray(r.elements.status)[:30]
+    assert np.all(notched == CheckStatus.INCONCLUSIVE), notched
+    assert np.all(np.asarray(r.elements.reason)[:30] == Reason.KINK)
+    explained = [int(n.split()[0]) for n in r.notes if "slope changing within the step" in n]
+    assert explained and explained[0] >= 30, r.notes
+    f_bad, _ = _kink_pairs(30, 1e-10, off=1e-11)
+    bad = fdjax.check_grad(f_bad, p, mode="full")
+    assert int(bad.status) == CheckStatus.FAIL, bad
+    assert np.sum(np.asarray(bad.elements.status)[:30] == CheckStatus.FAIL) == 30

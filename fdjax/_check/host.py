@@ -268,7 +268,7 @@ def segments(agg: _Aggregate, dec: Decision, call: Callable[[_SegmentBody, tuple
     d_score = _seg.candidates(dmeas, np.asarray(raw["d"].valid, bool))
     e_score = _seg.candidates(emeas, np.asarray(raw["e_keep"], bool))
     score = np.concatenate([d_score, e_score])
-    cap = min(_seg.MAX_ITEMS, _budget(raw) // (_seg.AD_COST * _seg.NODES))
+    cap = min(_seg.MAX_ITEMS, max(_seg.MIN_ITEMS, _budget(raw) // (_seg.AD_COST * _seg.NODES)))
     chosen = np.argsort(score, kind="stable")[: int(np.sum(np.isfinite(score)))][:cap]
     if chosen.size == 0:
         return dec

@@ -40,8 +40,9 @@ within an interval, so the bound shrinks with the nodes' spacing.
 Otherwise the failure stands. A wrong rule (a − ∇f ≠ 0 along the step) integrates to a wrong
 difference, so a bug escapes only if its error averages to zero at the scale of the step.
 Only failures within ``escalate.SURE`` tolerances are tested (beyond, no artefact of a step
-is that large), at most ``MAX_ITEMS`` within the escalation budget, the most marginal first.
-Not for the complex step (not a difference of f values). Runs on the host (NumPy).
+is that large), the most marginal first: at most ``MAX_ITEMS``, and beyond ``MIN_ITEMS`` only
+as many as the escalation budget pays for. Not for the complex step (not a difference of f
+values). Runs on the host (NumPy).
 """
 
 from __future__ import annotations
@@ -64,8 +65,11 @@ MAX_TINY = 1 / 64
 #: Failures the quadrature error alone left undecided are tested again on this many.
 FINE_NODES = 512
 #: At most this many failures are tested, and no more than the escalation budget pays for
-#: (``NODES`` AD evaluations an item); an AD evaluation counts as this many of f.
+#: (``NODES`` AD evaluations an item) beyond the first ``MIN_ITEMS`` (tested whatever the
+#: budget: a float32 ReLU net crosses kinks at many elements); an AD evaluation counts as
+#: this many of f.
 MAX_ITEMS = 512
+MIN_ITEMS = 32
 AD_COST = 3
 
 
