@@ -618,12 +618,19 @@ _FALSE_ALARMS_MORE = (
     ),
     (
         "false_alarms_full_1e6_mlp_key1.json",
-        "The same, key 1, with the neighbourhood test: a **false alarm**, 3 first-layer weights (gradients "
-        "1e-5 to 4e-4, FD values up to 17× larger: kinks crossed). Logged stage by stage: escalation "
-        "confirmed 21 element failures (two steps 4× apart agreeing), the step sweep and the neighbourhood "
-        "test confirmed none, and the segment test, which tests at most 16 failures per check (the "
-        "smallest first), explained 13 as kinks; 8 stood, 3 of them beyond what chance allows among 55,008 "
-        "measured elements. Open (issue 11):",
+        "The same, key 1, at commit c187fa4: a **false alarm**, 3 first-layer weights (gradients 1e-5 to "
+        "4e-4, FD values up to 17× larger: kinks crossed). Logged stage by stage: escalation confirmed 21 "
+        "element failures (two steps 4× apart agreeing), the step sweep and the neighbourhood test "
+        "confirmed none, and the segment test, which then tested at most 16 failures per check (the "
+        "most marginal first), explained 13 as kinks; 8 stood, 3 of them beyond what chance allows among "
+        "55,008 measured elements (fixed below):",
+    ),
+    (
+        "false_alarms_full_1e6_mlp.json",
+        "Keys 1 and 2 at commit 74209ce, where the segment test tests up to 512 failures per check "
+        "(key 3 was skipped by `--max-seconds`): key 1 now PASSES, its 21 confirmed failures all "
+        "tested, 18 explained as kinks and the 3 left (1.0–1.2× their tolerance) within chance; key 2 "
+        "PASSES, its 11 confirmed failures all explained:",
     ),
 )
 
