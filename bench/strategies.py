@@ -94,6 +94,35 @@ def cnn():
     return examples.cnn(channels=16, size=16, batch=32)
 
 
+def cnn_2conv(size=16, channels=(16, 32), batch=32, seed=0):
+    """Two [conv 3×3 → ReLU → 2×2 max-pool] blocks (NCHW/OIHW) and a dense head: most of the
+    parameters are convolution kernels (the second conv's 4,608 of 9,930)."""
+    rng = np.random.RandomState(seed)
+    c_in, side, params = 1, size, {}
+    for i, c in enumerate(channels):
+        params[f"conv{i}"] = {
+            "w": jnp.asarray(rng.standard_normal((c, c_in, 3, 3)) / np.sqrt(9 * c_in)),
+            "b": jnp.full(c, 0.05),
+        }
+        c_in, side = c, side // 2
+    feat = c_in * side * side
+    params["dense"] = {"w": jnp.asarray(rng.standard_normal((feat, 10)) / np.sqrt(feat)), "b": jnp.zeros(10)}
+    images, labels = examples.digits(batch, size, seed, jnp.float64)
+
+    def loss(p, images, labels):
+        h = images
+        for i in range(len(channels)):
+            h = jax.lax.conv_general_dilated(
+                h, p[f"conv{i}"]["w"], (1, 1), "SAME", dimension_numbers=("NCHW", "OIHW", "NCHW")
+            )
+            h = jax.nn.relu(h + p[f"conv{i}"]["b"][None, :, None, None])
+            h = jax.lax.reduce_window(h, -jnp.inf, jax.lax.max, (1, 1, 2, 2), (1, 1, 2, 2), "VALID")
+        h = h.reshape(h.shape[0], -1)
+        return examples.softmax_cross_entropy(h @ p["dense"]["w"] + p["dense"]["b"], labels)
+
+    return loss, params, images, labels
+
+
 WORKLOADS = {
     "mlp-784x125": lambda: mlp((784, 125, 10)),
     "mlp-1e3": lambda: mlp((28, 28, 10)),
@@ -102,9 +131,10 @@ WORKLOADS = {
     "mlp-1e6": lambda: mlp((995, 995, 10)),
     "mlp-6layer": lambda: mlp((64, 128, 128, 128, 128, 128, 10)),
     "cnn": cnn,
+    "cnn-2conv": cnn_2conv,
     "transformer": transformer,
 }
-QUICK = ("mlp-1e3", "mlp-1e4", "mlp-6layer", "cnn", "transformer")
+QUICK = ("mlp-1e3", "mlp-1e4", "mlp-6layer", "cnn", "cnn-2conv", "transformer")
 
 
 # ------------------------------------------------------------------------------------------

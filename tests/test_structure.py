@@ -132,11 +132,95 @@ def test_transposed_and_cast_weight():
     _agree(loss, params, x, against_ad=False)
 
 
+def _conv_case(name):
+    """A loss of (params, x) whose kernel ``params["k"]`` is a convolution's rhs."""
+    rng = np.random.RandomState(3)
+
+    def arr(*shape):
+        return jnp.asarray(rng.standard_normal(shape) / 2)
+
+    def conv(x, k, **kw):
+        return jax.lax.conv_general_dilated(x, k, **kw)
+
+    if name == "equinox":  # NCHW / OIHW, under vmap over the batch, ReLU and max-pool after
+        model = eqx.nn.Conv2d(2, 8, 3, padding=1, key=jax.random.key(0))
+        params, static = eqx.partition(model, eqx.is_inexact_array)
+        pool = eqx.nn.MaxPool2d(2, 2)
+
+        def eqx_loss(p, x):
+            m = eqx.combine(p, static)
+            return jnp.mean(jax.vmap(lambda xi: pool(jax.nn.relu(m(xi))))(x) ** 2)
+
+        return eqx_loss, params, arr(3, 2, 6, 6), ".weight"
+    kw: dict
+    if name == "nhwc_strided_dilated":
+        kw = dict(
+            window_strides=(2, 1),
+            padding="VALID",
+            rhs_dilation=(2, 1),
+            dimension_numbers=("NHWC", "HWIO", "NHWC"),
+        )
+        x, k = arr(2, 9, 8, 3), arr(3, 2, 3, 5)
+    elif name == "grouped_channels_last_out":  # 2 feature groups, output in another layout
+        kw = dict(
+            window_strides=(1, 1),
+            padding=((2, 0), (1, 1)),
+            feature_group_count=2,
+            dimension_numbers=("NCHW", "OIHW", "NHWC"),
+        )
+        x, k = arr(2, 4, 5, 5), arr(6, 2, 3, 2)
+    elif name == "transposed_1d":  # lhs dilation (a transposed convolution), one spatial axis
+        kw = dict(
+            window_strides=(1,), padding=((2, 2),), lhs_dilation=(2,), dimension_numbers=("NWC", "WIO", "NCW")
+        )
+        x, k = arr(3, 7, 4), arr(3, 4, 6)
+    else:
+        raise ValueError(name)
+    params = {"k": k, "b": arr(70)}
+
+    def loss(p, x):
+        return jnp.sum(jnp.tanh(conv(x, p["k"], **kw)) ** 2) + jnp.sum(jnp.sin(p["b"]))
+
+    return loss, params, x, "['k']"
+
+
+@pytest.mark.parametrize(
+    "name", ["equinox", "nhwc_strided_dilated", "grouped_channels_last_out", "transposed_1d"]
+)
+def test_conv_kernels_rewritten(name):
+    """A convolution's kernel takes the rewrite (one input window per row) in any layout,
+    with strides, padding, dilations and feature groups: the dense plan's values, and the
+    FD gradient agrees with jax.grad."""
+    loss, params, x, leaf = _conv_case(name)
+    _agree(loss, params, x)
+    fa = flatten_args((params, x), 0, "test")
+    position = fa.float_paths.index(next(p for p in fa.float_paths if p.endswith(leaf)))
+    groups = {g.leaves: g for g in _values(loss, params, (x,), "auto")[3]}
+    assert groups[(position,)].strategy == "linear", groups
+    assert groups[(position,)].detail == "conv_general_dilated (kernel)"
+
+
+def test_conv_float32_cnn():
+    loss, params, images, labels = examples.cnn(channels=8, size=6, batch=4, dtype=jnp.float32)
+    ran = _agree(loss, params, images, labels, factor=16)
+    assert "linear" in ran["auto"]
+
+
+def test_conv_input_is_not_rewritten():
+    """Perturbing a convolution's input (not its kernel) falls back: exact values."""
+    rng = np.random.RandomState(4)
+    k = jnp.asarray(rng.standard_normal((4, 2, 3, 3)))
+
+    def loss(p):
+        y = jax.lax.conv_general_dilated(p["x"], k, (1, 1), "SAME")
+        return jnp.sum(jnp.tanh(y) ** 2) + jnp.sum(jnp.sin(p["b"]))
+
+    params = {"b": jnp.asarray(rng.standard_normal(70)), "x": jnp.asarray(rng.standard_normal((2, 2, 5, 5)))}
+    assert _agree(loss, params)["auto"] == ["leaf"]
+
+
 def _fallback_case(name):
     rng = np.random.RandomState(2)
-    if name == "conv":
-        loss, params, images, labels = examples.cnn(channels=8, size=6, batch=4)
-        return loss, params, (images, labels), "['conv']['w']"
     if name == "embedding":
 
         def loss(p, ids):
@@ -188,10 +272,10 @@ def _fallback_case(name):
     return loss, params, (jnp.ones((2, 3)),), "['w']"
 
 
-@pytest.mark.parametrize("name", ["conv", "embedding", "scan", "custom_vjp", "weight_decay", "no_product"])
+@pytest.mark.parametrize("name", ["embedding", "scan", "custom_vjp", "weight_decay", "no_product"])
 def test_fallbacks_are_exact(name):
     """Where a leaf's first use is not one linear product, auto batches that leaf alone
-    (the conv kernel, a gathered table, a weight inside scan or custom_vjp, a weight also
+    (a gathered table, a weight inside scan or custom_vjp, a weight also
     used by a penalty, a leaf without a product): the values stay the dense plan's."""
     loss, params, args, leaf = _fallback_case(name)
     _agree(loss, params, *args)

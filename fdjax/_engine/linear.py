@@ -13,6 +13,13 @@ is computed once, each row adds its rank-1 (one-column) change, and only the par
 after the product runs once per row: for a dense layer ``x @ W`` of a d×k weight the row
 costs the layers after it instead of a whole forward pass.
 
+A convolution is linear in its kernel too. When W is the kernel (rhs) of a
+``conv_general_dilated`` (any layout, strides, padding, dilations, feature groups; one
+batch group), moving W[o, i, k…] by δ changes only output feature o, by δ times a window of
+the input: input feature (o's group, i), shifted by k·rhs_dilation and strided by the
+window strides, of the input padded (and lhs-dilated) once. A row then costs a slice of the
+input and the layers after the convolution instead of the whole convolution.
+
 ``linear_rows`` traces f as a function of the leaf, inlines nested ``jit`` calls, follows
 the leaf to its first use and, when the pattern holds, returns the per-row function and
 the values every row shares; anything else (the leaf used twice, a nonlinear first use,
@@ -33,6 +40,8 @@ from jax.extend.core import ClosedJaxpr, Literal
 
 #: Primitives that move or cast a leaf's elements without mixing them.
 _VIEWS = ("reshape", "transpose", "squeeze", "convert_element_type", "copy", "copy_p", "broadcast_in_dim")
+#: The consumers the rewrite handles: W an operand of a product, or a convolution's kernel.
+_CONSUMERS = ("dot_general", "conv_general_dilated")
 #: Call primitives whose body is inlined before the analysis (XLA inlines them anyway).
 _CALLS = ("jit", "pjit")
 
@@ -109,14 +118,16 @@ class LinearPlan:
     """What the rewrite found for one leaf (static; the arrays come at call time)."""
 
     chain: tuple  # the view equations from the leaf to the consumer's operand
-    consumer: Any  # the dot_general equation
-    side: int  # which operand of the consumer is the leaf (0: lhs, 1: rhs)
+    consumer: Any  # the dot_general or conv_general_dilated equation
+    side: int  # which operand of the consumer is the leaf (0: lhs, 1: rhs; a convolution's: 1)
     positions: np.ndarray  # [n, ndim] the leaf element's coordinates in that operand
     after: tuple  # the equations that depend on the product, in order
     jaxpr: Any  # the flat jaxpr
 
     @property
     def description(self) -> str:
+        if self.consumer.primitive.name == "conv_general_dilated":
+            return "conv_general_dilated (kernel)"
         return f"dot_general ({'lhs' if self.side == 0 else 'rhs'} operand)"
 
 
@@ -143,9 +154,11 @@ def analyze(closed: ClosedJaxpr, n: int) -> LinearPlan | None:
             v = eqn.outvars[0]
             continue
         break
-    if eqn.primitive.name != "dot_general" or eqn.invars.count(v) != 1 or len(eqn.invars) != 2:
+    if eqn.primitive.name not in _CONSUMERS or eqn.invars.count(v) != 1 or len(eqn.invars) != 2:
         return None
     side = eqn.invars.index(v)
+    if eqn.primitive.name == "conv_general_dilated" and (side != 1 or eqn.params["batch_group_count"] != 1):
+        return None  # an input perturbed, or a batch-grouped (weight-gradient) convolution
     # everything that depends on the product, in order
     tainted = {eqn.outvars[0]}
     after = []
@@ -176,7 +189,56 @@ def prepare(plan: LinearPlan, consts: Sequence[Any], leaf: jax.Array) -> dict:
     # in the jaxpr's order, not the set's (by id): the rows' program, and so its persistent
     # cache key, must not change from one process to the next
     order = [*jaxpr.constvars, *jaxpr.invars, *(v for e in jaxpr.eqns for v in e.outvars)]
-    return {v: env[v] for v in order if v in need and v in env}
+    shared = {v: env[v] for v in order if v in need and v in env}
+    if plan.consumer.primitive.name == "conv_general_dilated":
+        shared[_PADDED] = _padded_input(plan.consumer, _read(env, plan.consumer.invars[0]))
+    return shared
+
+
+#: ``prepare``'s key of a convolution's input, padded and lhs-dilated once for every row.
+_PADDED = "padded input"
+
+
+def _padded_input(eqn, lhs):
+    """The convolution's input with its padding and lhs dilation applied (zeros)."""
+    p = eqn.params
+    spatial = p["dimension_numbers"].lhs_spec[2:]
+    config = [(0, 0, 0)] * lhs.ndim
+    for s, axis in enumerate(spatial):
+        lo, hi = p["padding"][s]
+        config[axis] = (int(lo), int(hi), int(p["lhs_dilation"][s]) - 1)
+    return jax.lax.pad(lhs, jnp.zeros((), lhs.dtype), config)
+
+
+def _conv_window(eqn, padded, m) -> tuple[dict, jax.Array]:
+    """The convolution's output slab that kernel element ``m`` (its coordinates in the
+    kernel) feeds: ({output feature axis: o}, the input window it multiplies, in the
+    output's remaining axes' order)."""
+    p = eqn.params
+    lhs_spec, rhs_spec, out_spec = p["dimension_numbers"]
+    kernel_shape = eqn.invars[1].aval.shape
+    out_shape = eqn.outvars[0].aval.shape
+    o, i = m[rhs_spec[0]], m[rhs_spec[1]]
+    per_group = kernel_shape[rhs_spec[0]] // p["feature_group_count"]
+    channel = (o // per_group) * kernel_shape[rhs_spec[1]] + i
+    window = jax.lax.dynamic_index_in_dim(padded, channel, lhs_spec[1], keepdims=True)
+    for s, axis in enumerate(lhs_spec[2:]):
+        size, stride = out_shape[out_spec[2 + s]], int(p["window_strides"][s])
+        start = m[rhs_spec[2 + s]] * int(p["rhs_dilation"][s])
+        window = jax.lax.dynamic_slice_in_dim(window, start, (size - 1) * stride + 1, axis)
+        if stride > 1:
+            window = jax.lax.slice_in_dim(window, 0, None, stride, axis)
+    window = jnp.squeeze(window, lhs_spec[1])
+    # its axes: the input's batch and spatial axes in the input's order; the output's order
+    logical = {lhs_spec[0]: 0, **{a: 1 + s for s, a in enumerate(lhs_spec[2:])}}
+    mine = [logical[a] for a in sorted(logical)]  # logical dim of each window axis
+    wanted = [
+        0 if a == out_spec[0] else 1 + out_spec[2:].index(a)
+        for a in range(len(out_shape))
+        if a != out_spec[1]
+    ]
+    window = jnp.transpose(window, [mine.index(d) for d in wanted])
+    return {out_spec[1]: o}, window
 
 
 #: Elementwise primitives through which a change confined to a slab stays confined to it.
@@ -260,29 +322,43 @@ def row_value(plan: LinearPlan, shared: dict, leaf: jax.Array, row: dict) -> lis
     delta = new - old
     m = [row["pos"][k] for k in range(plan.positions.shape[1])]
     eqn = plan.consumer
+    base = _read(shared, eqn.outvars[0])
+    if eqn.primitive.name == "conv_general_dilated":
+        fixed_out, piece = _conv_window(eqn, shared[_PADDED], m)
+    else:
+        fixed_out, piece = _dot_piece(eqn, shared, m, plan.side)
+    # The product changes only on the slab at the moved element's coordinates: by δ·piece.
+    change = delta.astype(base.dtype) * piece.astype(base.dtype)
+    slab = _index(base, fixed_out) + change
+    return _run_after(plan, shared, {eqn.outvars[0]: (fixed_out, slab)})
+
+
+def _dot_piece(eqn, shared: dict, m, side: int) -> tuple[dict, jax.Array]:
+    """The product's output slab that operand element ``m`` feeds: ({output axis: coordinate},
+    the other operand's slice it multiplies, in the slab's axis order)."""
     (lc, rc), (lb, rb) = eqn.params["dimension_numbers"]
     lhs, rhs = (_read(shared, v) for v in eqn.invars)
-    base = _read(shared, eqn.outvars[0])
-    if plan.side == 1:  # W is the rhs: the lhs slice at m's batch and contracting coordinates
+    if side == 1:  # W is the rhs: the lhs slice at m's batch and contracting coordinates
         fixed = {**{a: m[b] for a, b in zip(lb, rb)}, **{a: m[b] for a, b in zip(lc, rc)}}
         other, own_batch, own_free, other_free_first = lhs, rb, _free(rhs.ndim, rc, rb), True
     else:
         fixed = {**{b: m[a] for a, b in zip(lb, rb)}, **{b: m[a] for a, b in zip(lc, rc)}}
         other, own_batch, own_free, other_free_first = rhs, lb, _free(lhs.ndim, lc, lb), False
     piece = _index(other, fixed)  # the other operand's free axes, in the output's order
-    # The product changes only on the slab where the output's batch axes and this operand's
-    # free axes sit at the moved element's coordinates: there by δ·piece.
+    # the slab: the output's batch axes and this operand's free axes at m's coordinates
     nb, n_own, n_other = len(own_batch), len(own_free), piece.ndim
     start = nb + n_other if other_free_first else nb
     fixed_out = dict(zip(range(nb), [m[a] for a in own_batch]))
     fixed_out.update(zip(range(start, start + n_own), [m[a] for a in own_free]))
-    change = delta.astype(base.dtype) * piece.astype(base.dtype)
-    slab = _index(base, fixed_out) + change
-    # Run f after the product. A value that differs from its unperturbed one only on the
-    # slab is kept as that slab (elementwise equations compute the slab alone; a product that
-    # contracts the slab's axes adds a rank-1 update); anything else sees the whole value.
+    return fixed_out, piece
+
+
+def _run_after(plan: LinearPlan, shared: dict, slabs: dict) -> list:
+    """f's outputs from the consumer's output given as a slab. A value that differs from its
+    unperturbed one only on the slab is kept as that slab (elementwise equations compute the
+    slab alone; a product that contracts the slab's axes adds a rank-1 update); anything
+    else sees the whole value."""
     env = dict(shared)
-    slabs = {eqn.outvars[0]: (fixed_out, slab)}
     for e in plan.after:
         outs = None
         if e.primitive.name in _ELEMENTWISE and len(e.outvars) == 1:
