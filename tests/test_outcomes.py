@@ -88,7 +88,8 @@ def test_merge_decides_by_the_most_precise_step():
     # three items, first measured as failures; the ladder (2 smaller steps) says:
     # item 0: a more precise step passes -> PASS;
     # item 1: the most precise fails, and the first step's FD value agrees with it -> FAIL;
-    # item 2: the most precise fails, but no other step agrees with its FD value -> INCONCLUSIVE.
+    # item 2: the most precise fails, but no other step agrees with its FD value, and the first
+    # step's (resolved, 9 ± 1) is beyond both bounds from it (3 ± 0.1) -> INCONCLUSIVE, kink.
     first = _meas(
         status=[F, F, F],
         error=[1.5, 1.5, 1.5],
@@ -102,11 +103,11 @@ def test_merge_decides_by_the_most_precise_step():
         reason=[0, 0, 0, Reason.KINK, 0, 0],
         error=[0.01, 0.5, 0.12, 0.0, 0.3, 0.3],
         tolerance=[0.1, 0.1, 0.1, 1.0, 2.0, 0.5],
-        numeric=[1, 2, 3, 4, 5, 6],
+        numeric=[1, 2, 3, 4, 3.5, 6],
     )
     out = escalate.merge(first, ladder, np.arange(3), (0.25, 0.0625))
     assert out.status.tolist() == [P, F, I]
-    assert out.reason.tolist() == [0, 0, Reason.UNRESOLVED]
+    assert out.reason.tolist() == [0, 0, Reason.KINK]
     assert out.numeric.tolist() == [1, 2, 3]  # the values of the deciding measurement
     # nothing resolved anywhere: the most telling reason (unresolved > kink > non-finite)
     first = _meas(status=[I], reason=[Reason.NONFINITE], tolerance=[np.inf])
@@ -128,6 +129,45 @@ def test_merge_decides_by_the_most_precise_step():
     # ... and a failure is confirmed only by a step at least 4x away (2x is too close)
     close = _meas(status=[F, F], numeric=[-1.0, -1.0], error=[5.0, 5.0], tolerance=[0.1, 0.1], step=[32, 64])
     assert escalate.merge(first, close, np.arange(1), (32.0, 64.0)).status.tolist() == [I]
+
+
+def test_a_failure_whose_fd_value_moves_beyond_a_resolved_steps_bound_is_a_kink():
+    """Measured on the 1e5-parameter float32 ReLU CNN (full mode, key 1): a first-conv weight
+    of -0.106 (gradient -6.9e-4). Its first step (4.9e-3) is unresolved; at 256× (a move of
+    1.26) D(h) and D(2h) agree to 1e-5, so that step claims a tolerance of 6.3e-6 and fails
+    by 281×, "confirmed" by 32× (FD value within that step's wide bound). But the resolved 2×
+    step's FD value, -1.42e-3 ± 6.9e-4, is 1.0e-3 from the 256× one's: a bug a − ∇f would
+    be within both bounds at both steps. The FD value moved with the step: a kink."""
+    F, I = CheckStatus.FAIL, CheckStatus.INCONCLUSIVE  # noqa: E741
+    a = -6.875e-4
+    first = _meas(
+        status=[I],
+        reason=[Reason.UNRESOLVED],
+        analytic=[a],
+        numeric=[-1.235e-3],
+        error=[-5.48e-4],
+        tolerance=[1.57e-3],
+        step=[4.92e-3],
+    )
+    mults = (0.5, 2.0, 32.0, 256.0)
+    numeric = np.array([-8.72e-4, -1.417e-3, -3.558e-3, -2.462e-3])
+    tol = np.array([3.15e-3, 6.86e-4, 1.77e-3, 6.31e-6])
+    ladder = _meas(
+        status=[I, F, F, F],
+        reason=[Reason.UNRESOLVED, 0, 0, 0],
+        analytic=[a] * 4,
+        numeric=numeric,
+        error=numeric - a,
+        tolerance=tol,
+        step=[4.92e-3 * m for m in mults],
+    )
+    out = escalate.merge(first, ladder, np.arange(1), mults)
+    assert out.status.tolist() == [I] and out.reason.tolist() == [Reason.KINK]
+    # with the 2x step's FD value within the bounds (a constant bug term): FAIL as before
+    agreeing = ladder._replace(numeric=np.array([-8.72e-4, -2.0e-3, -3.558e-3, -2.462e-3]))
+    agreeing = agreeing._replace(error=agreeing.numeric - a)
+    out = escalate.merge(first, agreeing, np.arange(1), mults)
+    assert out.status.tolist() == [F]
 
 
 def test_a_marginal_failure_at_one_step_is_outvoted_by_passes_nearer_zero():
