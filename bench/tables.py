@@ -639,6 +639,17 @@ _FALSE_ALARMS_MORE = (
         "923,297 more concerned ones kept their first step's verdict, the budget spent), 2 h 52 min "
         "in all; 11 confirmed failures explained as kinks by the segment test; PASS:",
     ),
+    (
+        "false_alarms_full_1e5_cnn_all.json",
+        "Full mode on the 1e5-parameter CNN, all 8 keys, after the convolution-kernel rewrite (each row "
+        "of a kernel element slices one input window instead of running the whole convolution; the "
+        "runs above took 18–30 minutes a key):",
+    ),
+    (
+        "false_alarms_full_1e6_cnn_rewrite.json",
+        "Full mode on the 1e6-parameter CNN after the convolution-kernel rewrite (key 0 above took "
+        "2 h 52 min before it):",
+    ),
 )
 
 
