@@ -182,7 +182,9 @@ def prepare(plan: LinearPlan, consts: Sequence[Any], leaf: jax.Array) -> dict:
     env[jaxpr.invars[0]] = leaf
     for eqn in jaxpr.eqns:
         env.update(zip(eqn.outvars, _bind(eqn, [_read(env, v) for v in eqn.invars])))
-    need = {plan.consumer.invars[0], plan.consumer.invars[1], plan.consumer.outvars[0]}
+    conv = plan.consumer.primitive.name == "conv_general_dilated"
+    # a product's rows read its operands; a convolution's, its padded input (below)
+    need = {plan.consumer.outvars[0], *(() if conv else plan.consumer.invars)}
     for e in plan.after:
         need.update(u for u in e.invars if not isinstance(u, Literal))
     need.update(v for v in jaxpr.outvars if not isinstance(v, Literal))
@@ -190,7 +192,7 @@ def prepare(plan: LinearPlan, consts: Sequence[Any], leaf: jax.Array) -> dict:
     # cache key, must not change from one process to the next
     order = [*jaxpr.constvars, *jaxpr.invars, *(v for e in jaxpr.eqns for v in e.outvars)]
     shared = {v: env[v] for v in order if v in need and v in env}
-    if plan.consumer.primitive.name == "conv_general_dilated":
+    if conv:
         shared[_PADDED] = _padded_input(plan.consumer, _read(env, plan.consumer.invars[0]))
     return shared
 
