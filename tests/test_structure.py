@@ -504,6 +504,25 @@ def test_escalation_groups_elements_by_leaf():
     np.testing.assert_array_equal(items[src][pos], items)
 
 
+def test_escalation_pads_large_groups_by_at_most_an_eighth():
+    """``host._bucket``: a power of two up to ``FINE_BUCKETS_ABOVE`` (few programs), above it
+    at most 12.5% more rows than asked (a 1e6-parameter full check escalates ~1e5 elements
+    at 40 rows each: padding to the next power of two spent 41% over its budget), in at most
+    8 sizes per octave."""
+    from fdjax._check.host import FINE_BUCKETS_ABOVE, _bucket, _by_leaf
+
+    small = np.arange(1, FINE_BUCKETS_ABOVE + 1)
+    got = np.array([_bucket(int(n)) for n in small])
+    assert _bucket(0) == 0 and np.all(got >= small) and np.all(got < 2 * small)
+    assert np.all(got & (got - 1) == 0)  # powers of two
+    for lo in (FINE_BUCKETS_ABOVE, 1 << 17):
+        n = np.arange(lo + 1, 2 * lo + 1)
+        got = np.array([_bucket(int(m)) for m in n])
+        assert np.all(got >= n) and np.all(got <= n + lo // 8) and np.unique(got).size == 8
+    _, _, counts = _by_leaf(np.arange(5000), ((5000,),))
+    assert counts == (5120,)
+
+
 def test_large_escalation_runs_the_structured_plan(monkeypatch):
     """A float32 MLP checked in full: hundreds of elements are unresolved at the first step
     and escalated (≥ 8192 rows), through the linear plan, with the verdicts of the dense
