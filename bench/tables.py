@@ -657,6 +657,18 @@ _FALSE_ALARMS_MORE = (
         "Keys 2–7 of the same, at commit a24327f (6 PASS, 19–31 minutes a key, 2 h 12 min in all): "
         "with keys 0 and 1 above, full mode on the 1e6-parameter CNN PASSES for all 8 keys:",
     ),
+    (
+        "false_alarms_full_1e6_mlp_keys3.json",
+        "Full mode on the 1e6-parameter MLP, keys 3–6, at commit 12bb77a (before escalation's finer "
+        "padding; 50–62 minutes a key while other runs shared the 2 cores; the run was stopped in key 7 "
+        "at the session's end):",
+    ),
+    (
+        "false_alarms_full_1e6_mlp_key7.json",
+        "Key 7 at commit db3e687, with escalation's groups padded to eighths of an octave (3.94 million "
+        "escalation evaluations against the 5.25 million of keys 1–6; 41 minutes on a quiet CPU): with "
+        "keys 0–6 above, full mode on the 1e6-parameter MLP PASSES for all 8 keys:",
+    ),
 )
 
 
